@@ -1,0 +1,47 @@
+"""napari layer data for engine results: class names and colours on labels layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .engine.classes import ClassScheme
+
+
+def labels_colormap(scheme: ClassScheme):
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {0: np.zeros(4), None: np.zeros(4)}
+    for label, rgb in zip(scheme.labels, scheme.colors):
+        colors[label] = np.array([*(c / 255 for c in rgb), 1.0])
+    return DirectLabelColormap(color_dict=colors)
+
+
+def labels_features(scheme: ClassScheme) -> dict:
+    return {"index": [0, *scheme.labels], "class": ["unlabelled", *scheme.names]}
+
+
+def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, **extra) -> dict:
+    """Keyword arguments of a labels layer that shows the scheme's names and colours."""
+    kw = {"name": name, "colormap": labels_colormap(scheme), "features": labels_features(scheme),
+          "metadata": {"rockseg_scheme": scheme.to_dict(), **extra.pop("metadata", {})}, "opacity": 0.6}
+    if scale is not None:
+        kw["scale"] = scale
+    if translate is not None:
+        kw["translate"] = translate
+    kw.update(extra)
+    return kw
+
+
+def image_kwargs(image, name: str) -> dict:
+    """Keyword arguments of an image layer for an :class:`~.engine.io.SEMImage`."""
+    px = image.pixel_size_nm
+    kw = {"name": name, "metadata": {"pixel_size_nm": px, "source": str(image.path) if image.path else None}}
+    if px:
+        kw["scale"] = (px, px)
+        kw["units"] = ("nm", "nm")
+    return kw
+
+
+def scheme_of_layer(layer, default: ClassScheme) -> ClassScheme:
+    data = (getattr(layer, "metadata", None) or {}).get("rockseg_scheme")
+    return ClassScheme.from_dict(data) if data else default

@@ -1,0 +1,1 @@
+"""napari dock widgets: thin shells over the engine."""

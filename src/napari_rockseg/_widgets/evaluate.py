@@ -1,0 +1,106 @@
+"""Evaluate dock widget: per-class IoU, mean IoU and confusion matrix of a
+prediction against ground truth, and a side-by-side comparison of the LDA
+baseline with the current model on the same image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, Table, create_widget
+
+from .._layers import scheme_of_layer
+from ..engine.analysis import evaluate
+from ..engine.classes import SHALE
+from ..engine.io import resolve_data_bar, valid_mask
+from ..engine.predict import segment
+from ._state import SHIPPED_LDA, STORE
+from ._worker import RunPanel, notify_error
+from .segment import image_of_layer
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _data_bar_mask(pred_layer, shape):
+    rows = pred_layer.metadata.get("data_bar_rows")
+    if rows is None:
+        empty = ~(np.asarray(pred_layer.data) > 0).any(axis=1)
+        rows = int(np.argmin(empty[::-1])) if not empty.all() else 0
+    return valid_mask(shape, int(rows))
+
+
+class EvaluateWidget(Container):
+    def __init__(self, viewer: napari.viewer.Viewer):
+        import napari
+
+        self.viewer = viewer
+        self.prediction = create_widget(annotation=napari.layers.Labels, label="prediction")
+        self.truth = create_widget(annotation=napari.layers.Labels, label="ground truth")
+        self.evaluate_button = PushButton(text="Evaluate")
+        self.miou = Label(value="")
+        self.table = Table(value={"class": [], "IoU": []})
+        self.confusion = Table(value={})
+        self.image = create_widget(annotation=napari.layers.Image, label="image (compare)")
+        self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
+        self.compare_panel = RunPanel("Compare LDA and model")
+        self.compare_table = Table(value={})
+        super().__init__(widgets=[self.prediction, self.truth, self.evaluate_button, self.miou, self.table,
+                                  Label(value="confusion (rows: truth, columns: prediction)"), self.confusion,
+                                  self.image, self.model, self.compare_panel, self.compare_table])
+        for t in (self.table, self.confusion, self.compare_table):
+            t.native.setMinimumHeight(140)
+        self.evaluate_button.changed.connect(self.run)
+        self.compare_panel.run_button.changed.connect(self.compare)
+        STORE.listeners.append(self.model.reset_choices)
+        self.result = None
+        self.comparison = None
+
+    def run(self, *_):
+        pred, truth = self.prediction.value, self.truth.value
+        if pred is None or truth is None:
+            notify_error(ValueError("pick a prediction and a ground-truth labels layer"))
+            return None
+        scheme = scheme_of_layer(pred, scheme_of_layer(truth, SHALE))
+        p, t = np.asarray(pred.data), np.asarray(truth.data)
+        try:
+            result = evaluate(p, t, scheme.n_classes, _data_bar_mask(pred, t.shape))
+        except Exception as exc:
+            notify_error(exc)
+            return None
+        self.result = result
+        self.miou.value = f"mean IoU {result['miou']:.3f}   pixel accuracy {result['accuracy']:.3f}"
+        self.table.value = {"class": list(scheme.names), "IoU": [f"{v:.3f}" for v in result["iou"]]}
+        cm = np.asarray(result["confusion"])
+        self.confusion.value = {"data": cm.tolist(), "index": list(scheme.names), "columns": list(scheme.names)}
+        return result
+
+    def compare(self, *_):
+        layer, truth = self.image.value, self.truth.value
+        if layer is None or truth is None:
+            notify_error(ValueError("pick an image and its ground-truth labels layer"))
+            return None
+        try:
+            models = {"LDA baseline": STORE.get(SHIPPED_LDA), self.model.value: STORE.get(self.model.value)}
+        except Exception as exc:
+            notify_error(exc)
+            return None
+        image = image_of_layer(layer)
+        t = np.asarray(truth.data)
+
+        def job():
+            scores = {}
+            for name, model in models.items():
+                seg = yield from segment(model, image)
+                mask = valid_mask(t.shape, resolve_data_bar(image.data, seg.data_bar))
+                scores[name] = evaluate(seg.labels, t, model.info.scheme.n_classes, mask)
+            return scores
+
+        def done(scores):
+            self.comparison = scores
+            names = list(next(iter(models.values())).info.scheme.names) + ["mean IoU"]
+            data = {n: [f"{v:.3f}" for v in s["iou"]] + [f"{s['miou']:.3f}"] for n, s in scores.items()}
+            self.compare_table.value = {"data": [list(r) for r in zip(*data.values())], "index": names,
+                                        "columns": list(data)}
+
+        return self.compare_panel.start(job, done)

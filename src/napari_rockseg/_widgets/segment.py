@@ -1,0 +1,151 @@
+"""Segment dock widget: run a model on an image layer, get a labels layer back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox, create_widget
+
+from .._layers import labels_kwargs
+from ..engine.io import SEMImage
+from ..engine.predict import resolve_device, segment
+from ._state import STORE
+from ._worker import RunPanel, notify_error
+
+if TYPE_CHECKING:
+    import napari
+
+
+def image_of_layer(layer) -> SEMImage:
+    """An engine image from an image layer (grey or RGB), with its pixel size."""
+    from ..engine.io import to_grey
+
+    data = np.asarray(layer.data)
+    if layer.rgb:
+        data = to_grey(data)
+    px = (layer.metadata or {}).get("pixel_size_nm")
+    if px is None and float(layer.scale[-1]) != 1.0:
+        px = float(layer.scale[-1])  # the reader sets the scale in nm
+    return SEMImage(data, px, None, {})
+
+
+def output_name(viewer, base: str) -> str:
+    """``base``, unless a layer of that name was painted by the user: then a new name."""
+    name = base
+    n = 2
+    while name in viewer.layers and viewer.layers[name].metadata.get("rockseg_painted"):
+        name = f"{base} ({n})"
+        n += 1
+    return name
+
+
+def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta):
+    """Add or update a tool-made labels layer; never one the user painted."""
+    name = output_name(viewer, name)
+    kw = labels_kwargs(scheme, name, scale=like_layer.scale, translate=like_layer.translate,
+                       metadata={"rockseg_generated": True, **meta})
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        layer.data = labels
+        layer.colormap = kw["colormap"]
+        layer.features = kw["features"]
+        layer.metadata.update(kw["metadata"])
+        return layer
+    layer = viewer.add_labels(labels, **kw)
+
+    def mark_painted(*_):
+        layer.metadata["rockseg_painted"] = True
+
+    layer.events.paint.connect(mark_painted)
+    return layer
+
+
+class SegmentWidget(Container):
+    def __init__(self, viewer: napari.viewer.Viewer):
+        import napari
+
+        self.viewer = viewer
+        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model file")
+        self.fusion = ComboBox(label="ensemble fusion", choices=["stacked", "mean", "binary"], value="stacked",
+                               tooltip="how the ensemble's members are combined")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        self.device_used = Label(value=f"uses: {resolve_device('auto').type}")
+        self.tile = SpinBox(label="tile size", value=256, min=32, max=4096, step=32)
+        self.overlap = SpinBox(label="overlap", value=64, min=0, max=1024, step=8)
+        self.tta = CheckBox(text="test-time augmentation (8 views, slower)", value=False)
+        self.rescale = CheckBox(text="resample to the model's pixel size", value=True)
+        self.want_probabilities = CheckBox(text="probability maps", value=False)
+        self.want_uncertainty = CheckBox(text="uncertainty map (where to paint next)", value=True)
+        self.panel = RunPanel("Segment")
+        super().__init__(widgets=[self.image, self.model, self.model_file, self.load_button, self.fusion,
+                                  self.device, self.device_used, self.tile, self.overlap, self.tta,
+                                  self.rescale, self.want_probabilities, self.want_uncertainty, self.panel])
+        self.panel.run_button.changed.connect(self.run)
+        self.load_button.changed.connect(self.load_file)
+        self.device.changed.connect(self._show_device)
+        STORE.listeners.append(self._models_changed)
+        self.result = None
+
+    def _models_changed(self):
+        self.model.reset_choices()
+        self.model.value = STORE.current
+
+    def _show_device(self, *_):
+        try:
+            self.device_used.value = f"uses: {resolve_device(self.device.value).type}"
+        except Exception as exc:
+            self.device_used.value = str(exc)
+
+    def load_file(self, *_):
+        try:
+            STORE.add_file(self.model_file.value)
+        except Exception as exc:
+            notify_error(exc)
+
+    def run(self, *_):
+        layer = self.image.value
+        if layer is None:
+            notify_error(ValueError("open an image first (File > Open, or File > Open Sample > RockSeg)"))
+            return None
+        try:
+            model = STORE.get(self.model.value)
+            device = resolve_device(self.device.value)
+        except Exception as exc:
+            notify_error(exc)
+            return None
+        if model.kind == "ensemble":
+            model.fusion = self.fusion.value
+        image = image_of_layer(layer)
+        scheme = model.info.scheme
+
+        def job():
+            return (yield from segment(model, image, tile=self.tile.value, overlap=self.overlap.value,
+                                       device=device, tta=self.tta.value, rescale=self.rescale.value,
+                                       probabilities=self.want_probabilities.value,
+                                       uncertainty=self.want_uncertainty.value))
+
+        def done(seg):
+            self.result = seg
+            put_labels(self.viewer, f"{layer.name} segmentation", seg.labels, scheme, layer,
+                       model=self.model.value, data_bar_rows=seg.data_bar)
+            if seg.uncertainty is not None:
+                self._put_image(f"{layer.name} uncertainty", seg.uncertainty, layer, colormap="magma",
+                                contrast_limits=(0, 1), blending="additive", visible=False)
+            if seg.probabilities is not None:
+                self._put_image(f"{layer.name} probabilities", seg.probabilities, layer, colormap="viridis",
+                                contrast_limits=(0, 1), visible=False)
+            self.panel.status.value = "done" + ("; " + "; ".join(seg.notes) if seg.notes else "")
+
+        return self.panel.start(job, done)
+
+    def _put_image(self, name, data, like, **kw):
+        scale = like.scale if data.ndim == 2 else (1, *like.scale)
+        translate = like.translate if data.ndim == 2 else (0, *like.translate)
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = data
+            return self.viewer.layers[name]
+        return self.viewer.add_image(data, name=name, scale=scale, translate=translate, **kw)

@@ -1,0 +1,350 @@
+"""The ``rockseg`` command line: thin over the engine; progress bars from its events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .engine.errors import RockSegError
+
+
+def _bar(gen, desc: str, quiet: bool = False):
+    """Drain an engine generator into a tqdm bar and return its result."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, unit="step", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    stage = None
+    try:
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if ev.stage != stage:
+                stage = ev.stage
+                bar.reset(total=ev.total)
+                bar.set_description(f"{desc} [{ev.message or ev.stage}]")
+            bar.total = ev.total
+            bar.n = ev.step
+            post = {}
+            if ev.loss is not None:
+                post["loss"] = f"{ev.loss:.3f}"
+            if ev.metrics.get("miou") is not None:
+                post["val_mIoU"] = f"{ev.metrics['miou']:.3f}"
+            if post:
+                bar.set_postfix(post, refresh=False)
+            bar.refresh()
+    finally:
+        bar.close()
+
+
+def _scheme(path):
+    from .engine.classes import load_scheme
+
+    return load_scheme(path)
+
+
+def _load(model_path):
+    from .engine.bundle import load_model
+    from .models import default_model_path
+
+    return load_model(model_path or default_model_path())
+
+
+def _iou_table(names, result) -> str:
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'class':<{width}}  IoU"]
+    lines += [f"{n:<{width}}  {v:.3f}" for n, v in zip(names, result["iou"])]
+    lines.append(f"{'mean IoU':<{width}}  {result['miou']:.3f}")
+    return "\n".join(lines)
+
+
+def _fractions_table(names, fractions) -> str:
+    width = max(12, *(len(n) for n in names))
+    return "\n".join(f"{n:<{width}}  {100 * f:6.2f} %" for n, f in zip(names, fractions))
+
+
+# -- train -----------------------------------------------------------------
+def cmd_train(args):
+    import torch
+
+    from .engine import bundle, train
+    from .engine.io import atomic_path
+
+    scheme = _scheme(args.classes)
+    if args.data_dir:
+        image_paths, label_paths = train.pairs_in_dir(args.data_dir)
+        source = str(args.data_dir)
+    elif args.images and args.labels:
+        image_paths, label_paths = args.images, args.labels
+        source = ", ".join(map(str, image_paths))
+    else:
+        raise RockSegError("give --data-dir DIR, or --images A.tif ... with --labels A.tif ...")
+    out = Path(args.out)
+    with atomic_path(out, suffix=".check"):  # fail now, not after hours, if out is not writable
+        pass
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images, labels = train.load_training_pairs(image_paths, label_paths, scheme)
+    init = _load(args.init) if args.init else None
+    alpha = None
+    if args.alpha:
+        alpha = [float(a) for a in args.alpha.split(",")]
+        alpha = alpha[0] if len(alpha) == 1 else alpha
+    cfg = train.TrainConfig(
+        method=args.method, tile=args.tile, batch_size=args.batch_size, loss=args.loss, alpha=alpha,
+        gamma=args.gamma, steps=args.steps, epochs=args.epochs, minutes=args.minutes, width=args.width,
+        depth=args.depth, cutout=args.cutout, sampling="grid" if args.stride else "random",
+        stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
+        seed=args.seed, device=args.device, data_bar=args.data_bar,
+        checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method != "lda" else None),
+        lr=args.lr,
+    )
+    trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
+                            data_source=source)
+    t0 = time.perf_counter()
+    try:
+        model = _bar(trainer.run(), f"train {args.method}")
+    except KeyboardInterrupt:
+        model = trainer.result()
+        if model is None:
+            raise RockSegError("training interrupted before anything was learned; nothing written") from None
+        print("interrupted: saving the best model validated so far", file=sys.stderr)
+    bundle.save_model(model, out)
+    print(f"wrote {out} ({args.method}, {time.perf_counter() - t0:.0f} s)")
+    if trainer.history:
+        last = [h for h in trainer.history if "miou" in h]
+        if last:
+            best = max(last, key=lambda h: h.get("score", h["miou"]))
+            print(f"best validation mIoU {best['miou']:.3f} at {best['stage']} step {best['step']}")
+    return 0
+
+
+# -- predict ---------------------------------------------------------------
+def cmd_predict(args):
+    from .engine import io
+    from .engine.analysis import phase_fractions
+    from .engine.predict import segment
+
+    model = _load(args.model)
+    scheme = model.info.scheme
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RockSegError(f"--out {out} is a file; give a folder")
+    model_name = str(args.model) if args.model else "shipped default"
+    for path in args.images:
+        image = io.read_image(path)
+        seg = _bar(segment(model, image, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
+                           batch_size=args.batch_size, device=args.device, tta=args.tta,
+                           rescale=not args.no_rescale, probabilities=args.probabilities,
+                           uncertainty=args.uncertainty), f"segment {image.stem}", args.quiet)
+        for note in seg.notes:
+            print(f"note: {note}", file=sys.stderr)
+        mask = io.valid_mask(seg.labels.shape, seg.data_bar)
+        fractions = phase_fractions(seg.labels, scheme.n_classes, mask)
+        stem = image.stem
+        io.write_labels(out / f"{stem}_labels.tif", seg.labels, image.pixel_size_nm)
+        io.write_png(out / f"{stem}_overlay.png", io.overlay(image.data, seg.labels, scheme))
+        if seg.probabilities is not None:
+            io.write_image(out / f"{stem}_probabilities.tif", seg.probabilities, compression="zlib")
+        if seg.uncertainty is not None:
+            io.write_image(out / f"{stem}_uncertainty.tif", seg.uncertainty, compression="zlib")
+        report = {
+            "image": str(path), "model": model_name, "model_kind": model.kind,
+            "pixel_size_nm": image.pixel_size_nm, "data_bar_rows": seg.data_bar,
+            "scale": seg.scale, "classes": list(scheme.names),
+            "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
+            "notes": seg.notes,
+        }
+        io.write_text(out / f"{stem}.json", json.dumps(report, indent=2))
+        print(f"{path} -> {out / (stem + '_labels.tif')}")
+        print(_fractions_table(scheme.names, fractions))
+    return 0
+
+
+# -- evaluate --------------------------------------------------------------
+def _eval_mask(pred, truth, data_bar):
+    from .engine.io import valid_mask
+
+    if data_bar is None:
+        # rows our prediction left at 0 at the bottom are the data bar
+        empty = ~(pred > 0).any(axis=1)
+        rows = 0
+        for r in range(pred.shape[0] - 1, -1, -1):
+            if not empty[r]:
+                break
+            rows += 1
+        data_bar = rows
+    return valid_mask(truth.shape, data_bar)
+
+
+def cmd_evaluate(args):
+    from .engine import io
+    from .engine.analysis import evaluate
+
+    scheme = _scheme(args.classes)
+    pred = io.read_labels(args.prediction, scheme)
+    truth = io.read_labels(args.truth, scheme, pred.shape)
+    result = evaluate(pred, truth, scheme.n_classes, _eval_mask(pred, truth, args.data_bar))
+    if args.json:
+        print(json.dumps({"classes": list(scheme.names), **result}))
+    else:
+        print(_iou_table(scheme.names, result))
+    return 0
+
+
+# -- lda ---------------------------------------------------------------------
+def cmd_lda(args):
+    from .engine import io, train
+    from .engine.analysis import evaluate
+    from .engine.baselines import GreyLDA
+
+    scheme = _scheme(args.classes)
+    t0 = time.perf_counter()
+    images, labels = train.load_training_pairs(*train.pairs_in_dir(args.train_dir), scheme)
+    masks = [io.valid_mask(i.data.shape, io.resolve_data_bar(i.data, args.data_bar)) for i in images]
+    model = GreyLDA().fit([i.data for i in images], labels, masks)
+    t_fit = time.perf_counter() - t0
+    test_images, test_labels = train.load_training_pairs(*train.pairs_in_dir(args.test_dir), scheme)
+    cms, n = None, scheme.n_classes
+    for img, lab in zip(test_images, test_labels):
+        mask = io.valid_mask(img.data.shape, io.resolve_data_bar(img.data, args.data_bar))
+        res = evaluate(model.predict(img.data), lab, n, mask)
+        cms = np.array(res["confusion"]) if cms is None else cms + np.array(res["confusion"])
+        print(f"{img.path.name}:")
+        print(_iou_table(scheme.names, res))
+    print(f"LDA fitted on {len(images)} image(s) in {t_fit:.2f} s; total {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+# -- preprocess ------------------------------------------------------------
+def cmd_preprocess(args):
+    from tqdm import tqdm
+
+    from .engine import io, train
+    from .engine.tiles import grid_starts
+
+    scheme = _scheme(args.classes)
+    image_paths, label_paths = train.pairs_in_dir(args.data_dir)
+    out = Path(args.output_dir)
+    written = 0
+    for ip, lp in tqdm(list(zip(image_paths, label_paths)), desc="export tiles", file=sys.stderr):
+        img = io.read_image(ip)
+        lab = io.read_labels(lp, scheme, img.data.shape)
+        rows = img.data.shape[0] - io.resolve_data_bar(img.data, args.data_bar)
+        for y in grid_starts(rows, args.size, args.stride):
+            for x in grid_starts(img.data.shape[1], args.size, args.stride):
+                t_lab = lab[y:y + args.size, x:x + args.size]
+                if t_lab.shape != (args.size, args.size):
+                    continue
+                if args.cutout is not None:
+                    frac = np.bincount(t_lab.ravel(), minlength=scheme.n_classes + 1).max() / t_lab.size
+                    if frac > args.cutout:
+                        continue
+                name = f"{ip.stem}_{y}_{x}.tif"
+                io.write_image(out / "images" / name, img.data[y:y + args.size, x:x + args.size])
+                io.write_labels(out / "labels" / name, t_lab)
+                written += 1
+    print(f"wrote {written} tiles to {out}/images and {out}/labels")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rockseg", description="Segment SEM images of rock into phases.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (ensemble, U-Net or LDA)")
+    t.add_argument("--method", choices=["ensemble", "unet", "lda"], default="ensemble")
+    t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
+    t.add_argument("--images", nargs="+", type=Path)
+    t.add_argument("--labels", nargs="+", type=Path)
+    t.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
+    t.add_argument("--classes", type=Path, help="class scheme JSON (default: shale)")
+    t.add_argument("--tile", type=int, default=128)
+    t.add_argument("--stride", type=int, help="walk the original's stride grid instead of random crops")
+    t.add_argument("--cutout", type=float, help="drop tiles where one class exceeds this fraction")
+    t.add_argument("--loss", choices=["focal-dice", "focal", "ce", "dice"], default="focal-dice")
+    t.add_argument("--alpha", help="focal alpha: one value, or one per class separated by commas")
+    t.add_argument("--gamma", type=float, default=2.0)
+    t.add_argument("--epochs", type=int, help="epochs of 100 steps")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--minutes", type=float, help="time budget (default 2000 steps when nothing is given)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--width", type=int, default=16)
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--pixel-size", type=float, default=11.16,
+                   help="resample training images to this pixel size in nm (0: keep as they are)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, help="CPU threads for torch")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUT.ckpt.pt)")
+    t.add_argument("--resume", type=Path, help="continue a run from its checkpoint")
+    t.add_argument("--init", type=Path, help="fine-tune this model bundle")
+    t.add_argument("--data-bar", type=int, help="rows of data bar at the bottom (default: detect; 0: none)")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="segment images")
+    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("--out", required=True, type=Path, help="output folder")
+    pr.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
+    pr.add_argument("--data-bar", type=int)
+    pr.add_argument("--tile", type=int, default=256)
+    pr.add_argument("--overlap", type=int, default=64)
+    pr.add_argument("--batch-size", type=int, default=4)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    pr.add_argument("--no-rescale", action="store_true", help="do not resample to the model's pixel size")
+    pr.add_argument("--probabilities", action="store_true", help="also write class probabilities")
+    pr.add_argument("--uncertainty", action="store_true", help="also write a per-pixel entropy map")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="per-class IoU of a prediction against ground truth")
+    e.add_argument("prediction", type=Path)
+    e.add_argument("truth", type=Path)
+    e.add_argument("--classes", type=Path)
+    e.add_argument("--data-bar", type=int, help="rows to exclude at the bottom (default: those the "
+                                                  "prediction left unlabelled)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    lda = sub.add_parser("lda", help="the original comparison: LDA on grey values, train and test")
+    lda.add_argument("--train-dir", required=True, type=Path)
+    lda.add_argument("--test-dir", required=True, type=Path)
+    lda.add_argument("--classes", type=Path)
+    lda.add_argument("--data-bar", type=int)
+    lda.set_defaults(func=cmd_lda)
+
+    pp = sub.add_parser("preprocess", help="export the original's training tiles to files")
+    pp.add_argument("--data-dir", required=True, type=Path)
+    pp.add_argument("--output-dir", required=True, type=Path)
+    pp.add_argument("--size", type=int, default=128)
+    pp.add_argument("--stride", type=int, default=32)
+    pp.add_argument("--cutout", type=float)
+    pp.add_argument("--classes", type=Path)
+    pp.add_argument("--data-bar", type=int)
+    pp.set_defaults(func=cmd_preprocess)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RockSegError as exc:
+        print(f"rockseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rockseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Model files: one ``.safetensors`` file with the weights as tensors and a JSON
+metadata entry (kind, architecture, class scheme, normalisation, training
+pixel size, data-bar rule, provenance).  Loading never unpickles anything."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .baselines import GreyLDA
+from .ensemble import Ensemble, NetModel
+from .errors import BundleError
+from .info import ModelInfo
+from .io import atomic_path
+
+FORMAT = 1
+META_KEY = "rockseg"
+
+
+def provenance(**settings) -> dict:
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "package_version": __version__, **settings}
+
+
+def _tensors_of(model) -> dict[str, torch.Tensor]:
+    if isinstance(model, GreyLDA):
+        return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in model.tensors().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _config_of(model) -> dict:
+    return {} if isinstance(model, GreyLDA) else model.config()
+
+
+def save_model(model, path) -> Path:
+    """Write ``model`` (with its ``info``) as a safetensors bundle, atomically."""
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT, "kind": model.kind, "config": _config_of(model),
+            "info": model.info.to_dict()}
+    tensors = _tensors_of(model)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return Path(path)
+
+
+def _refuse_pickle(path: Path, head: bytes):
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise BundleError(
+            f"{path} is a pickle-based file (torch.save / pickle); it is refused because loading it "
+            "could run code. Only .safetensors model bundles are loaded"
+        )
+
+
+def read_bundle(path):
+    """(metadata dict, tensors dict) of a bundle, validated for shape only."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise BundleError(f"{path} is a directory; give a .safetensors model file")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    _refuse_pickle(path, head)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path} is not a readable model bundle (corrupt or truncated?): {exc}") from None
+    if raw is None:
+        raise BundleError(f"{path} has no napari-rockseg metadata; it was not written by rockseg")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: its metadata is not valid JSON ({exc})") from None
+    for key in ("format", "kind", "info"):
+        if key not in meta:
+            raise BundleError(f"{path}: metadata lacks {key!r}")
+    if meta["format"] != FORMAT:
+        raise BundleError(f"{path} has bundle format {meta['format']}; this version reads format {FORMAT}")
+    return meta, tensors
+
+
+def load_model(path):
+    """Load a model bundle; refuses missing, inconsistent or pickle files."""
+    path = Path(path)
+    meta, tensors = read_bundle(path)
+    try:
+        info = ModelInfo.from_dict(meta["info"])
+    except Exception as exc:
+        raise BundleError(f"{path}: invalid model information: {exc}") from None
+    kind = meta["kind"]
+    if kind == "lda":
+        missing = {"coef", "intercept", "classes"} - set(tensors)
+        if missing:
+            raise BundleError(f"{path}: LDA bundle lacks {sorted(missing)}")
+        model = GreyLDA.from_tensors({k: v.numpy() for k, v in tensors.items()})
+        k = len(model.classes)
+        if model.coef.shape != (k, 1) or model.intercept.shape != (k,) or \
+                not set(model.classes.tolist()) <= set(info.scheme.labels):
+            raise BundleError(f"{path}: LDA arrays do not match its class scheme")
+        model.info = info
+        return model
+    builders = {"unet": NetModel, "ensemble": Ensemble}
+    if kind not in builders:
+        raise BundleError(f"{path}: unknown model kind {kind!r}")
+    try:
+        model = builders[kind].build(meta.get("config") or {}, info)
+    except Exception as exc:
+        raise BundleError(f"{path}: cannot build a {kind} from its metadata: {exc}") from None
+    n_out = model.n_classes if kind == "ensemble" else model.net.config["n_classes"]
+    if n_out != info.scheme.n_classes:
+        raise BundleError(f"{path}: the network has {n_out} outputs but the class scheme "
+                          f"has {info.scheme.n_classes} classes")
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise BundleError(f"{path}: weights do not fit the architecture: {' '.join(first[:3])}") from None
+    model.eval()
+    return model

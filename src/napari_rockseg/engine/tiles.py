@@ -1,0 +1,205 @@
+"""Tile grids, the training sampler, augmentation and blending weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+
+# -- grids and blending ------------------------------------------------------
+def grid_starts(length: int, tile: int, step: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with ``step``;
+    the last tile is aligned to the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile + 1, step))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def blend_weights(tile: int, overlap: int, mode: str = "cosine") -> np.ndarray:
+    """(tile, tile) weights that fall smoothly to a small floor at tile edges."""
+    if mode == "cosine":
+        ramp = np.ones(tile, np.float32)
+        if overlap > 0:
+            x = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+            r = 0.5 - 0.5 * np.cos(np.pi * x)
+            ramp[:overlap] = r
+            ramp[-overlap:] = r[::-1]
+    elif mode == "gaussian":
+        x = np.arange(tile, dtype=np.float32) - (tile - 1) / 2
+        ramp = np.exp(-0.5 * (x / (tile / 8)) ** 2)
+    elif mode == "constant":
+        ramp = np.ones(tile, np.float32)
+    else:
+        raise ValueError(f"unknown blending {mode!r}")
+    w = np.outer(ramp, ramp)
+    return np.maximum(w, 1e-3).astype(np.float32)
+
+
+# -- training data -----------------------------------------------------------
+@dataclass
+class TrainImage:
+    """One normalised image with its labels (0 = unlabelled) for training."""
+
+    image: np.ndarray  # float32 (H, W)
+    labels: np.ndarray  # uint8 (H, W), 0 = ignore
+
+
+def split_validation(items: list[TrainImage], block: int = 256, fraction: float = 0.15, seed: int = 0):
+    """Hold back whole spatial blocks for validation (tiles from the same place
+    would leak).  Returns (train items with those blocks unlabelled, list of
+    validation crops)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for item in items:
+        h, w = item.labels.shape
+        if h < 2 * block or w < 2 * block:
+            train.append(item)
+            continue
+        cells = [(y, x) for y in range(0, h - block + 1, block) for x in range(0, w - block + 1, block)]
+        labelled = [c for c in cells if (item.labels[c[0]:c[0] + block, c[1]:c[1] + block] > 0).mean() > 0.5]
+        if len(labelled) < 3:
+            train.append(item)
+            continue
+        n_val = max(1, int(round(fraction * len(cells))))
+        chosen = [labelled[i] for i in rng.choice(len(labelled), size=min(n_val, len(labelled) - 1), replace=False)]
+        labels = item.labels.copy()
+        for y, x in chosen:
+            val.append(TrainImage(item.image[y:y + block, x:x + block].copy(),
+                                  item.labels[y:y + block, x:x + block].copy()))
+            labels[y:y + block, x:x + block] = 0
+        train.append(TrainImage(item.image, labels))
+    return train, val
+
+
+class TileSampler:
+    """Random training crops streamed from full images.
+
+    ``balance`` is the probability that a crop is centred on a pixel of a
+    class drawn uniformly among the classes present (so rare pores and clay
+    are seen); otherwise the crop position is uniform.  ``cutout`` drops crops
+    where one class covers more than that fraction of the labelled pixels (the
+    original's filter).  ``mode="grid"`` walks the original's stride grid.
+    Memory: only the images themselves, never a tile dataset.
+    """
+
+    def __init__(self, items: list[TrainImage], tile: int, n_classes: int, seed: int = 0,
+                 balance: float = 0.5, cutout: float | None = None, mode: str = "random",
+                 stride: int | None = None, augment: bool = True, scale_jitter: float = 0.15,
+                 noise: float = 0.0):
+        if not items:
+            raise InputError("no training images")
+        self.items = [it for it in items if (it.labels > 0).any()]
+        if not self.items:
+            raise InputError("the training labels are all unlabelled (0); paint or load some labels first")
+        self.tile, self.n_classes = tile, n_classes
+        self.rng = np.random.default_rng(seed)
+        self.balance, self.cutout, self.mode = balance, cutout, mode
+        self.augment, self.scale_jitter, self.noise = augment, scale_jitter, noise
+        self.stride = stride or tile // 2
+        # pixel coordinates of each class, subsampled to bound memory
+        self.class_pixels: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for idx, it in enumerate(self.items):
+            for c in range(1, n_classes + 1):
+                ys, xs = np.nonzero(it.labels == c)
+                if ys.size:
+                    step = max(1, ys.size // 20000)
+                    self.class_pixels.setdefault(c, []).append(
+                        (idx, np.stack([ys[::step], xs[::step]], 1).astype(np.int32)))
+        self._grid = None
+
+    @property
+    def present(self) -> list[int]:
+        return sorted(self.class_pixels)
+
+    def _grid_positions(self):
+        pos = []
+        for idx, it in enumerate(self.items):
+            h, w = it.labels.shape
+            for y in grid_starts(h, self.tile, self.stride):
+                for x in grid_starts(w, self.tile, self.stride):
+                    pos.append((idx, y, x))
+        return pos
+
+    def _position(self, size):
+        if self.mode == "grid":
+            if not self._grid:
+                self._grid = self._grid_positions()
+                self.rng.shuffle(self._grid)
+            return self._grid.pop()
+        if self.rng.random() < self.balance:
+            c = self.present[self.rng.integers(len(self.present))]
+            owners = self.class_pixels[c]
+            idx, coords = owners[self.rng.integers(len(owners))]
+            cy, cx = coords[self.rng.integers(len(coords))]
+            h, w = self.items[idx].labels.shape
+            y = int(np.clip(cy - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
+            x = int(np.clip(cx - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
+            return idx, y, x
+        idx = int(self.rng.integers(len(self.items)))
+        h, w = self.items[idx].labels.shape
+        return idx, int(self.rng.integers(0, max(1, h - size + 1))), int(self.rng.integers(0, max(1, w - size + 1)))
+
+    def _crop(self, arr, y, x, size, fill):
+        out = np.full((size, size), fill, dtype=arr.dtype)
+        part = arr[y:y + size, x:x + size]
+        out[: part.shape[0], : part.shape[1]] = part
+        return out
+
+    def sample(self):
+        """One (image, labels) crop of ``tile`` x ``tile``, augmented."""
+        for _ in range(100):
+            size = self.tile
+            if self.augment and self.scale_jitter > 0 and self.mode != "grid":
+                size = int(round(self.tile * np.exp(self.rng.uniform(-self.scale_jitter, self.scale_jitter))))
+            idx, y, x = self._position(size)
+            it = self.items[idx]
+            lab = self._crop(it.labels, y, x, size, 0)
+            labelled = lab > 0
+            if not labelled.any():
+                continue
+            if self.cutout is not None:
+                frac = np.bincount(lab[labelled], minlength=self.n_classes + 1).max() / labelled.sum()
+                if frac > self.cutout:
+                    continue
+            img = self._crop(it.image, y, x, size, float(np.median(it.image)))
+            if size != self.tile:
+                img, lab = _resize_pair(img, lab, self.tile)
+            if self.augment:
+                img, lab = self._augment(img, lab)
+            return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab, np.uint8)
+        raise InputError(
+            "no training tile passes the filters; lower --cutout or check that the labels hold several classes"
+        )
+
+    def batch(self, n: int):
+        pairs = [self.sample() for _ in range(n)]
+        return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])
+
+    def _augment(self, img, lab):
+        k = int(self.rng.integers(4))
+        img, lab = np.rot90(img, k), np.rot90(lab, k)
+        if self.rng.random() < 0.5:
+            img, lab = img[:, ::-1], lab[:, ::-1]
+        # detector settings: contrast, brightness and gamma vary between images
+        lo, hi = float(img.min()), float(img.max())
+        span = max(hi - lo, 1e-3)
+        g = np.exp(self.rng.uniform(-0.3, 0.3))
+        img = lo + span * np.clip((img - lo) / span, 0, 1) ** g
+        img = img * np.exp(self.rng.uniform(-0.2, 0.2)) + self.rng.uniform(-0.1, 0.1)
+        if self.noise > 0:
+            img = img + self.rng.normal(0, self.noise * self.rng.random(), img.shape)
+        return img, lab
+
+
+def _resize_pair(img, lab, size):
+    from skimage.transform import resize
+
+    img = resize(img, (size, size), order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
+    lab = resize(lab, (size, size), order=0, preserve_range=True, anti_aliasing=False).astype(np.uint8)
+    return img, lab

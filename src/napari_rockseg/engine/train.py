@@ -1,0 +1,452 @@
+"""Training as generators of progress events.
+
+``Trainer(config, images, labels).run()`` yields :class:`~.events.Progress`
+and returns the trained model.  The caller may stop iterating at any time
+(cancel); ``trainer.result()`` then gives the best model validated so far.
+Checkpoints are written atomically and ``resume`` continues a killed run so
+that, with a step budget and the same seed, it ends where an uninterrupted
+run ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .analysis import per_class_iou
+from .baselines import GreyLDA
+from .bundle import provenance
+from .classes import ClassScheme
+from .ensemble import Ensemble, NetModel
+from .errors import InputError
+from .events import Progress
+from .info import ModelInfo
+from .io import SEMImage, atomic_path, resolve_data_bar, valid_mask
+from .losses import binary_focal_dice, multiclass_loss
+from .nets import UNet
+from .predict import resolve_device
+from .tiles import TileSampler, TrainImage, split_validation
+
+METHODS = ("ensemble", "unet", "lda")
+
+
+@dataclass
+class TrainConfig:
+    method: str = "ensemble"
+    tile: int = 128
+    batch_size: int = 8
+    loss: str = "focal-dice"
+    #: focal alpha: binary members weight positives by alpha (scalar or one per
+    #: class); multi-class losses weight class c by alpha[c] (None: all 1)
+    alpha: float | list | None = None
+    gamma: float = 2.0
+    steps: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int = 100
+    minutes: float | None = None
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    width: int = 16
+    depth: int = 4
+    up: str = "bilinear"
+    eval_every: int = 50
+    patience: int | None = 12
+    balance: float = 0.5
+    cutout: float | None = None
+    sampling: str = "random"
+    stride: int | None = None
+    scale_jitter: float = 0.15
+    noise: float = 0.02
+    #: resample training images to this pixel size (nm); None keeps them as they are
+    pixel_size_nm: float | None = None
+    normalization: str = "percentile"
+    val_fraction: float = 0.2
+    val_block: int = 256
+    #: share of the budget that the synthesizer gets (ensemble only)
+    synth_share: float = 0.3
+    seed: int = 0
+    device: str = "auto"
+    checkpoint: str | None = None
+    checkpoint_every: int = 100
+    data_bar: int | None = None
+
+    def total_steps(self) -> int | None:
+        if self.steps is not None:
+            return self.steps
+        if self.epochs is not None:
+            return self.epochs * self.steps_per_epoch
+        return None
+
+
+def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
+    """Focal alpha of each binary member.  By default a rare class weighs its
+    positives more (alpha = 1 - frequency, within 0.25..0.9)."""
+    if alpha is None:
+        if freqs is None:
+            return [0.75] * k
+        return [float(np.clip(1 - f, 0.25, 0.9)) for f in freqs]
+    if isinstance(alpha, (int, float)):
+        return [float(alpha)] * k
+    if len(alpha) != k:
+        raise InputError(f"--alpha gives {len(alpha)} values for {k} classes")
+    return [float(a) for a in alpha]
+
+
+def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelInfo,
+                  data_bar: int | None = None) -> list[TrainImage]:
+    """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
+    from .predict import _resize
+
+    items = []
+    for img, lab in zip(images, labels):
+        if img.data.shape != lab.shape:
+            raise InputError(f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size")
+        info.scheme.check_labels(lab, what=f"labels of {img.stem}")
+        bar = resolve_data_bar(img.data, data_bar)
+        rows = img.data.shape[0] - bar
+        x = info.normalize(img.data[:rows]).astype(np.float32)
+        y = lab[:rows].astype(np.uint8)
+        if info.pixel_size_nm and img.pixel_size_nm:
+            f = img.pixel_size_nm / info.pixel_size_nm
+            if abs(f - 1) > 0.02:
+                shape = (int(round(rows * f)), int(round(x.shape[1] * f)))
+                x, y = _resize(x, shape, 1), _resize(y, shape, 0)
+        items.append(TrainImage(x, y))
+    return items
+
+
+def _eval_iou(model_fn, val: list[TrainImage], n_classes: int, dev) -> np.ndarray:
+    """Per-class IoU on the validation blocks, pooled over blocks."""
+    preds, truths = [], []
+    with torch.inference_mode():
+        for it in val:
+            x = torch.from_numpy(it.image[None, None]).to(dev)
+            preds.append(model_fn(x)[0].cpu().numpy())
+            truths.append(it.labels)
+    return per_class_iou(np.concatenate([p.ravel() for p in preds]),
+                         np.concatenate([t.ravel() for t in truths]), n_classes)
+
+
+class Trainer:
+    """Trains a model of ``config.method`` on images and label masks."""
+
+    def __init__(self, config: TrainConfig, images: list[SEMImage], labels: list[np.ndarray],
+                 scheme: ClassScheme, init=None, resume: str | None = None, data_source: str = ""):
+        if config.method not in METHODS:
+            raise InputError(f"unknown method {config.method!r}; choose {', '.join(METHODS)}")
+        if not images:
+            raise InputError("no training images given")
+        if len(images) != len(labels):
+            raise InputError(f"{len(images)} images but {len(labels)} label masks")
+        self.config, self.images, self.labels, self.scheme = config, images, labels, scheme
+        self.init, self.resume = init, resume
+        self.data_source = data_source
+        self.model = None
+        self.best_state = None
+        self.class_freqs = None
+        self.history: list[dict] = []
+        if init is not None:
+            init_scheme = init.info.scheme
+            if init_scheme.names != scheme.names:
+                raise InputError(
+                    f"the model to fine-tune has classes ({', '.join(init_scheme.names)}) but the "
+                    f"labels use ({', '.join(scheme.names)})"
+                )
+
+    # -- public -------------------------------------------------------------
+    def info(self) -> ModelInfo:
+        c = self.config
+        if self.init is not None:
+            info = copy.deepcopy(self.init.info)
+        else:
+            info = ModelInfo(self.scheme, c.pixel_size_nm, c.normalization)
+            if c.method == "lda":
+                info.normalization = "none"
+                info.pixel_size_nm = None
+        settings = {k: v for k, v in asdict(c).items() if k not in ("checkpoint", "device")}
+        info.provenance = provenance(data=self.data_source, settings=settings,
+                                     fine_tuned_from=self.init.info.provenance if self.init else None)
+        return info
+
+    def run(self):
+        c = self.config
+        if c.method == "lda":
+            return (yield from self._run_lda())
+        dev = resolve_device(c.device)
+        torch.manual_seed(c.seed)
+        info = self.info()
+        items = prepare_items(self.images, self.labels, info, c.data_bar)
+        train_items, val = split_validation(items, c.val_block, c.val_fraction, c.seed)
+        sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed, c.balance, c.cutout,
+                              c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise)
+        model = self._new_model(info)
+        self.model = model.to(dev)
+        counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
+                     for it in train_items)
+        self.class_freqs = counts / max(1, counts.sum())
+        stages = ["members", "synth"] if c.method == "ensemble" else ["unet"]
+        state = {"stage": 0, "step": 0, "elapsed": 0.0}
+        ckpt = torch.load(self.resume, map_location="cpu", weights_only=True) if self.resume else None
+        if ckpt is not None:
+            self._check_resume(ckpt)
+            model.load_state_dict(ckpt["model"])
+            state = {"stage": int(ckpt["stage"]), "step": int(ckpt["step"]), "elapsed": float(ckpt["elapsed"])}
+            self.history = list(ckpt.get("history", []))
+        for index in range(state["stage"], len(stages)):
+            resume_here = ckpt if (ckpt is not None and index == int(ckpt["stage"])) else None
+            yield from self._run_stage(stages, index, model, sampler, val, dev, resume_here,
+                                       state["step"] if resume_here else 0,
+                                       state["elapsed"] if resume_here else 0.0)
+        model.cpu().eval()
+        return model
+
+    def result(self):
+        """The best model validated so far (after a cancel, too)."""
+        if self.model is None:
+            return None
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.model.cpu().eval()
+
+    # -- internals ------------------------------------------------------------
+    def _run_lda(self):
+        yield Progress("lda", 0, 1, message="fitting LDA on grey values")
+        masks = [valid_mask(img.data.shape, resolve_data_bar(img.data, self.config.data_bar))
+                 for img in self.images]
+        model = GreyLDA(info=self.info()).fit([i.data for i in self.images], self.labels, masks)
+        self.model = model
+        yield Progress("lda", 1, 1)
+        return model
+
+    def _new_model(self, info):
+        c = self.config
+        if self.init is not None:
+            model = copy.deepcopy(self.init)
+            model.info = info
+            if c.method == "ensemble" and not isinstance(model, Ensemble):
+                raise InputError("--init is a single U-Net; fine-tune it with --method unet")
+            if c.method == "unet" and not isinstance(model, NetModel):
+                raise InputError("--init is an ensemble; fine-tune it with --method ensemble")
+            return model
+        k = self.scheme.n_classes
+        if c.method == "ensemble":
+            return Ensemble.new(info, c.width, c.depth, c.up)
+        return NetModel(UNet(1, k, c.width, c.depth, c.up), info)
+
+    def _check_resume(self, ckpt):
+        saved = ckpt.get("method")
+        if saved != self.config.method:
+            raise InputError(f"the checkpoint is of a {saved} run; resume it with --method {saved}")
+
+    def _stage_nets(self, stage, model):
+        if stage == "members":
+            return [*model.binaries, model.multi]
+        if stage == "synth":
+            return [model.synth]
+        return [model.net]
+
+    def _budget(self, stages, index):
+        """(steps, seconds) this stage may use; either may be None."""
+        c = self.config
+        share = 1.0
+        if len(stages) == 2:
+            share = c.synth_share if stages[index] == "synth" else 1 - c.synth_share
+        total = c.total_steps()
+        steps = None if total is None else max(1, int(round(total * share)))
+        secs = None if c.minutes is None else c.minutes * 60 * share
+        if steps is None and secs is None:
+            steps = max(1, int(round(2000 * share)))
+        return steps, secs
+
+    def _losses(self, stage, model, xb, yb):
+        c = self.config
+        k = self.scheme.n_classes
+        valid = yb > 0
+        if stage == "members":
+            alphas = binary_alpha(c.alpha, k, self.class_freqs)
+            loss = 0.0
+            for ci, net in enumerate(model.binaries):
+                loss = loss + binary_focal_dice(net(xb), yb == ci + 1, valid, alphas[ci], c.gamma)
+            return loss + self._multi_loss()(model.multi(xb), yb)
+        if stage == "synth":
+            with torch.no_grad():
+                maps = model.member_maps(xb)
+            return self._multi_loss()(model.synth(maps), yb)
+        return self._multi_loss()(model.net(xb), yb)
+
+    def _multi_loss(self):
+        c = self.config
+        alpha = c.alpha if isinstance(c.alpha, list) else None
+        return multiclass_loss(c.loss, alpha, c.gamma, alpha)
+
+    def _validate(self, stage, model, val, dev) -> dict:
+        k = self.scheme.n_classes
+        if not val:
+            return {}
+        if stage == "members":
+            multi = _eval_iou(lambda x: model.multi(x).argmax(1) + 1, val, k, dev)
+            binary = _eval_iou(lambda x: model.probabilities(x, "binary").argmax(1) + 1, val, k, dev)
+            score = 0.5 * (multi.mean() + binary.mean())
+            return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
+                    "score": float(score)}
+        iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, dev)
+        return {"iou": iou.tolist(), "miou": float(iou.mean()), "score": float(iou.mean())}
+
+    def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
+        c = self.config
+        stage = stages[index]
+        nets = self._stage_nets(stage, model)
+        params = [p for n in nets for p in n.parameters()]
+        opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        max_steps, max_secs = self._budget(stages, index)
+        best, bad_evals = -1.0, 0
+        if ckpt is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+            sampler.rng.bit_generator.state = _rng_from_tensor(ckpt["sampler_rng"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            best, bad_evals = float(ckpt["best"]), int(ckpt["bad_evals"])
+            self.best_state = ckpt.get("best_state") or None
+        else:
+            self.best_state = None
+        amp = dev.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        step, t_start = step0, time.perf_counter() - elapsed0
+        loss_avg = None
+        while True:
+            elapsed = time.perf_counter() - t_start
+            frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
+            if frac >= 1.0:
+                break
+            for n in nets:
+                n.train()
+            if stage == "synth":
+                for n in [*model.binaries, model.multi]:
+                    n.eval()
+            lr = c.lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            xb, yb = sampler.batch(c.batch_size)
+            xb = torch.from_numpy(xb).to(dev)
+            yb = torch.from_numpy(yb).to(dev)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+                loss = self._losses(stage, model, xb, yb)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            lv = float(loss.detach())
+            loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
+            elapsed = time.perf_counter() - t_start
+            frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
+            total = max_steps if max_steps else max(step, int(round(step / max(frac, 1e-9))))
+            eta = elapsed / max(frac, 1e-9) * (1 - frac)
+            metrics = {}
+            last = frac >= 1.0
+            if step % c.eval_every == 0 or last:
+                for n in nets:
+                    n.eval()
+                metrics = self._validate(stage, model, val, dev)
+                score = metrics.get("score", -lv)
+                if score > best:
+                    best, bad_evals = score, 0
+                    self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad_evals += 1
+                self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
+            stop_early = c.patience is not None and bad_evals >= c.patience
+            if c.checkpoint and (step % c.checkpoint_every == 0 or last or stop_early):
+                self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals)
+            yield Progress(stage, step, total, loss_avg, metrics, eta,
+                           message=f"stage {index + 1}/{len(stages)}: {stage}")
+            if stop_early:
+                break
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        if c.checkpoint and index + 1 < len(stages):
+            self.best_state = None
+            self._save_checkpoint(model, None, sampler, index + 1, 0, 0.0, -1.0, 0)
+
+    def _save_checkpoint(self, model, opt, sampler, stage, step, elapsed, best, bad_evals):
+        data = {
+            "method": self.config.method,
+            "stage": stage, "step": step, "elapsed": elapsed,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict() if opt is not None else {},
+            "sampler_rng": _rng_to_tensor(sampler.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "best": best, "bad_evals": bad_evals,
+            "best_state": self.best_state or {},
+            "history": self.history,
+        }
+        with atomic_path(self.config.checkpoint, suffix=".pt") as tmp:
+            torch.save(data, tmp)
+
+
+def _rng_to_tensor(state: dict) -> torch.Tensor:
+    """numpy PCG64 state -> int64 tensor (weights_only loading needs no pickle of it)."""
+    s = state["state"]
+    vals = [s["state"], s["inc"], state["has_uint32"], state["uinteger"]]
+    words = []
+    for v in vals:
+        v = int(v)
+        words += [(v >> (32 * i)) & 0xFFFFFFFF for i in range(4)]
+    return torch.tensor(words, dtype=torch.int64)
+
+
+def _rng_from_tensor(t: torch.Tensor) -> dict:
+    w = [int(v) for v in t.tolist()]
+    vals = [sum(w[j * 4 + i] << (32 * i) for i in range(4)) for j in range(4)]
+    return {"bit_generator": "PCG64", "state": {"state": vals[0], "inc": vals[1]},
+            "has_uint32": vals[2], "uinteger": vals[3]}
+
+
+def load_training_pairs(image_paths, label_paths, scheme):
+    """Read matching image and label files."""
+    from .io import read_image, read_labels
+
+    if len(image_paths) != len(label_paths):
+        raise InputError(f"{len(image_paths)} images but {len(label_paths)} label files")
+    images, labels = [], []
+    for ip, lp in zip(image_paths, label_paths):
+        img = read_image(ip)
+        images.append(img)
+        labels.append(read_labels(lp, scheme, img.data.shape))
+    return images, labels
+
+
+def pairs_in_dir(data_dir) -> tuple[list[Path], list[Path]]:
+    """``DIR/images/*`` and ``DIR/labels/*`` with matching file names."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise InputError(f"{d} is not a folder")
+    idir, ldir = d / "images", d / "labels"
+    if not idir.is_dir() or not ldir.is_dir():
+        raise InputError(f"{d} must hold the folders images/ and labels/ with matching file names")
+    exts = {".tif", ".tiff", ".png"}
+    images = sorted(p for p in idir.iterdir() if p.suffix.lower() in exts)
+    if not images:
+        raise InputError(f"{idir} holds no .tif images")
+    labels = []
+    for p in images:
+        lp = ldir / p.name
+        if not lp.exists():
+            cands = [q for q in ldir.iterdir() if q.stem == p.stem]
+            if not cands:
+                raise InputError(f"no label file for {p.name} in {ldir}")
+            lp = cands[0]
+        labels.append(lp)
+    return images, labels
+
+
+def checkpoint_info(path) -> dict:
+    """A checkpoint's stage and step, loaded without unpickling."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return {"method": ckpt["method"], "stage": int(ckpt["stage"]), "step": int(ckpt["step"])}
+

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import tifffile
+
+from napari_rockseg.engine import io
+from napari_rockseg.engine.classes import SHALE
+from napari_rockseg.engine.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def real(test_pair):
+    return io.read_image(test_pair[0])
+
+
+def test_palette_image_reads_as_grey_with_sem_pixel_size(real, test_pair):
+    with tifffile.TiffFile(test_pair[0]) as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.PALETTE
+        raw = tif.pages[0].asarray()
+    assert real.data.shape == (768, 1024) and real.data.dtype == np.uint8
+    assert np.array_equal(real.data, raw)  # grey-ramp palette: index = grey level
+    assert real.pixel_size_nm == pytest.approx(4.466)
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib"])
+def test_compressed_tiffs(tmp_path, real, compression):
+    path = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(path, real.data, compression=compression)
+    assert np.array_equal(io.read_image(path).data, real.data)
+
+
+def test_16bit_and_rgb(tmp_path, real):
+    wide = real.data.astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "w.tif", wide)
+    got = io.read_image(tmp_path / "w.tif").data
+    assert got.dtype == np.uint16 and np.array_equal(got, wide)
+    rgb = np.repeat(real.data[..., None], 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    assert np.array_equal(io.read_image(tmp_path / "rgb.tif").data, real.data)
+
+
+def test_pixel_size_from_imagej_resolution(tmp_path, real):
+    path = tmp_path / "ij.tif"
+    tifffile.imwrite(path, real.data, imagej=True, resolution=(1 / 0.010, 1 / 0.010), metadata={"unit": "um"})
+    assert io.read_image(path).pixel_size_nm == pytest.approx(10.0)
+    tifffile.imwrite(tmp_path / "plain.tif", real.data)  # no unit: unknown, not guessed
+    assert io.read_image(tmp_path / "plain.tif").pixel_size_nm is None
+
+
+def test_data_bar_detected_on_real_images(train_dir, real):
+    assert io.detect_data_bar(real.data) == 80
+    for path in sorted((train_dir / "images").glob("*.tif")):
+        assert io.detect_data_bar(io.read_image(path).data) == 80
+
+
+def test_no_data_bar_on_a_cropped_image(real):
+    assert io.detect_data_bar(real.data[:600]) == 0
+    assert io.resolve_data_bar(real.data, 0) == 0
+    with pytest.raises(InputError):
+        io.resolve_data_bar(real.data, 5000)
+
+
+def test_labels_integer_tiff_used_as_is(tmp_path):
+    lab = np.random.default_rng(0).integers(0, 5, (40, 50)).astype(np.uint8)
+    io.write_labels(tmp_path / "l.tif", lab, pixel_size_nm=4.466)
+    assert np.array_equal(io.read_labels(tmp_path / "l.tif", SHALE), lab)
+    tifffile.imwrite(tmp_path / "big.tif", (lab + 5).astype(np.uint8))
+    with pytest.raises(Exception, match="only 4 classes"):
+        io.read_labels(tmp_path / "big.tif", SHALE)
+
+
+def test_written_labels_keep_pixel_size(tmp_path, real):
+    io.write_labels(tmp_path / "l.tif", np.ones((64, 64), np.uint8), pixel_size_nm=4.466)
+    with tifffile.TiffFile(tmp_path / "l.tif") as tif:
+        num, den = tif.pages[0].tags["XResolution"].value
+    assert 1000 / (num / den) == pytest.approx(4.466, rel=1e-4)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "PNG"),
+    (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100), "JPEG"),
+    (lambda p: p.write_bytes(b"II*\x00" + b"\x00" * 20), "not a readable TIFF|holds no image"),
+])
+def test_bad_files_raise_clear_errors(tmp_path, make, message):
+    path = tmp_path / "bad.tif"
+    make(path)
+    with pytest.raises(InputError, match=message):
+        io.read_image(path)
+
+
+def test_truncated_tiff(tmp_path, test_pair):
+    data = test_pair[0].read_bytes()
+    (tmp_path / "t.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError):
+        io.read_image(tmp_path / "t.tif")
+
+
+def test_stack_is_refused_with_advice(tmp_path):
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((3, 32, 32), np.uint8))
+    with pytest.raises(InputError, match="stack of 3"):
+        io.read_image(tmp_path / "s.tif")
+
+
+def test_float_nan_replaced_and_all_nan_refused(tmp_path):
+    a = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    a[3, 3] = np.nan
+    a[4, 4] = np.inf
+    tifffile.imwrite(tmp_path / "f.tif", a)
+    got = io.read_image(tmp_path / "f.tif").data
+    assert np.isfinite(got).all()
+    tifffile.imwrite(tmp_path / "n.tif", np.full((32, 32), np.nan, np.float32))
+    with pytest.raises(InputError, match="no finite"):
+        io.read_image(tmp_path / "n.tif")
+
+
+def test_shape_mismatch_between_image_and_labels(tmp_path, test_pair):
+    io.write_labels(tmp_path / "l.tif", np.ones((10, 10), np.uint8))
+    with pytest.raises(InputError, match="same size"):
+        io.read_labels(tmp_path / "l.tif", SHALE, shape=(768, 1024))
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]

@@ -1,0 +1,135 @@
+"""Nets, ensemble, training, prediction: small synthetic images, seconds each."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_rockseg.engine import bundle, train
+from napari_rockseg.engine.analysis import per_class_iou
+from napari_rockseg.engine.classes import ClassScheme
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.io import SEMImage
+from napari_rockseg.engine.nets import UNet
+from napari_rockseg.engine.predict import predict_proba, segment
+
+from helpers import synthetic_scene
+
+SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+
+
+def small_config(**kw):
+    base = dict(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=150, eval_every=50,
+                lr=1e-2, val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0, noise=0.0,
+                data_bar=0, seed=0)
+    base.update(kw)
+    return train.TrainConfig(**base)
+
+
+def fit(config, image, labels, **kw):
+    trainer = train.Trainer(config, [SEMImage(image)], [labels], SCHEME, **kw)
+    return trainer, drain(trainer.run())
+
+
+@pytest.fixture(scope="module")
+def scene():
+    torch.set_num_threads(2)
+    return synthetic_scene(64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def unet_model(scene):
+    return fit(small_config(), *scene)[1]
+
+
+def test_unet_overfits_rare_class(unet_model, scene):
+    image, labels = scene
+    assert (labels == 3).mean() < 0.06
+    seg = drain(segment(unet_model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+    iou = per_class_iou(seg.labels, labels, 3)
+    assert iou.min() > 0.9, iou
+
+
+def test_ensemble_overfits_rare_class(scene):
+    image, labels = scene
+    _, model = fit(small_config(method="ensemble", steps=240), image, labels)
+    assert model.kind == "ensemble" and model.synth is not None
+    seg = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+    iou = per_class_iou(seg.labels, labels, 3)
+    assert iou.min() > 0.9, iou
+    binary = model.fusion
+    model.fusion = "binary"
+    seg_b = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+    model.fusion = binary
+    assert per_class_iou(seg_b.labels, labels, 3).mean() > 0.8
+
+
+def test_tiling_does_not_change_the_segmentation(unet_model):
+    image, _ = synthetic_scene(150, seed=3)
+    x = unet_model.info.normalize(image)
+    whole = drain(predict_proba(unet_model, x, tile=160, overlap=0, device="cpu")).argmax(0)
+    for tile, overlap in [(64, 32), (96, 48), (48, 16)]:
+        tiled = drain(predict_proba(unet_model, x, tile=tile, overlap=overlap, device="cpu")).argmax(0)
+        assert (tiled != whole).mean() < 0.01, (tile, overlap)
+
+
+def test_one_tile_image_same_tiled_and_untiled(unet_model):
+    image, _ = synthetic_scene(64, seed=4)
+    x = unet_model.info.normalize(image)
+    a = drain(predict_proba(unet_model, x, tile=64, overlap=0, device="cpu"))
+    with torch.inference_mode():
+        b = unet_model.probabilities(torch.from_numpy(x[None, None].astype(np.float32)))[0].numpy()
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_bundle_round_trip_gives_identical_predictions(tmp_path, scene):
+    image, labels = scene
+    _, model = fit(small_config(method="ensemble", steps=30), image, labels)
+    path = bundle.save_model(model, tmp_path / "e.safetensors")
+    loaded = bundle.load_model(path)
+    x = model.info.normalize(image)
+    a = drain(predict_proba(model, x, tile=32, overlap=8, device="cpu"))
+    b = drain(predict_proba(loaded, x, tile=32, overlap=8, device="cpu"))
+    assert np.array_equal(a, b)
+    assert loaded.info.scheme == SCHEME
+    assert loaded.info.provenance["settings"]["method"] == "ensemble"
+
+
+def test_sparse_scribbles_train_a_usable_model(scene):
+    image, labels = scene
+    scribbles = np.zeros_like(labels)
+    rng = np.random.default_rng(0)
+    for c in (1, 2, 3):  # a few dozen painted pixels per class, 1-2 % of the image
+        ys, xs = np.nonzero(labels == c)
+        pick = rng.choice(ys.size, size=min(25, ys.size), replace=False)
+        scribbles[ys[pick], xs[pick]] = c
+    assert (scribbles > 0).mean() < 0.02
+    _, model = fit(small_config(steps=200), image, scribbles)
+    seg = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+    assert per_class_iou(seg.labels, labels, 3).mean() > 0.6
+
+
+def test_cancel_keeps_best_so_far_and_resume_matches_uninterrupted(tmp_path, scene):
+    image, labels = scene
+    cfg = small_config(steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=10,
+                       val_fraction=0.0)
+    _, full = fit(cfg, image, labels)
+    # stop after 20 steps as a cancel does: just stop iterating
+    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
+    gen = trainer.run()
+    for ev in gen:
+        if ev.step == 20:
+            break
+    gen.close()
+    assert trainer.result() is not None
+    assert train.checkpoint_info(tmp_path / "c.pt")["step"] == 20
+    _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_unet_original_configuration_builds():
+    net = UNet(3, 4, width=64, depth=4, up="bilinear")
+    with torch.inference_mode():
+        assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+    net_t = UNet(1, 4, width=8, depth=3, up="transpose")
+    assert net_t(torch.zeros(2, 1, 24, 24)).shape == (2, 4, 24, 24)
