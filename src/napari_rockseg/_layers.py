@@ -20,7 +20,7 @@ def labels_features(scheme: ClassScheme) -> dict:
     return {"index": [0, *scheme.labels], "class": ["unlabelled", *scheme.names]}
 
 
-def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, **extra) -> dict:
+def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, units=None, **extra) -> dict:
     """Keyword arguments of a labels layer that shows the scheme's names and colours."""
     kw = {"name": name, "colormap": labels_colormap(scheme), "features": labels_features(scheme),
           "metadata": {"rockseg_scheme": scheme.to_dict(), **extra.pop("metadata", {})}, "opacity": 0.6}
@@ -28,6 +28,8 @@ def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, **
         kw["scale"] = scale
     if translate is not None:
         kw["translate"] = translate
+    if units is not None:
+        kw["units"] = units
     kw.update(extra)
     return kw
 

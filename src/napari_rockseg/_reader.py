@@ -13,16 +13,17 @@ from .engine.errors import RockSegError
 
 
 def looks_like_labels(path) -> bool:
-    """A palette TIFF with pure-colour entries (an annotation overlay), or a small
-    integer image without SEM metadata holding only a few values."""
+    """Not a microscope image (no SEM metadata) and either a palette TIFF with
+    colour entries (an annotation overlay) or a small integer image holding
+    only a few values (an integer label mask)."""
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
+            if tif.is_sem or page.photometric == tifffile.PHOTOMETRIC.RGB:
+                return False
             if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
                 cm = page.colormap
                 return not ((cm[0] == cm[1]).all() and (cm[1] == cm[2]).all())
-            if tif.is_sem or page.photometric == tifffile.PHOTOMETRIC.RGB:
-                return False
             if page.dtype is None or page.dtype.kind not in "iu" or len(page.shape) != 2:
                 return False
             data = page.asarray()

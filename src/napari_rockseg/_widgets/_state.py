@@ -18,7 +18,8 @@ class ModelStore:
         self.current: str = SHIPPED_DEFAULT
         self.listeners = []
 
-    def names(self) -> list[str]:
+    def names(self, *_) -> list[str]:
+        """Model names (callable as magicgui choices, which passes the widget)."""
         return [SHIPPED_DEFAULT, SHIPPED_LDA, *self.trained]
 
     def get(self, name: str):
@@ -40,6 +41,11 @@ class ModelStore:
         for fn in list(self.listeners):
             fn()
         return name
+
+    def subscribe(self, widget, fn):
+        """Call ``fn`` when the model list changes, until ``widget`` is destroyed."""
+        self.listeners.append(fn)
+        widget.native.destroyed.connect(lambda *_: self.listeners.remove(fn) if fn in self.listeners else None)
 
     def add_file(self, path) -> str:
         model = load_model(path)

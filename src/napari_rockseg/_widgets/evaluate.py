@@ -40,11 +40,11 @@ class EvaluateWidget(Container):
         self.evaluate_button = PushButton(text="Evaluate")
         self.miou = Label(value="")
         self.table = Table(value={"class": [], "IoU": []})
-        self.confusion = Table(value={})
+        self.confusion = Table()
         self.image = create_widget(annotation=napari.layers.Image, label="image (compare)")
         self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
         self.compare_panel = RunPanel("Compare LDA and model")
-        self.compare_table = Table(value={})
+        self.compare_table = Table()
         super().__init__(widgets=[self.prediction, self.truth, self.evaluate_button, self.miou, self.table,
                                   Label(value="confusion (rows: truth, columns: prediction)"), self.confusion,
                                   self.image, self.model, self.compare_panel, self.compare_table])
@@ -52,7 +52,7 @@ class EvaluateWidget(Container):
             t.native.setMinimumHeight(140)
         self.evaluate_button.changed.connect(self.run)
         self.compare_panel.run_button.changed.connect(self.compare)
-        STORE.listeners.append(self.model.reset_choices)
+        STORE.subscribe(self, self.model.reset_choices)
         self.result = None
         self.comparison = None
 

@@ -22,18 +22,18 @@ class PhaseReportWidget(Container):
         import napari
 
         self.viewer = viewer
-        self.labels = create_widget(annotation=napari.layers.Labels, label="labels")
+        self.labels_layer = create_widget(annotation=napari.layers.Labels, label="labels")
         self.update_button = PushButton(text="Update")
         self.summary = Label(value="")
-        self.table = Table(value={})
+        self.table = Table()
         self.table.native.setMinimumHeight(160)
-        super().__init__(widgets=[self.labels, self.update_button, self.summary, self.table])
+        super().__init__(widgets=[self.labels_layer, self.update_button, self.summary, self.table])
         self.update_button.changed.connect(self.run)
-        self.labels.changed.connect(self.run)
+        self.labels_layer.changed.connect(self.run)
         self.result = None
 
     def run(self, *_):
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is None:
             return None
         try:

@@ -44,6 +44,7 @@ def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta
     """Add or update a tool-made labels layer; never one the user painted."""
     name = output_name(viewer, name)
     kw = labels_kwargs(scheme, name, scale=like_layer.scale, translate=like_layer.translate,
+                       units=like_layer.units,
                        metadata={"rockseg_generated": True, **meta})
     if name in viewer.layers:
         layer = viewer.layers[name]
@@ -87,7 +88,7 @@ class SegmentWidget(Container):
         self.panel.run_button.changed.connect(self.run)
         self.load_button.changed.connect(self.load_file)
         self.device.changed.connect(self._show_device)
-        STORE.listeners.append(self._models_changed)
+        STORE.subscribe(self, self._models_changed)
         self.result = None
 
     def _models_changed(self):
@@ -148,4 +149,5 @@ class SegmentWidget(Container):
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
             return self.viewer.layers[name]
-        return self.viewer.add_image(data, name=name, scale=scale, translate=translate, **kw)
+        units = like.units if data.ndim == 2 else ("pixel", *like.units)
+        return self.viewer.add_image(data, name=name, scale=scale, translate=translate, units=units, **kw)

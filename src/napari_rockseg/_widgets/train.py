@@ -29,7 +29,7 @@ class TrainWidget(Container):
 
         self.viewer = viewer
         self.image = create_widget(annotation=napari.layers.Image, label="image")
-        self.labels = create_widget(annotation=napari.layers.Labels, label="labels")
+        self.labels_layer = create_widget(annotation=napari.layers.Labels, label="labels")
         self.add_pair_button = PushButton(text="Add pair")
         self.clear_pairs_button = PushButton(text="Clear pairs")
         self.pairs_label = Label(value="pairs: the image and labels above")
@@ -52,7 +52,7 @@ class TrainWidget(Container):
         self.save_button = PushButton(text="Save model", enabled=False)
         pair_buttons = Container(widgets=[self.add_pair_button, self.clear_pairs_button], layout="horizontal",
                                  labels=False)
-        super().__init__(widgets=[self.image, self.labels, pair_buttons, self.pairs_label, self.new_layer_button,
+        super().__init__(widgets=[self.image, self.labels_layer, pair_buttons, self.pairs_label, self.new_layer_button,
                                   self.method, self.start_from, self.loss, self.alpha, self.gamma, self.tile,
                                   self.minutes, self.steps, self.batch_size, self.device, self.panel, self.plot,
                                   self.save_path, self.save_button])
@@ -67,10 +67,10 @@ class TrainWidget(Container):
 
     # -- pairs ----------------------------------------------------------------
     def add_pair(self, *_):
-        if self.image.value is None or self.labels.value is None:
+        if self.image.value is None or self.labels_layer.value is None:
             notify_error(ValueError("pick an image layer and a labels layer first"))
             return
-        self.pairs.append((self.image.value, self.labels.value))
+        self.pairs.append((self.image.value, self.labels_layer.value))
         self._show_pairs()
 
     def clear_pairs(self, *_):
@@ -86,9 +86,9 @@ class TrainWidget(Container):
     def _current_pairs(self):
         if self.pairs:
             return list(self.pairs)
-        if self.image.value is None or self.labels.value is None:
+        if self.image.value is None or self.labels_layer.value is None:
             raise ValueError("pick an image layer and a labels layer (paint one with 'New corrections layer')")
-        return [(self.image.value, self.labels.value)]
+        return [(self.image.value, self.labels_layer.value)]
 
     def new_corrections_layer(self, *_):
         """An empty labels layer over the image, in the classes' colours, to paint on."""
@@ -99,13 +99,13 @@ class TrainWidget(Container):
         scheme = self._scheme()
         shape = np.asarray(layer.data).shape[:2]
         kw = labels_kwargs(scheme, f"{layer.name} corrections", scale=layer.scale, translate=layer.translate,
-                           metadata={"rockseg_painted": True})
+                           units=layer.units, metadata={"rockseg_painted": True})
         new = self.viewer.add_labels(np.zeros(shape, np.uint8), **kw)
         new.mode = "paint"
         new.brush_size = 6
         new.selected_label = 1
-        self.labels.reset_choices()
-        self.labels.value = new
+        self.labels_layer.reset_choices()
+        self.labels_layer.value = new
         names = ", ".join(f"{i} = {n}" for i, n in zip(scheme.labels, scheme.names))
         notify_info(f"paint with label {names}; 0 erases. Only painted pixels are used for training.")
         return new
@@ -116,8 +116,8 @@ class TrainWidget(Container):
                 return STORE.get(STORE.current).info.scheme
             except Exception:
                 pass
-        if self.labels.value is not None:
-            return scheme_of_layer(self.labels.value, SHALE)
+        if self.labels_layer.value is not None:
+            return scheme_of_layer(self.labels_layer.value, SHALE)
         return SHALE
 
     # -- training ---------------------------------------------------------------

@@ -50,6 +50,8 @@ def save_model(model, path) -> Path:
 
 
 def _refuse_pickle(path: Path, head: bytes):
+    if head[8:9] == b"{":  # safetensors: 8-byte header length, then a JSON header
+        return
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise BundleError(
             f"{path} is a pickle-based file (torch.save / pickle); it is refused because loading it "

@@ -56,9 +56,12 @@ def split_validation(items: list[TrainImage], block: int = 256, fraction: float 
     validation crops)."""
     rng = np.random.default_rng(seed)
     train, val = [], []
+    base = block
     for item in items:
         h, w = item.labels.shape
-        if h < 2 * block or w < 2 * block:
+        # small images (a crop painted in the GUI) get smaller blocks, on a 16-pixel grid
+        block = min(base, (min(h, w) // 3) // 16 * 16)
+        if block < 32:
             train.append(item)
             continue
         cells = [(y, x) for y in range(0, h - block + 1, block) for x in range(0, w - block + 1, block)]

@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_rockseg.cli import main
+from napari_rockseg.engine import io
+from napari_rockseg.engine.classes import SHALE
+
+
+def run_cli(*args):
+    """The installed console script in a subprocess: exit code, stdout, stderr."""
+    proc = subprocess.run([sys.executable, "-m", "napari_rockseg.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_lda_reproduces_the_original_comparison(train_dir, test_dir, capsys):
+    assert main(["lda", "--train-dir", str(train_dir), "--test-dir", str(test_dir)]) == 0
+    out = capsys.readouterr().out
+    miou = float(out.split("mean IoU")[1].split()[0])
+    clay = float(out.split("clay")[1].split()[0])
+    if "shared" in str(train_dir):
+        assert abs(miou - 0.45) <= 0.02 and clay == 0.0
+    assert "fitted on" in out
+
+
+def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
+    model = tmp_path / "lda.safetensors"
+    assert main(["train", "--method", "lda", "--data-dir", str(train_dir), "--out", str(model)]) == 0
+    out = tmp_path / "pred"
+    assert main(["predict", str(test_pair[0]), "--out", str(out), "--model", str(model), "--quiet"]) == 0
+    stem = test_pair[0].stem
+    labels = io.read_labels(out / f"{stem}_labels.tif", SHALE)
+    assert labels.shape == (768, 1024)
+    assert (labels[688:] == 0).all() and (labels[:688] > 0).all()
+    overlay = tifffile.imread(out / f"{stem}_labels.tif")
+    assert overlay.dtype == np.uint8
+    report = json.loads((out / f"{stem}.json").read_text())
+    assert report["pixel_size_nm"] == pytest.approx(4.466) and report["data_bar_rows"] == 80
+    assert sum(report["phase_fractions"].values()) == pytest.approx(1.0)
+    from skimage.io import imread
+
+    assert imread(out / f"{stem}_overlay.png").shape == (768, 1024, 3)
+    capsys.readouterr()
+    assert main(["evaluate", str(out / f"{stem}_labels.tif"), str(test_pair[1]), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # the same numbers as scoring the engine's prediction directly on the 688 rows
+    from napari_rockseg.engine.analysis import evaluate
+    from napari_rockseg.engine.bundle import load_model
+
+    m = load_model(model)
+    truth = io.read_labels(test_pair[1], SHALE)
+    direct = evaluate(m.predict(io.read_image(test_pair[0]).data), truth, 4, io.valid_mask(truth.shape, 80))
+    assert result["miou"] == pytest.approx(direct["miou"])
+    assert result["iou"] == pytest.approx(direct["iou"])
+
+
+def test_predict_uses_the_shipped_default(test_pair, tmp_path):
+    code, out, err = run_cli("predict", test_pair[0], "--out", tmp_path, "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / f"{test_pair[0].stem}.json").read_text())
+    assert report["model"] == "shipped default"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "missing.tif", "--out", "{tmp}/o"], "no such file"),
+    (["predict", "{tmp}", "--out", "{tmp}/o"], "is a directory"),
+    (["predict", "{png}", "--out", "{tmp}/o"], "PNG"),
+    (["evaluate", "{small}", "{truth}"], "same size"),
+    (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"], "does not exist"),
+    (["train", "--method", "lda", "--data-dir", "{tmp}", "--out", "{tmp}/m.safetensors"], "images/ and labels/"),
+    (["evaluate", "{image}", "{truth}", "--classes", "{badscheme}"], "not valid JSON"),
+])
+def test_errors_exit_2_with_one_line_and_no_output(tmp_path, test_pair, args, message):
+    png = tmp_path / "fake.tif"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    small = tmp_path / "small.tif"
+    io.write_labels(small, np.ones((10, 10), np.uint8))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    subs = {"{tmp}": str(tmp_path), "{png}": str(png), "{small}": str(small), "{truth}": str(test_pair[1]),
+            "{image}": str(test_pair[0]), "{badscheme}": str(bad)}
+    argv = []
+    for a in args:
+        for k, v in subs.items():
+            a = a.replace(k, v)
+        argv.append(a)
+    code, out, err = run_cli(*argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_preprocess_exports_tiles(train_dir, tmp_path):
+    out = tmp_path / "tiles"
+    assert main(["preprocess", "--data-dir", str(train_dir), "--output-dir", str(out), "--size", "128",
+                 "--stride", "256"]) == 0
+    images = sorted((out / "images").glob("*.tif"))
+    assert images and len(images) == len(list((out / "labels").glob("*.tif")))
+    lab = io.read_labels(out / "labels" / images[0].name, SHALE)
+    assert lab.shape == (128, 128) and lab.max() <= 4

@@ -1,0 +1,194 @@
+"""The plugin in a real napari viewer under Xvfb: reader, writer, sample data, widgets."""
+
+import numpy as np
+import pytest
+
+from napari_rockseg.engine import io
+from napari_rockseg.engine.analysis import evaluate
+from napari_rockseg.engine.classes import SHALE
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def open_sample(viewer):
+    layers = viewer.open_sample("napari-rockseg", "shale")
+    image = viewer.layers["shale SEM"]
+    truth = viewer.layers["shale SEM ground truth"]
+    return image, truth
+
+
+def wait_for(qtbot, panel, timeout=300_000):
+    qtbot.waitUntil(lambda: not panel.running, timeout=timeout)
+
+
+def test_reader_keeps_scale_and_reads_labels(viewer, test_pair):
+    layers = viewer.open(str(test_pair[0]), plugin="napari-rockseg")
+    image = layers[0]
+    assert image.data.shape == (768, 1024)
+    assert image.scale[-1] == pytest.approx(4.466)
+    labels = viewer.open(str(test_pair[1]), plugin="napari-rockseg")[0]
+    assert labels.__class__.__name__ == "Labels"
+    assert set(np.unique(labels.data)) == {1, 2, 3, 4}
+    assert list(labels.features["class"]) == ["unlabelled", *SHALE.names]
+
+
+def test_writer_round_trip(viewer, tmp_path):
+    data = np.zeros((50, 60), np.uint8)
+    data[10:20, 5:30] = 3
+    layer = viewer.add_labels(data, name="painted", scale=(4.466, 4.466))
+    path = tmp_path / "out.tif"
+    layer.save(str(path), plugin="napari-rockseg")
+    back = io.read_labels(path, SHALE)
+    assert np.array_equal(back, data)
+    assert io.read_image(path).pixel_size_nm == pytest.approx(4.466, rel=1e-4)
+
+
+def test_sample_data(viewer):
+    image, truth = open_sample(viewer)
+    assert image.data.shape == truth.data.shape == (768, 1024)
+    assert truth.colormap.color_dict[2][:3].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_widgets_appear_from_the_manifest(viewer):
+    from napari_rockseg._widgets import evaluate, report, segment, train
+
+    expected = {"Segment": segment.SegmentWidget, "Train and retrain": train.TrainWidget,
+                "Evaluate and compare": evaluate.EvaluateWidget, "Phase report": report.PhaseReportWidget}
+    for name, cls in expected.items():
+        dock, widget = viewer.window.add_plugin_dock_widget("napari-rockseg", name)
+        assert isinstance(widget, cls) and widget.viewer is not None
+        assert dock.widget() is not None
+
+
+def test_segment_produces_labels_and_keeps_painted_layers(viewer, qtbot):
+    from napari_rockseg._widgets.segment import SegmentWidget
+
+    image, truth = open_sample(viewer)
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value = image
+    w.model.value = "shipped LDA baseline"
+    w.run()
+    wait_for(qtbot, w.panel)
+    out = viewer.layers["shale SEM segmentation"]
+    assert out.data.shape == (768, 1024)
+    assert set(np.unique(out.data[:688])) <= {1, 2, 3, 4} and (out.data[688:] == 0).all()
+    assert tuple(out.scale) == tuple(image.scale)
+    assert list(out.features["class"]) == ["unlabelled", *SHALE.names]
+    assert "shale SEM uncertainty" in viewer.layers
+    # the user paints on it: the next run must not overwrite it
+    out.paint((100, 100), 3)
+    painted = out.data.copy()
+    w.run()
+    wait_for(qtbot, w.panel)
+    assert np.array_equal(viewer.layers["shale SEM segmentation"].data, painted)
+    assert "shale SEM segmentation (2)" in viewer.layers
+
+
+def test_train_changes_the_model_and_plot_then_cancel(viewer, qtbot):
+    from napari_rockseg._widgets._state import STORE
+    from napari_rockseg._widgets.train import TrainWidget
+
+    image, truth = open_sample(viewer)
+    crop_img = viewer.add_image(np.asarray(image.data)[:256, :256], name="crop")
+    crop_lab = viewer.add_labels(np.asarray(truth.data)[:256, :256], name="crop truth")
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value, w.labels_layer.value = crop_img, crop_lab
+    w.method.value = "unet"
+    w.minutes.value = 0
+    w.steps.value = 12
+    w.tile.value = 64
+    w.batch_size.value = 2
+    n_before = len(STORE.trained)
+    w.run()
+    wait_for(qtbot, w.panel)
+    assert len(STORE.trained) == n_before + 1 and w.model is not None
+    assert len(w.plot.loss) == 12 and w.plot.iou
+    # a long run, cancelled: stops within a step, keeps a model, leaves layers alone
+    before = np.asarray(crop_lab.data).copy()
+    w.steps.value = 100000
+    w.run()
+    qtbot.waitUntil(lambda: len(w.plot.loss) >= 3, timeout=120_000)
+    assert w.panel.running  # the viewer processed events while training ran
+    w.panel.cancel()
+    wait_for(qtbot, w.panel, timeout=60_000)
+    assert w.panel.status.value.startswith("cancelled")
+    assert len(w.plot.loss) < 100
+    assert np.array_equal(crop_lab.data, before)
+
+
+def test_retrain_on_painted_pixels_changes_prediction_there(viewer, qtbot):
+    from napari_rockseg._widgets._state import STORE
+    from napari_rockseg._widgets.segment import SegmentWidget
+    from napari_rockseg._widgets.train import TrainWidget
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 5, (96, 96)).astype(np.float32)
+    img[20:40, 20:40] += 60  # a bright square
+    image = viewer.add_image(img, name="synthetic")
+    t = TrainWidget(viewer)
+    viewer.window.add_dock_widget(t)
+    t.image.value = image
+    layer = t.new_corrections_layer()
+    layer.data[50:90, 50:90] = 1  # paint background as mineral grain
+    layer.data[24:36, 24:36] = 3  # paint the square as pores
+    layer.refresh()
+    t.method.value = "unet"
+    t.minutes.value = 0
+    t.steps.value = 60
+    t.tile.value = 32
+    t.run()
+    wait_for(qtbot, t.panel)
+    s = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(s)
+    s.image.value = image
+    s.model.value = STORE.current
+    s.want_uncertainty.value = False
+    s.run()
+    wait_for(qtbot, s.panel)
+    pred = viewer.layers["synthetic segmentation"].data
+    assert (pred[26:34, 26:34] == 3).mean() > 0.9
+    assert (pred[60:80, 60:80] == 1).mean() > 0.9
+
+
+def test_evaluate_matches_cli_numbers(viewer, qtbot, test_pair):
+    from napari_rockseg._widgets.evaluate import EvaluateWidget
+    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.models import LDA, model_path
+
+    image, truth = open_sample(viewer)
+    lda = load_model(model_path(LDA))
+    pred = lda.predict(np.asarray(image.data))
+    pred[688:] = 0
+    player = viewer.add_labels(pred, name="pred")
+    w = EvaluateWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.prediction.value, w.truth.value = player, truth
+    result = w.run()
+    t = io.read_labels(test_pair[1], SHALE)
+    expected = evaluate(pred, t, 4, io.valid_mask(t.shape, 80))
+    assert result["miou"] == pytest.approx(expected["miou"])
+    assert w.table.data[3][1] == f"{expected['iou'][3]:.3f}"
+    w.image.value = image
+    w.model.value = "shipped LDA baseline"
+    w.compare()
+    wait_for(qtbot, w.compare_panel)
+    assert w.comparison["LDA baseline"]["miou"] == pytest.approx(expected["miou"])
+
+
+def test_phase_report(viewer):
+    from napari_rockseg._widgets.report import PhaseReportWidget
+
+    image, truth = open_sample(viewer)
+    w = PhaseReportWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.labels_layer.value = truth
+    result = w.run()
+    assert sum(result["fractions"]) == pytest.approx(1.0)
+    assert result["pixel_size_nm"] == pytest.approx(4.466)
