@@ -182,13 +182,28 @@ def test_evaluate_matches_cli_numbers(viewer, qtbot, test_pair):
     assert w.comparison["LDA baseline"]["miou"] == pytest.approx(expected["miou"])
 
 
-def test_phase_report(viewer):
+def test_phase_report_matches_cli_and_follows_painting(viewer, test_pair, tmp_path, qtbot):
+    import json
+
     from napari_rockseg._widgets.report import PhaseReportWidget
+    from napari_rockseg.cli import main
 
     image, truth = open_sample(viewer)
+    truth.metadata["data_bar_rows"] = 80
     w = PhaseReportWidget(viewer)
     viewer.window.add_dock_widget(w)
     w.labels_layer.value = truth
     result = w.run()
-    assert sum(result["fractions"]) == pytest.approx(1.0)
     assert result["pixel_size_nm"] == pytest.approx(4.466)
+    assert main(["analyze", str(test_pair[1]), "--image", str(test_pair[0]), "--out", str(tmp_path / "r")]) == 0
+    cli = next(iter(json.loads((tmp_path / "r.json").read_text()).values()))
+    for key in ("porosity", "organic_fraction", "organic_hosted_pore_share"):
+        assert result[key] == pytest.approx(cli[key])
+    assert result["pores"]["d50"] == pytest.approx(cli["pores"]["d50"])
+    assert "porosity" in w.summary.value
+    # painting pores updates the report
+    before = result["porosity"]
+    truth.paint((300, 300), 3)
+    qtbot.waitUntil(lambda: w.result["porosity"] > before, timeout=5000)
+    w.csv_path.value = tmp_path / "phase.csv"
+    assert w.export() and "porosity" in (tmp_path / "phase.csv").read_text()

@@ -102,7 +102,7 @@ def cmd_train(args):
         depth=args.depth, cutout=args.cutout, sampling="grid" if args.stride else "random",
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=args.device, data_bar=args.data_bar,
-        checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method != "lda" else None),
+        checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
         lr=args.lr,
     )
     trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
@@ -163,7 +163,14 @@ def cmd_predict(args):
         }
         io.write_text(out / f"{stem}.json", json.dumps(report, indent=2))
         print(f"{path} -> {out / (stem + '_labels.tif')}")
-        print(_fractions_table(scheme.names, fractions))
+        if args.report:
+            from .engine.analysis import rock_report
+
+            rock = rock_report(seg.labels, scheme, image.pixel_size_nm, mask)
+            io.write_text(out / f"{stem}_report.json", json.dumps(rock, indent=2))
+            _print_report(path, rock)
+        else:
+            print(_fractions_table(scheme.names, fractions))
     return 0
 
 
@@ -254,12 +261,93 @@ def cmd_preprocess(args):
     return 0
 
 
+# -- analyze -----------------------------------------------------------------
+def _label_context(path: Path, args):
+    """Pixel size (nm) and data-bar rows for a label file: --pixel-size, the
+    matching --image, the JSON that `rockseg predict` wrote beside it, or the
+    label TIFF's own resolution tags."""
+    from .engine import io
+
+    px, bar = args.pixel_size, args.data_bar
+    stem = path.stem[: -len("_labels")] if path.stem.endswith("_labels") else path.stem
+    side = path.with_name(f"{stem}.json")
+    images = {Path(p).stem: Path(p) for p in (args.image or [])}
+    if len(args.image or []) == 1 and len(args.labels) == 1:
+        images = {stem: Path(args.image[0])}
+    if stem in images:
+        img = io.read_image(images[stem])
+        px = px or img.pixel_size_nm
+        bar = io.resolve_data_bar(img.data, bar)
+    elif side.exists():
+        try:
+            info = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError):
+            info = {}
+        px = px or info.get("pixel_size_nm")
+        bar = bar if bar is not None else info.get("data_bar_rows")
+    if px is None:
+        try:
+            px = io.read_image(path).pixel_size_nm
+        except RockSegError:
+            px = None
+    return px, bar or 0
+
+
+def cmd_analyze(args):
+    import csv
+    import io as _io
+
+    from .engine import io
+    from .engine.analysis import rock_report, summary_row
+
+    scheme = _scheme(args.classes)
+    reports, rows = {}, []
+    for path in args.labels:
+        path = Path(path)
+        labels = io.read_labels(path, scheme)
+        px, bar = _label_context(path, args)
+        report = rock_report(labels, scheme, px, io.valid_mask(labels.shape, bar), args.min_size,
+                             args.exclude_border)
+        reports[str(path)] = report
+        rows.append({"labels": str(path), **summary_row(report)})
+        _print_report(path, report)
+    out = Path(args.out)
+    base = out.with_suffix("") if out.suffix.lower() in (".csv", ".json") else out
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    io.write_text(base.with_suffix(".csv"), buf.getvalue())
+    io.write_text(base.with_suffix(".json"), json.dumps(reports, indent=2))
+    print(f"wrote {base.with_suffix('.csv')} and {base.with_suffix('.json')}")
+    return 0
+
+
+def _print_report(path, report):
+    print(f"{path}:")
+    px = report["pixel_size_nm"]
+    print(f"  pixel size {px:.4g} nm" if px else "  pixel size unknown (sizes in pixels)")
+    for name, c in report["classes"].items():
+        area = f", {c['area_um2']:.3f} um2" if c["area_um2"] is not None else ""
+        print(f"  {name:<16} {100 * c['fraction']:6.2f} %{area}, {c['objects']} objects")
+    pores = report.get("pores")
+    if pores and pores["count"]:
+        print(f"  pores: {pores['count']} (d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
+              f"d90 {pores['d90']:.1f} {pores['unit']})")
+    share = report.get("organic_hosted_pore_share")
+    if share is not None:
+        print(f"  organic-hosted share of pore area: {100 * share:.1f} %")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rockseg", description="Segment SEM images of rock into phases.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (ensemble, U-Net or LDA)")
-    t.add_argument("--method", choices=["ensemble", "unet", "lda"], default="ensemble")
+    t.add_argument("--method", choices=["ensemble", "unet", "lda", "rf"], default="ensemble",
+                   help="ensemble (Paw-Net stack), unet, lda (original baseline), rf (random forest on "
+                        "multiscale features)")
     t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
     t.add_argument("--images", nargs="+", type=Path)
     t.add_argument("--labels", nargs="+", type=Path)
@@ -302,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-rescale", action="store_true", help="do not resample to the model's pixel size")
     pr.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     pr.add_argument("--uncertainty", action="store_true", help="also write a per-pixel entropy map")
+    pr.add_argument("--report", action="store_true", help="also write <stem>_report.json (rock analysis)")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
@@ -320,6 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     lda.add_argument("--classes", type=Path)
     lda.add_argument("--data-bar", type=int)
     lda.set_defaults(func=cmd_lda)
+
+    an = sub.add_parser("analyze", help="porosity, phase fractions, pore sizes of label images")
+    an.add_argument("labels", nargs="+", type=Path)
+    an.add_argument("--out", required=True, type=Path, help="report path: writes REPORT.csv and REPORT.json")
+    an.add_argument("--classes", type=Path)
+    an.add_argument("--image", nargs="+", type=Path, help="source image(s): pixel size and data bar")
+    an.add_argument("--pixel-size", type=float, help="pixel size in nm (overrides metadata)")
+    an.add_argument("--data-bar", type=int, help="rows to exclude at the bottom")
+    an.add_argument("--min-size", type=int, default=1, help="drop objects smaller than this (pixels)")
+    an.add_argument("--exclude-border", action="store_true", help="drop objects touching the border")
+    an.set_defaults(func=cmd_analyze)
 
     pp = sub.add_parser("preprocess", help="export the original's training tiles to files")
     pp.add_argument("--data-dir", required=True, type=Path)

@@ -84,3 +84,112 @@ class GreyLDA:
     @classmethod
     def from_tensors(cls, t: dict) -> GreyLDA:
         return cls(t["coef"], t["intercept"], t["classes"])
+
+
+def pixel_features(x: np.ndarray, sigma_max: float = 16.0) -> np.ndarray:
+    """(H, W, F) multiscale grey, edge and texture features (as ilastik / APOC)."""
+    from skimage.feature import multiscale_basic_features
+
+    return multiscale_basic_features(np.asarray(x, np.float32), intensity=True, edges=True, texture=True,
+                                     sigma_min=1.0, sigma_max=sigma_max).astype(np.float32)
+
+
+class PixelForest:
+    """Random forest on multiscale features of the normalised image.
+
+    Trained with scikit-learn on a class-balanced pixel sample, stored as flat
+    tree arrays (no pickle) and evaluated with numpy.
+    """
+
+    kind = "rf"
+
+    def __init__(self, info: ModelInfo | None = None, arrays: dict | None = None, sigma_max: float = 16.0):
+        self.info = info or ModelInfo()
+        self.arrays = arrays
+        self.sigma_max = sigma_max
+
+    def fit(self, images, labels, per_class: int = 20000, n_trees: int = 60, max_depth: int = 14,
+            seed: int = 0, progress=None) -> PixelForest:
+        from sklearn.ensemble import RandomForestClassifier
+
+        rng = np.random.default_rng(seed)
+        k = self.info.scheme.n_classes
+        feats, ys = [], []
+        for x, lab in zip(images, labels):
+            f = pixel_features(x, self.sigma_max)
+            feats.append(f[lab > 0])
+            ys.append(lab[lab > 0])
+            if progress:
+                progress()
+        xall, yall = np.concatenate(feats), np.concatenate(ys)
+        if np.unique(yall).size < 2:
+            raise InputError("the training labels hold fewer than two classes; the forest needs at least two")
+        pick = []
+        for c in range(1, k + 1):
+            idx = np.nonzero(yall == c)[0]
+            if idx.size:
+                pick.append(rng.choice(idx, size=min(per_class, idx.size), replace=False))
+        pick = np.concatenate(pick)
+        rf = RandomForestClassifier(n_estimators=n_trees, max_depth=max_depth, min_samples_leaf=5,
+                                    class_weight="balanced", n_jobs=-1, random_state=seed)
+        rf.fit(xall[pick], yall[pick])
+        self.arrays = self._flatten(rf, k)
+        return self
+
+    @staticmethod
+    def _flatten(rf, k: int) -> dict:
+        left, right, feat, thr, val, roots = [], [], [], [], [], []
+        offset = 0
+        for est in rf.estimators_:
+            t = est.tree_
+            n = t.node_count
+            roots.append(offset)
+            lft = t.children_left.copy()
+            rgt = t.children_right.copy()
+            leaf = lft < 0
+            lft[~leaf] += offset
+            rgt[~leaf] += offset
+            lft[leaf] = np.arange(n)[leaf] + offset  # a leaf points to itself
+            rgt[leaf] = np.arange(n)[leaf] + offset
+            left.append(lft)
+            right.append(rgt)
+            feat.append(np.where(leaf, 0, t.feature))
+            thr.append(np.where(leaf, np.inf, t.threshold))
+            v = t.value[:, 0, :]
+            v = v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12)
+            full = np.zeros((n, k), np.float32)
+            full[:, rf.classes_.astype(int) - 1] = v
+            val.append(full)
+            offset += n
+        return {"left": np.concatenate(left).astype(np.int32), "right": np.concatenate(right).astype(np.int32),
+                "feature": np.concatenate(feat).astype(np.int32),
+                "threshold": np.concatenate(thr).astype(np.float32),
+                "value": np.concatenate(val).astype(np.float32), "roots": np.array(roots, np.int32),
+                "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32)}
+
+    def probabilities(self, x: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+        """(K, H, W) class probabilities of the normalised image ``x``."""
+        a = self.arrays
+        feats = pixel_features(x, self.sigma_max)
+        f = feats.reshape(-1, feats.shape[-1])
+        k = a["value"].shape[1]
+        out = np.zeros((f.shape[0], k), np.float32)
+        depth = int(a["depth"][0])
+        for s in range(0, f.shape[0], chunk):
+            fc = f[s:s + chunk]
+            rows = np.arange(fc.shape[0])
+            acc = np.zeros((fc.shape[0], k), np.float32)
+            for root in a["roots"]:
+                node = np.full(fc.shape[0], root, np.int32)
+                for _ in range(depth):
+                    go_left = fc[rows, a["feature"][node]] <= a["threshold"][node]
+                    node = np.where(go_left, a["left"][node], a["right"][node])
+                acc += a["value"][node]
+            out[s:s + chunk] = acc / len(a["roots"])
+        return out.T.reshape((k,) + np.shape(x))
+
+    def tensors(self) -> dict:
+        return dict(self.arrays)
+
+    def config(self) -> dict:
+        return {"sigma_max": self.sigma_max}

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .baselines import GreyLDA
+from .baselines import GreyLDA, PixelForest
 from .ensemble import Ensemble, NetModel
 from .errors import BundleError
 from .info import ModelInfo
@@ -28,7 +28,7 @@ def provenance(**settings) -> dict:
 
 
 def _tensors_of(model) -> dict[str, torch.Tensor]:
-    if isinstance(model, GreyLDA):
+    if isinstance(model, (GreyLDA, PixelForest)):
         return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in model.tensors().items()}
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
@@ -111,6 +111,16 @@ def load_model(path):
             raise BundleError(f"{path}: LDA arrays do not match its class scheme")
         model.info = info
         return model
+    if kind == "rf":
+        need = {"left", "right", "feature", "threshold", "value", "roots", "depth"}
+        if need - set(tensors):
+            raise BundleError(f"{path}: forest bundle lacks {sorted(need - set(tensors))}")
+        arrays = {k: v.numpy() for k, v in tensors.items()}
+        n = arrays["left"].shape[0]
+        if arrays["value"].shape != (n, info.scheme.n_classes) or arrays["right"].shape != (n,) or \
+                (arrays["left"] >= n).any() or (arrays["right"] >= n).any() or (arrays["roots"] >= n).any():
+            raise BundleError(f"{path}: forest arrays are inconsistent with each other or the class scheme")
+        return PixelForest(info, arrays, float((meta.get("config") or {}).get("sigma_max", 16.0)))
     builders = {"unet": NetModel, "ensemble": Ensemble}
     if kind not in builders:
         raise BundleError(f"{path}: unknown model kind {kind!r}")

@@ -145,15 +145,21 @@ def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = 256
     k = model.info.scheme.n_classes
     factor, note = scale_factor(model, image, rescale)
     notes = [note] if note else []
-    if getattr(model, "kind", None) == "lda":
+    kind = getattr(model, "kind", None)
+    if kind == "lda":  # the original baseline: raw grey values, no resampling
         probs = model.probabilities(region)
         yield Progress("predict", 1, 1)
     else:
         x = model.info.normalize(region)
         if abs(factor - 1.0) > 0.02:
-            shape = tuple(max(model.multiple, int(round(s * factor))) for s in region.shape)
+            shape = tuple(max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape)
             x = _resize(x, shape, order=1)
-        probs = yield from predict_proba(model, x, tile, overlap, batch_size, device, tta)
+        if kind == "rf":
+            yield Progress("predict", 0, 1, message="pixel features and forest")
+            probs = model.probabilities(x)
+            yield Progress("predict", 1, 1)
+        else:
+            probs = yield from predict_proba(model, x, tile, overlap, batch_size, device, tta)
         if probs.shape[1:] != region.shape:
             probs = np.stack([_resize(p, region.shape, order=1) for p in probs])
     labels = np.zeros(grey.shape, np.uint8)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .analysis import per_class_iou
-from .baselines import GreyLDA
+from .baselines import GreyLDA, PixelForest
 from .bundle import provenance
 from .classes import ClassScheme
 from .ensemble import Ensemble, NetModel
@@ -33,7 +33,7 @@ from .nets import UNet
 from .predict import resolve_device
 from .tiles import TileSampler, TrainImage, split_validation
 
-METHODS = ("ensemble", "unet", "lda")
+METHODS = ("ensemble", "unet", "lda", "rf")
 
 
 @dataclass
@@ -178,6 +178,8 @@ class Trainer:
         c = self.config
         if c.method == "lda":
             return (yield from self._run_lda())
+        if c.method == "rf":
+            return (yield from self._run_forest())
         dev = resolve_device(c.device)
         torch.manual_seed(c.seed)
         info = self.info()
@@ -222,6 +224,25 @@ class Trainer:
         model = GreyLDA(info=self.info()).fit([i.data for i in self.images], self.labels, masks)
         self.model = model
         yield Progress("lda", 1, 1)
+        return model
+
+    def _run_forest(self):
+        info = self.info()
+        items = prepare_items(self.images, self.labels, info, self.config.data_bar)
+        n = len(items)
+        done = [0]
+        events = []
+
+        def tick():
+            done[0] += 1
+            events.append(Progress("rf", done[0], n + 1, message="pixel features"))
+
+        yield Progress("rf", 0, n + 1, message="pixel features")
+        model = PixelForest(info).fit([it.image for it in items], [it.labels for it in items],
+                                      seed=self.config.seed, progress=tick)
+        yield from events
+        self.model = model
+        yield Progress("rf", n + 1, n + 1, message="forest fitted")
         return model
 
     def _new_model(self, info):
