@@ -68,7 +68,9 @@ def test_predict_uses_the_shipped_default(test_pair, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "missing.tif", "--out", "{tmp}/o"], "no such file"),
-    (["predict", "{tmp}", "--out", "{tmp}/o"], "is a directory"),
+    (["evaluate", "{tmp}", "{truth}"], "is a directory"),
+    (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}"], "is a directory"),
+    (["predict", "{tmp}/nothing*.tif", "--out", "{tmp}/o"], "no file matches"),
     (["predict", "{png}", "--out", "{tmp}/o"], "PNG"),
     (["evaluate", "{small}", "{truth}"], "same size"),
     (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"], "does not exist"),

@@ -14,10 +14,11 @@ from .engine.errors import RockSegError
 
 
 def _bar(gen, desc: str, quiet: bool = False):
-    """Drain an engine generator into a tqdm bar and return its result."""
+    """Drain an engine generator into a tqdm bar and return its result.  The bar
+    appears with the first event, so input errors print one line and no bar."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=desc, unit="step", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    bar = None
     stage = None
     try:
         while True:
@@ -25,6 +26,9 @@ def _bar(gen, desc: str, quiet: bool = False):
                 ev = next(gen)
             except StopIteration as stop:
                 return stop.value
+            if bar is None:
+                bar = tqdm(total=ev.total, desc=desc, unit="step", disable=quiet, dynamic_ncols=True,
+                           file=sys.stderr)
             if ev.stage != stage:
                 stage = ev.stage
                 bar.reset(total=ev.total)
@@ -40,7 +44,8 @@ def _bar(gen, desc: str, quiet: bool = False):
                 bar.set_postfix(post, refresh=False)
             bar.refresh()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _scheme(path):
@@ -127,50 +132,40 @@ def cmd_train(args):
 
 # -- predict ---------------------------------------------------------------
 def cmd_predict(args):
-    from .engine import io
-    from .engine.analysis import phase_fractions
-    from .engine.predict import segment
+    from .engine import batch
+    from .engine.io import atomic_path
+    from .models import default_model_path
 
-    model = _load(args.model)
+    model_path = args.model or default_model_path()
+    model = _load(model_path)
     scheme = model.info.scheme
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RockSegError(f"--out {out} is a file; give a folder")
+    paths = batch.expand_inputs(args.images)
+    with atomic_path(out / ".rockseg-write-check", suffix=".check"):
+        pass
+    (out / ".rockseg-write-check").unlink(missing_ok=True)
     model_name = str(args.model) if args.model else "shipped default"
-    for path in args.images:
-        image = io.read_image(path)
-        seg = _bar(segment(model, image, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
-                           batch_size=args.batch_size, device=args.device, tta=args.tta,
-                           rescale=not args.no_rescale, probabilities=args.probabilities,
-                           uncertainty=args.uncertainty), f"segment {image.stem}", args.quiet)
-        for note in seg.notes:
+    opts = dict(model_name=model_name, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
+                batch_size=args.batch_size, device=args.device, tta=args.tta, rescale=not args.no_rescale,
+                probabilities=args.probabilities, uncertainty=args.uncertainty, report=args.report,
+                stream=True if args.stream else None)
+    if args.cluster:
+        reports = _bar(batch.predict_many(paths, out, model_path, None if args.cluster == "local" else args.cluster,
+                                          n_workers=args.workers, **opts), "segment", args.quiet)
+    else:
+        reports = [_bar(batch.predict_file(model, p, out, **opts), f"segment {p.stem}", args.quiet) for p in paths]
+    for report in reports:
+        for note in report["notes"]:
             print(f"note: {note}", file=sys.stderr)
-        mask = io.valid_mask(seg.labels.shape, seg.data_bar)
-        fractions = phase_fractions(seg.labels, scheme.n_classes, mask)
-        stem = image.stem
-        io.write_labels(out / f"{stem}_labels.tif", seg.labels, image.pixel_size_nm)
-        io.write_png(out / f"{stem}_overlay.png", io.overlay(image.data, seg.labels, scheme))
-        if seg.probabilities is not None:
-            io.write_image(out / f"{stem}_probabilities.tif", seg.probabilities, compression="zlib")
-        if seg.uncertainty is not None:
-            io.write_image(out / f"{stem}_uncertainty.tif", seg.uncertainty, compression="zlib")
-        report = {
-            "image": str(path), "model": model_name, "model_kind": model.kind,
-            "pixel_size_nm": image.pixel_size_nm, "data_bar_rows": seg.data_bar,
-            "scale": seg.scale, "classes": list(scheme.names),
-            "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
-            "notes": seg.notes,
-        }
-        io.write_text(out / f"{stem}.json", json.dumps(report, indent=2))
-        print(f"{path} -> {out / (stem + '_labels.tif')}")
-        if args.report:
-            from .engine.analysis import rock_report
-
-            rock = rock_report(seg.labels, scheme, image.pixel_size_nm, mask)
-            io.write_text(out / f"{stem}_report.json", json.dumps(rock, indent=2))
-            _print_report(path, rock)
+        stem = Path(report["image"]).stem
+        print(f"{report['image']} -> {out / (stem + '_labels.tif')}")
+        rock = out / f"{stem}_report.json"
+        if args.report and rock.exists():
+            _print_report(report["image"], json.loads(rock.read_text()))
         else:
-            print(_fractions_table(scheme.names, fractions))
+            print(_fractions_table(scheme.names, report["phase_fractions"].values()))
     return 0
 
 
@@ -378,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="segment images")
-    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     pr.add_argument("--out", required=True, type=Path, help="output folder")
     pr.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
     pr.add_argument("--data-bar", type=int)
@@ -391,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     pr.add_argument("--uncertainty", action="store_true", help="also write a per-pixel entropy map")
     pr.add_argument("--report", action="store_true", help="also write <stem>_report.json (rock analysis)")
+    pr.add_argument("--stream", action="store_true",
+                    help="segment block by block from a lazy view of the file (automatic above 64 megapixels)")
+    pr.add_argument("--cluster", help="run on dask.distributed: 'local' or a scheduler address")
+    pr.add_argument("--workers", type=int, help="workers of the local cluster")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)
 

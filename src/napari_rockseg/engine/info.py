@@ -37,8 +37,9 @@ class ModelInfo:
         return cls(ClassScheme.from_dict(d["scheme"]), None if px is None else float(px), norm,
                    d.get("data_bar", "auto"), dict(d.get("provenance", {})))
 
-    def normalize(self, grey: np.ndarray) -> np.ndarray:
-        """Grey pixels -> network input: robust per-image scaling centred on 0."""
+    def normalize(self, grey: np.ndarray, bounds=None) -> np.ndarray:
+        """Grey pixels -> network input: robust per-image scaling centred on 0;
+        ``bounds`` are the whole image's (low, high) when ``grey`` is a block."""
         if self.normalization == "none":
             return np.asarray(grey, np.float32)
-        return (normalize(grey) - 0.5) / 0.25
+        return (normalize(grey, bounds=bounds) - 0.5) / 0.25

@@ -180,6 +180,24 @@ def read_image(path, plane: int | None = None) -> SEMImage:
     return SEMImage(np.ascontiguousarray(grey), pixel, path, meta)
 
 
+def open_lazy(path) -> SEMImage:
+    """Open a (huge) TIFF without reading its pixels: ``data`` is a zarr array
+    that reads only the tiles or strips that are sliced.  Grey or palette
+    images with a grey-ramp palette only."""
+    import zarr
+
+    path = _check_file(path)
+    with _open_tiff(path) as tif:
+        page = tif.pages[0]
+        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not is_grey_ramp(page.colormap):
+            raise InputError(f"{path} has a colour palette; convert it to grey to open it lazily")
+        if len(page.shape) != 2:
+            raise InputError(f"{path} has shape {page.shape}; lazy opening takes 2-D grey images")
+        pixel = _sem_pixel_size(tif) or _tag_pixel_size(tif)
+    store = tifffile.imread(path, aszarr=True, key=0)
+    return SEMImage(zarr.open(store, mode="r"), pixel, path, {})
+
+
 def read_labels(path, scheme: ClassScheme, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a label mask: a colour overlay (palette or RGB TIFF, decoded through
     ``scheme``) or an integer TIFF with values 0..K used as they are."""
@@ -332,13 +350,23 @@ def overlay(grey: np.ndarray, labels: np.ndarray, scheme: ClassScheme, alpha: fl
     return np.clip(mixed, 0, 255).astype(np.uint8)
 
 
-def normalize(grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None) -> np.ndarray:
-    """Robust per-image intensity normalisation to about [0, 1] (float32)."""
-    g = np.asarray(grey, dtype=np.float32)
-    sample = g[mask] if mask is not None else g
-    if sample.size > 1_000_000:
-        sample = sample.ravel()[:: sample.size // 1_000_000 + 1]
+def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int = 1_000_000):
+    """Robust (low, high) percentiles of an image; huge or lazy images are
+    sampled on a regular grid of at most ``max_samples`` pixels."""
+    shape = grey.shape
+    step = max(1, int(np.sqrt(shape[0] * shape[1] / max_samples)))
+    sample = np.asarray(grey[::step, ::step], dtype=np.float32)
+    if mask is not None:
+        sample = sample[np.asarray(mask)[::step, ::step]]
     lo, hi = np.percentile(sample, [low, high]) if sample.size else (0.0, 1.0)
     if hi - lo < 1e-6:
         hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def normalize(grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None, bounds=None) -> np.ndarray:
+    """Robust per-image intensity normalisation to about [0, 1] (float32);
+    ``bounds`` gives precomputed (low, high) values (whole-image ones for a block)."""
+    g = np.asarray(grey, dtype=np.float32)
+    lo, hi = bounds if bounds is not None else intensity_bounds(g, low, high, mask)
     return (g - lo) / (hi - lo)
