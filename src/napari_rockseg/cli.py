@@ -95,6 +95,7 @@ def cmd_train(args):
         pass
     if args.threads:
         torch.set_num_threads(args.threads)
+    rank, device = _init_distributed(args.device)
     images, labels = train.load_training_pairs(image_paths, label_paths, scheme)
     init = _load(args.init) if args.init else None
     alpha = None
@@ -106,7 +107,7 @@ def cmd_train(args):
         gamma=args.gamma, steps=args.steps, epochs=args.epochs, minutes=args.minutes, width=args.width,
         depth=args.depth, cutout=args.cutout, sampling="grid" if args.stride else "random",
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
-        seed=args.seed, device=args.device, data_bar=args.data_bar,
+        seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
         lr=args.lr,
     )
@@ -114,12 +115,14 @@ def cmd_train(args):
                             data_source=source)
     t0 = time.perf_counter()
     try:
-        model = _bar(trainer.run(), f"train {args.method}")
+        model = _bar(trainer.run(), f"train {args.method}", quiet=rank != 0)
     except KeyboardInterrupt:
         model = trainer.result()
         if model is None:
             raise RockSegError("training interrupted before anything was learned; nothing written") from None
         print("interrupted: saving the best model validated so far", file=sys.stderr)
+    if rank != 0:
+        return 0
     bundle.save_model(model, out)
     print(f"wrote {out} ({args.method}, {time.perf_counter() - t0:.0f} s)")
     if trainer.history:
@@ -128,6 +131,29 @@ def cmd_train(args):
             best = max(last, key=lambda h: h.get("score", h["miou"]))
             print(f"best validation mIoU {best['miou']:.3f} at {best['stage']} step {best['step']}")
     return 0
+
+
+def _init_distributed(device: str):
+    """Join a torchrun launch (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs.
+    Returns (rank, device for this process)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, device
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    elif device == "auto":
+        device = "cpu"
+    return dist.get_rank(), device
 
 
 # -- predict ---------------------------------------------------------------

@@ -185,7 +185,8 @@ class Trainer:
         info = self.info()
         items = prepare_items(self.images, self.labels, info, c.data_bar)
         train_items, val = split_validation(items, c.val_block, c.val_fraction, c.seed)
-        sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed, c.balance, c.cutout,
+        rank, _ = dist_info()
+        sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
                               c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise)
         model = self._new_model(info)
         self.model = model.to(dev)
@@ -337,60 +338,74 @@ class Trainer:
             self.best_state = None
         amp = dev.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        rank, world = dist_info()
+        frozen = [p for p in model.parameters() if not any(p is q for q in params)]
+        for p in frozen:
+            p.requires_grad_(False)
+        runner = _StageLoss(self, stage, model)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # gradients are averaged over the processes; BatchNorm statistics follow rank 0
+            runner = DistributedDataParallel(runner, device_ids=[dev.index] if dev.type == "cuda" else None)
         step, t_start = step0, time.perf_counter() - elapsed0
         loss_avg = None
-        while True:
-            elapsed = time.perf_counter() - t_start
-            frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
-            if frac >= 1.0:
-                break
-            for n in nets:
-                n.train()
-            if stage == "synth":
-                for n in [*model.binaries, model.multi]:
-                    n.eval()
-            lr = c.lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            xb, yb = sampler.batch(c.batch_size)
-            xb = torch.from_numpy(xb).to(dev)
-            yb = torch.from_numpy(yb).to(dev)
-            with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
-                loss = self._losses(stage, model, xb, yb)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            lv = float(loss.detach())
-            loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
-            elapsed = time.perf_counter() - t_start
-            frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
-            total = max_steps if max_steps else max(step, int(round(step / max(frac, 1e-9))))
-            eta = elapsed / max(frac, 1e-9) * (1 - frac)
-            metrics = {}
-            last = frac >= 1.0
-            if step % c.eval_every == 0 or last:
+        try:
+            while True:
+                elapsed = time.perf_counter() - t_start
+                frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
+                if _agree(frac >= 1.0, dev):
+                    break
                 for n in nets:
-                    n.eval()
-                metrics = self._validate(stage, model, val, dev)
-                score = metrics.get("score", -lv)
-                if score > best:
-                    best, bad_evals = score, 0
-                    self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad_evals += 1
-                self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
-            stop_early = c.patience is not None and bad_evals >= c.patience
-            if c.checkpoint and (step % c.checkpoint_every == 0 or last or stop_early):
-                self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals)
-            yield Progress(stage, step, total, loss_avg, metrics, eta,
-                           message=f"stage {index + 1}/{len(stages)}: {stage}")
-            if stop_early:
-                break
+                    n.train()
+                if stage == "synth":
+                    for n in [*model.binaries, model.multi]:
+                        n.eval()
+                lr = c.lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                xb, yb = sampler.batch(c.batch_size)
+                xb = torch.from_numpy(xb).to(dev)
+                yb = torch.from_numpy(yb).to(dev)
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+                    loss = runner(xb, yb)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                step += 1
+                lv = float(loss.detach())
+                loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
+                elapsed = time.perf_counter() - t_start
+                frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
+                total = max_steps if max_steps else max(step, int(round(step / max(frac, 1e-9))))
+                eta = elapsed / max(frac, 1e-9) * (1 - frac)
+                metrics = {}
+                last = _agree(frac >= 1.0, dev)
+                if step % c.eval_every == 0 or last:
+                    for n in nets:
+                        n.eval()
+                    metrics = self._validate(stage, model, val, dev)
+                    score = metrics.get("score", -lv)
+                    if _agree(score > best, dev):  # rank 0 decides, so all processes keep the same model
+                        best, bad_evals = score, 0
+                        self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    else:
+                        bad_evals += 1
+                    self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
+                stop_early = _agree(c.patience is not None and bad_evals >= c.patience, dev)
+                if c.checkpoint and rank == 0 and (step % c.checkpoint_every == 0 or last or stop_early):
+                    self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals)
+                yield Progress(stage, step, total, loss_avg, metrics, eta,
+                               message=f"stage {index + 1}/{len(stages)}: {stage}")
+                if stop_early:
+                    break
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
-        if c.checkpoint and index + 1 < len(stages):
+        if c.checkpoint and rank == 0 and index + 1 < len(stages):
             self.best_state = None
             self._save_checkpoint(model, None, sampler, index + 1, 0, 0.0, -1.0, 0)
 
@@ -408,6 +423,39 @@ class Trainer:
         }
         with atomic_path(self.config.checkpoint, suffix=".pt") as tmp:
             torch.save(data, tmp)
+
+
+class _StageLoss(torch.nn.Module):
+    """The loss of one training stage as a module, so that DistributedDataParallel
+    can wrap it and average the gradients of every net the stage trains."""
+
+    def __init__(self, trainer: Trainer, stage: str, model):
+        super().__init__()
+        self.trainer, self.stage, self.model = trainer, stage, model
+
+    def forward(self, xb, yb):
+        return self.trainer._losses(self.stage, self.model, xb, yb)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of a torchrun launch; (0, 1) otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _agree(flag: bool, dev) -> bool:
+    """Rank 0's value of ``flag`` on every process (the flag itself when alone)."""
+    _, world = dist_info()
+    if world == 1:
+        return bool(flag)
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=dev if dev.type == "cuda" else "cpu")
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def _rng_to_tensor(state: dict) -> torch.Tensor:
