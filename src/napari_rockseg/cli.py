@@ -79,7 +79,7 @@ def cmd_train(args):
     import torch
 
     from .engine import bundle, train
-    from .engine.io import atomic_path
+    from .engine.io import check_writable
 
     scheme = _scheme(args.classes)
     if args.data_dir:
@@ -91,8 +91,7 @@ def cmd_train(args):
     else:
         raise RockSegError("give --data-dir DIR, or --images A.tif ... with --labels A.tif ...")
     out = Path(args.out)
-    with atomic_path(out, suffix=".check"):  # fail now, not after hours, if out is not writable
-        pass
+    check_writable(out)  # fail now, not after hours of training
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, device = _init_distributed(args.device)
@@ -109,10 +108,12 @@ def cmd_train(args):
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
-        lr=args.lr,
+        checkpoint_every=args.checkpoint_every, lr=args.lr,
     )
     trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
                             data_source=source)
+    for note in trainer.notes:
+        print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()
     try:
         model = _bar(trainer.run(), f"train {args.method}", quiet=rank != 0)
@@ -159,7 +160,7 @@ def _init_distributed(device: str):
 # -- predict ---------------------------------------------------------------
 def cmd_predict(args):
     from .engine import batch
-    from .engine.io import atomic_path
+    from .engine.io import check_writable
     from .models import default_model_path
 
     model_path = args.model or default_model_path()
@@ -169,9 +170,7 @@ def cmd_predict(args):
     if out.exists() and not out.is_dir():
         raise RockSegError(f"--out {out} is a file; give a folder")
     paths = batch.expand_inputs(args.images)
-    with atomic_path(out / ".rockseg-write-check", suffix=".check"):
-        pass
-    (out / ".rockseg-write-check").unlink(missing_ok=True)
+    check_writable(out / "labels.tif")
     model_name = str(args.model) if args.model else "shipped default"
     opts = dict(model_name=model_name, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
                 batch_size=args.batch_size, device=args.device, tta=args.tta, rescale=not args.no_rescale,
@@ -393,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="CPU threads for torch")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUT.ckpt.pt)")
+    t.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
     t.add_argument("--resume", type=Path, help="continue a run from its checkpoint")
     t.add_argument("--init", type=Path, help="fine-tune this model bundle")
     t.add_argument("--data-bar", type=int, help="rows of data bar at the bottom (default: detect; 0: none)")

@@ -208,8 +208,8 @@ def read_labels(path, scheme: ClassScheme, shape: tuple[int, int] | None = None)
         if palette:
             rgb = (page.colormap >> 8).astype(np.uint8).T[data]
             labels = scheme.decode_colors(rgb)
-        elif data.ndim == 3 and data.shape[-1] in (3, 4):
-            labels = scheme.decode_colors(data[..., :3].astype(np.uint8))
+        elif data.ndim == 3 and data.shape[-1] in (3, 4) and data.dtype == np.uint8:
+            labels = scheme.decode_colors(data[..., :3])
         elif data.ndim == 2 and data.dtype.kind in "iub":
             scheme.check_labels(data, what=str(path))
             labels = data.astype(np.uint8)
@@ -305,6 +305,18 @@ def atomic_path(path, suffix=None):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path) -> None:
+    """Fail now, with a clear message, if ``path`` cannot be written later (its
+    folder is missing and cannot be made, is read-only, or ``path`` is a
+    folder); nothing at ``path`` is touched."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give a file name")
+    with atomic_path(path.parent / f".{path.name}.write-check", suffix=".check") as tmp:
+        tmp.write_bytes(b"")
+    os.unlink(path.parent / f".{path.name}.write-check")
 
 
 def write_labels(path, labels: np.ndarray, pixel_size_nm: float | None = None) -> Path:

@@ -151,6 +151,7 @@ class Trainer:
         self.best_state = None
         self.class_freqs = None
         self.history: list[dict] = []
+        self.notes = self._check_labels()
         if init is not None:
             init_scheme = init.info.scheme
             if init_scheme.names != scheme.names:
@@ -158,6 +159,23 @@ class Trainer:
                     f"the model to fine-tune has classes ({', '.join(init_scheme.names)}) but the "
                     f"labels use ({', '.join(scheme.names)})"
                 )
+
+    def _check_labels(self) -> list[str]:
+        """Refuse labels a model cannot learn from; note classes nobody labelled."""
+        present = set()
+        for img, lab in zip(self.images, self.labels):
+            if img.data.shape != lab.shape:
+                raise InputError(f"{img.stem}: image {img.data.shape} and labels {lab.shape} differ in size")
+            self.scheme.check_labels(lab, what=f"labels of {img.stem}")
+            present |= set(np.unique(lab).tolist())
+        present.discard(0)
+        if not present:
+            raise InputError("the training labels are all unlabelled (0); paint or load some labels first")
+        if len(present) < 2:
+            name = self.scheme.names[min(present) - 1]
+            raise InputError(f"the training labels hold only one class ({name}); label at least two classes")
+        missing = [n for c, n in zip(self.scheme.labels, self.scheme.names) if c not in present]
+        return [f"class '{n}' has no labelled pixel; the model will never predict it" for n in missing]
 
     # -- public -------------------------------------------------------------
     def info(self) -> ModelInfo:
@@ -195,7 +213,7 @@ class Trainer:
         self.class_freqs = counts / max(1, counts.sum())
         stages = ["members", "synth"] if c.method == "ensemble" else ["unet"]
         state = {"stage": 0, "step": 0, "elapsed": 0.0}
-        ckpt = torch.load(self.resume, map_location="cpu", weights_only=True) if self.resume else None
+        ckpt = load_checkpoint(self.resume) if self.resume else None
         if ckpt is not None:
             self._check_resume(ckpt)
             model.load_state_dict(ckpt["model"])
@@ -514,8 +532,24 @@ def pairs_in_dir(data_dir) -> tuple[list[Path], list[Path]]:
     return images, labels
 
 
+def load_checkpoint(path) -> dict:
+    """A training checkpoint, loaded with ``weights_only=True``: tensors and plain
+    containers only, never arbitrary pickled objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot resume from {path}: not a rockseg checkpoint, or corrupt ({first})") from None
+    if not isinstance(ckpt, dict) or "method" not in ckpt or "model" not in ckpt:
+        raise InputError(f"cannot resume from {path}: not a rockseg checkpoint")
+    return ckpt
+
+
 def checkpoint_info(path) -> dict:
     """A checkpoint's stage and step, loaded without unpickling."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(path)
     return {"method": ckpt["method"], "stage": int(ckpt["stage"]), "step": int(ckpt["step"])}
 

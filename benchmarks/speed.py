@@ -1,0 +1,260 @@
+"""Speed benchmark: prediction and training throughput of our default model
+against the original work's configuration, on the same machine in one run.
+
+    python benchmarks/speed.py [--sizes 1 16 64] [--threads N] [--skip-options]
+
+Every measurement runs in its own subprocess so that its peak RSS is its own.
+The original approach is timed with its network configuration and random
+weights (timing does not depend on the weights): 6 U-Nets of base width 64,
+depth 4, bilinear upsampling, 3 input channels (4 binary members, 1
+multi-class member, the synthesizer on their 8 maps), each run on the whole
+image in one forward pass.  Ours: the shipped ensemble (6 U-Nets of width 16),
+tiled and blended, at the model's pixel size (the input is not resampled,
+so megapixels per second compare like with like).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ours_model():
+    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.ensemble import Ensemble
+    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.models import DEFAULT, model_path
+
+    path = model_path(DEFAULT)
+    if path.exists():
+        return load_model(path), "shipped default"
+    return Ensemble.new(ModelInfo(pixel_size_nm=11.16)).eval(), "default architecture, random weights"
+
+
+def original_nets():
+    import torch
+
+    from napari_rockseg.engine.nets import UNet
+
+    torch.manual_seed(0)
+    members = [UNet(3, 1, 64, 4, "bilinear").eval() for _ in range(4)] + [UNet(3, 4, 64, 4, "bilinear").eval()]
+    synth = UNet(8, 4, 64, 4, "bilinear").eval()
+    return members, synth
+
+
+def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
+    import torch
+
+    from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.io import SEMImage
+    from napari_rockseg.engine.predict import segment
+
+    model, what = ours_model()
+    if option == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
+    h, w = side * 3 // 4, side
+    img = (np.random.default_rng(0).random((h, w)) * 255).astype(np.uint8)
+    image = SEMImage(img, model.info.pixel_size_nm)
+    t0 = time.perf_counter()
+    if option == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            seg = drain(segment(model, image, data_bar=0, tta=tta))
+    else:
+        seg = drain(segment(model, image, data_bar=0, tta=tta))
+    dt = time.perf_counter() - t0
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
+            "labels_sha": int(np.bincount(seg.labels.ravel(), minlength=5)[1:].argmax())}
+
+
+def case_predict_stream(mp: float) -> dict:
+    """Block-by-block prediction of a tiled TIFF on disk (the huge-image path)."""
+    import tempfile
+
+    import tifffile
+
+    from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.io import open_lazy
+    from napari_rockseg.engine.predict import segment_to_file
+
+    model, what = ours_model()
+    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 256) * 256
+    h, w = side * 3 // 4, side
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "big.tif"
+        rng = np.random.default_rng(0)
+        tile = (rng.random((256, 256)) * 255).astype(np.uint8)
+
+        def tiles():
+            for _ in range(-(-h // 256) * -(-w // 256)):
+                yield tile
+
+        tifffile.imwrite(src, tiles(), shape=(h, w), dtype=np.uint8, tile=(256, 256), compression="zlib")
+        rss_before = peak_rss_mb()
+        image = open_lazy(src)
+        image.pixel_size_nm = model.info.pixel_size_nm
+        t0 = time.perf_counter()
+        drain(segment_to_file(model, image, Path(d) / "labels.tif", data_bar=0))
+        dt = time.perf_counter() - t0
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "rss_before_mb": rss_before, "what": what}
+
+
+def case_predict_original(mp: float) -> dict:
+    import torch
+
+    members, synth = original_nets()
+    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
+    h, w = side * 3 // 4, side
+    x = torch.rand(1, 3, h, w)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        maps = [torch.sigmoid(m(x)) for m in members[:4]] + [torch.softmax(members[4](x), 1)]
+        out = synth(torch.cat(maps, 1)).argmax(1)
+    dt = time.perf_counter() - t0
+    del out
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb()}
+
+
+def case_train_ours(steps: int) -> dict:
+    """Members-stage steps: 4 binary + 1 multi-class U-Net of width 16 on 8 tiles of 128 x 128."""
+    import torch
+
+    from napari_rockseg.engine.ensemble import Ensemble
+    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.losses import binary_focal_dice, focal_dice
+
+    model = Ensemble.new(ModelInfo())
+    nets = [*model.binaries, model.multi]
+    opt = torch.optim.AdamW([p for n in nets for p in n.parameters()], lr=1e-3)
+    x = torch.randn(8, 1, 128, 128)
+    y = torch.randint(1, 5, (8, 128, 128))
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss = sum(binary_focal_dice(b(x), y == c + 1, y > 0) for c, b in enumerate(model.binaries))
+        loss = loss + focal_dice(model.multi(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return {"seconds_per_step": float(np.median(times)), "nets": 5, "rss_mb": peak_rss_mb()}
+
+
+def case_train_original(steps: int) -> dict:
+    """Original members: U-Nets of width 64, 3 channels, 8 tiles of 128 x 128, trained one after another."""
+    import torch
+
+    from napari_rockseg.engine.losses import binary_focal_dice
+    from napari_rockseg.engine.nets import UNet
+
+    net = UNet(3, 1, 64, 4, "bilinear")
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randn(8, 3, 128, 128)
+    y = torch.rand(8, 128, 128) > 0.9
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss = binary_focal_dice(net(x), y, torch.ones_like(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    # the original trains its 5 members one after another: 5 such steps per step of ours
+    return {"seconds_per_step": 5 * float(np.median(times)), "nets": 5, "rss_mb": peak_rss_mb()}
+
+
+def run_case(args_list, threads) -> dict:
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    proc = subprocess.run([sys.executable, str(HERE), "--case", *map(str, args_list)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=float, nargs="+", default=[1, 16, 64], help="megapixels (streaming path)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--train-steps", type=int, default=5)
+    p.add_argument("--skip-options", action="store_true")
+    p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.case:
+        import torch
+
+        if os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        name, *rest = args.case
+        fn = {"ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
+              "stream": lambda: case_predict_stream(float(rest[0])),
+              "original": lambda: case_predict_original(float(rest[0])),
+              "train_ours": lambda: case_train_ours(int(rest[0])),
+              "train_original": lambda: case_train_original(int(rest[0]))}[name]
+        print(json.dumps(fn()))
+        return 0
+
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"threads {args.threads or torch.get_num_threads()}\n")
+    print("## Prediction of a 1024 x 768 image\n")
+    print("| approach | seconds | megapixels/s | peak RSS (MB) | speed-up |")
+    print("|---|---|---|---|---|")
+    orig = run_case(["original", 0.786432], args.threads)
+    rows = [("original: 6 U-Nets, width 64, whole image", orig)]
+    ours = run_case(["ours", 0.786432, 0, "none"], args.threads)
+    rows.append((f"ours: ensemble of 6 U-Nets, width 16, tiled ({ours.get('what', '')})", ours))
+    rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads)))
+    if not args.skip_options:
+        rows.append(("ours, channels-last", run_case(["ours", 0.786432, 0, "channels_last"], args.threads)))
+        rows.append(("ours, bfloat16 autocast", run_case(["ours", 0.786432, 0, "bf16"], args.threads)))
+    for name, r in rows:
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} | | | |")
+            continue
+        ratio = f"{orig['seconds'] / r['seconds']:.1f}x" if "seconds" in orig else "n/a"
+        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} | {ratio} |")
+
+    print("\n## Training throughput (one step of the 5 ensemble members, 8 tiles of 128 x 128)\n")
+    print("| approach | seconds per step | peak RSS (MB) | speed-up |")
+    print("|---|---|---|---|")
+    to = run_case(["train_original", args.train_steps], args.threads)
+    tu = run_case(["train_ours", args.train_steps], args.threads)
+    for name, r in (("original: width 64, 3 channels", to), ("ours: width 16, 1 channel", tu)):
+        print(f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
+              f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |")
+
+    print("\n## Memory and time against image size (block-by-block path, tiled TIFF in and out)\n")
+    print("| megapixels | seconds | seconds per megapixel | peak RSS (MB) |")
+    print("|---|---|---|---|")
+    for mp in args.sizes:
+        r = run_case(["stream", mp], args.threads)
+        if "error" in r:
+            print(f"| {mp:g} | failed: {r['error']} | | |")
+            continue
+        print(f"| {r['mp']:.1f} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | {r['rss_mb']:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Bad input gets a clear message and loses nothing; interrupted work resumes."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+
+from napari_rockseg.engine import io, train
+from napari_rockseg.engine.classes import SHALE, ClassScheme
+from napari_rockseg.engine.errors import InputError, RockSegError, SchemeError
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.io import SEMImage
+
+from helpers import synthetic_scene
+
+SCHEME3 = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "napari_rockseg.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    """images/ and labels/ with one synthetic scene as TIFFs."""
+    d = tmp_path_factory.mktemp("scene")
+    (d / "images").mkdir()
+    (d / "labels").mkdir()
+    image, labels = synthetic_scene(96, seed=2)
+    tifffile.imwrite(d / "images" / "a.tif", image)
+    tifffile.imwrite(d / "labels" / "a.tif", labels)
+    return d
+
+
+# -- training labels -------------------------------------------------------------
+def test_all_unlabelled_single_class_and_missing_class():
+    image, labels = synthetic_scene(64)
+    cfg = train.TrainConfig(method="unet", steps=1, device="cpu", data_bar=0)
+    with pytest.raises(InputError, match="all unlabelled"):
+        train.Trainer(cfg, [SEMImage(image)], [np.zeros_like(labels)], SCHEME3)
+    with pytest.raises(InputError, match="only one class"):
+        train.Trainer(cfg, [SEMImage(image)], [np.ones_like(labels)], SCHEME3)
+    t = train.Trainer(cfg, [SEMImage(image)], [np.where(labels == 3, 1, labels)], SCHEME3)
+    assert t.notes == ["class 'pore' has no labelled pixel; the model will never predict it"]
+    with pytest.raises(SchemeError, match="only 3 classes"):
+        train.Trainer(cfg, [SEMImage(image)], [labels + 1], SCHEME3)
+
+
+def test_fine_tuning_a_model_of_other_classes_is_refused(scene_dir, tmp_path):
+    model = tmp_path / "m.safetensors"
+    assert cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--tile", "32", "--width",
+               "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
+               "--pixel-size", "0").returncode == 0
+    proc = cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--init", model,
+               "--out", tmp_path / "n.safetensors", "--data-bar", "0")
+    assert proc.returncode == 2 and "has classes (background, blob, pore)" in proc.stderr
+    assert not (tmp_path / "n.safetensors").exists()
+
+
+def _scheme_file(tmp_path):
+    import json
+
+    path = tmp_path / "scheme.json"
+    path.write_text(json.dumps(SCHEME3.to_dict()))
+    return path
+
+
+# -- images --------------------------------------------------------------------------
+def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
+    image, labels = synthetic_scene(64, seed=3)
+    cfg = train.TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
+                            val_fraction=0.0, patience=None, device="cpu", data_bar=0, scale_jitter=0.0)
+    model = drain(train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME3).run())
+    from napari_rockseg.engine.predict import segment
+
+    eight = drain(segment(model, SEMImage(image), data_bar=0)).labels
+    narrow = (1000 + image.astype(np.uint16) // 16).astype(np.uint16)  # 16 grey levels out of 65536
+    tifffile.imwrite(tmp_path / "n.tif", narrow)
+    sixteen = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
+    assert (sixteen == eight).mean() > 0.9
+    tiny = image[:20, :30]
+    out = drain(segment(model, SEMImage(tiny), data_bar=0, tile=256)).labels
+    assert out.shape == (20, 30) and out.min() >= 1
+    tifffile.imwrite(tmp_path / "t.tif", image[:5, :5])
+    with pytest.raises(InputError, match="too small"):
+        io.read_image(tmp_path / "t.tif")
+
+
+def test_unwritable_output_and_full_disk_leave_nothing(tmp_path, test_pair, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = cli("predict", test_pair[0], "--out", blocker / "sub", "--model",
+               "src/napari_rockseg/models/lda.safetensors")
+    assert proc.returncode == 2 and "cannot create folder" in proc.stderr and "Traceback" not in proc.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "labels.tif"
+    old.write_bytes(b"previous result")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", full)
+    with pytest.raises(InputError, match="No space left on device"):
+        io.write_labels(old, np.ones((8, 8), np.uint8))
+    assert old.read_bytes() == b"previous result"
+    assert sorted(p.name for p in out.iterdir()) == ["labels.tif"]
+
+
+def test_stack_message_from_cli(tmp_path):
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 64, 64), np.uint8))
+    proc = cli("predict", tmp_path / "stack.tif", "--out", tmp_path / "o")
+    assert proc.returncode == 2 and "stack of 4 images" in proc.stderr
+
+
+# -- kill -9 and resume ------------------------------------------------------------------
+def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path):
+    common = ["train", "--method", "unet", "--data-dir", scene_dir, "--steps", "40", "--tile", "32",
+              "--width", "8", "--depth", "2", "--batch-size", "4", "--data-bar", "0", "--pixel-size", "0",
+              "--checkpoint-every", "5", "--threads", "1", "--seed", "3"]
+    assert cli(*common, "--out", tmp_path / "full.safetensors").returncode == 0
+    ckpt = tmp_path / "killed.ckpt.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "napari_rockseg.cli", *map(str, common), "--out",
+                             str(tmp_path / "killed.safetensors"), "--checkpoint", str(ckpt)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if ckpt.exists() and train.checkpoint_info(ckpt)["step"] >= 10:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed.safetensors").exists()
+    step = train.checkpoint_info(ckpt)["step"]
+    assert 10 <= step < 40
+    resumed = cli(*common, "--out", tmp_path / "resumed.safetensors", "--checkpoint", ckpt, "--resume", ckpt)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(tmp_path / "full.safetensors"), load_file(tmp_path / "resumed.safetensors")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, scene_dir):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage" * 10)
+    proc = cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--resume", bad,
+               "--out", tmp_path / "m.safetensors", "--data-bar", "0")
+    assert proc.returncode == 2 and "cannot resume" in proc.stderr
+
+
+# -- fuzzing ---------------------------------------------------------------------------
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(st.binary(min_size=0, max_size=2048))
+def test_readers_on_random_bytes(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fz") / "x.tif"
+    path.write_bytes(data)
+    for read in (io.read_image, lambda p: io.read_labels(p, SHALE)):
+        try:
+            out = read(path)
+        except RockSegError:
+            continue
+        arr = out.data if isinstance(out, SEMImage) else out
+        assert isinstance(arr, np.ndarray) and arr.ndim == 2
+
+
+@FUZZ
+@given(st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.int32]),
+       st.integers(1, 40), st.integers(1, 40), st.sampled_from([1, 3, 4]),
+       st.sampled_from([None, "zlib", "lzw"]), st.integers(0, 2**31 - 1))
+def test_readers_on_valid_looking_tiffs(tmp_path_factory, dtype, h, w, channels, compression, seed):
+    rng = np.random.default_rng(seed)
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    arr = (rng.random(shape) * 300 - 20).astype(dtype)
+    path = tmp_path_factory.mktemp("fz") / "v.tif"
+    tifffile.imwrite(path, arr, compression=compression, photometric="rgb" if channels in (3, 4) else None)
+    for read in (io.read_image, lambda p: io.read_labels(p, SHALE)):
+        try:
+            out = read(path)
+        except RockSegError:
+            continue
+        arr2 = out.data if isinstance(out, SEMImage) else out
+        assert arr2.shape == (h, w)
+        if isinstance(out, SEMImage) and arr2.dtype.kind == "f":
+            assert np.isfinite(arr2).all()
+
+
+@FUZZ
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+                    max_leaves=12))
+def test_scheme_parser_on_random_json(value):
+    try:
+        scheme = ClassScheme.from_dict(value)
+    except SchemeError:
+        return
+    assert scheme.n_classes >= 1
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.text(min_size=0, max_size=6), st.one_of(
+    st.text(max_size=8), st.lists(st.integers(-5, 300), min_size=0, max_size=4))), min_size=0, max_size=5))
+def test_scheme_parser_on_valid_looking_schemes(entries):
+    data = {"classes": [{"name": n, "color": c} for n, c in entries], "rest": None}
+    try:
+        scheme = ClassScheme.from_dict(data)
+    except SchemeError:
+        return
+    assert len(set(scheme.colors)) == scheme.n_classes
