@@ -180,6 +180,7 @@ def test_evaluate_matches_cli_numbers(viewer, qtbot, test_pair):
     w.compare()
     wait_for(qtbot, w.compare_panel)
     assert w.comparison["LDA baseline"]["miou"] == pytest.approx(expected["miou"])
+    assert w.compare_table.data[4][0] == f"{expected['miou']:.3f}"
 
 
 def test_phase_report_matches_cli_and_follows_painting(viewer, test_pair, tmp_path, qtbot):
@@ -207,3 +208,25 @@ def test_phase_report_matches_cli_and_follows_painting(viewer, test_pair, tmp_pa
     qtbot.waitUntil(lambda: w.result["porosity"] > before, timeout=5000)
     w.csv_path.value = tmp_path / "phase.csv"
     assert w.export() and "porosity" in (tmp_path / "phase.csv").read_text()
+
+
+def test_segment_lazy_image_gives_lazy_labels(viewer, qtbot):
+    import dask.array as da
+
+    from napari_rockseg._widgets.segment import SegmentWidget
+    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.models import LDA, model_path
+
+    image, _ = open_sample(viewer)
+    big = da.from_array(np.tile(np.asarray(image.data)[:688], (2, 2)), chunks=(512, 512))
+    layer = viewer.add_image(big, name="mosaic")
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.image.value = layer
+    w.model.value = "shipped LDA baseline"
+    w.run()
+    out = viewer.layers["mosaic segmentation"]
+    assert isinstance(out.data, da.Array) and out.data.shape == big.shape
+    lda = load_model(model_path(LDA))
+    window = np.asarray(out.data[100:300, 1100:1400])
+    assert np.array_equal(window, lda.predict(np.asarray(big[100:300, 1100:1400])))

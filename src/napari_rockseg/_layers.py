@@ -11,8 +11,10 @@ def labels_colormap(scheme: ClassScheme):
     from napari.utils.colormaps import DirectLabelColormap
 
     colors = {0: np.zeros(4), None: np.zeros(4)}
-    for label, rgb in zip(scheme.labels, scheme.colors):
-        colors[label] = np.array([*(c / 255 for c in rgb), 1.0])
+    for i, (label, rgb) in enumerate(zip(scheme.labels, scheme.colors)):
+        # the "rest" class (mineral grain) covers most of an image: keep the rock visible through it
+        alpha = 0.35 if i == scheme.rest else 1.0
+        colors[label] = np.array([*(c / 255 for c in rgb), alpha])
     return DirectLabelColormap(color_dict=colors)
 
 

@@ -24,6 +24,15 @@ def notify_info(msg: str) -> None:
     show_info(msg)
 
 
+def fit_table(table) -> None:
+    """Columns sized to their contents, no row numbers: tables that read at a glance."""
+    from qtpy.QtWidgets import QHeaderView
+
+    header = table.native.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.native.verticalHeader().setVisible(False)
+
+
 def format_eta(seconds) -> str:
     if seconds is None:
         return ""
@@ -70,6 +79,7 @@ class RunPanel(Container):
         def returned(result):
             if not self.cancelled:
                 self.progress.value = 100
+                self.status.value = "done"
                 on_return(result)
 
         def errored(exc):

@@ -15,7 +15,7 @@ from ..engine.classes import SHALE
 from ..engine.io import resolve_data_bar, valid_mask
 from ..engine.predict import segment
 from ._state import SHIPPED_LDA, STORE
-from ._worker import RunPanel, notify_error
+from ._worker import RunPanel, fit_table, notify_error
 from .segment import image_of_layer
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class EvaluateWidget(Container):
                                   self.image, self.model, self.compare_panel, self.compare_table])
         for t in (self.table, self.confusion, self.compare_table):
             t.native.setMinimumHeight(140)
+            fit_table(t)
         self.evaluate_button.changed.connect(self.run)
         self.compare_panel.run_button.changed.connect(self.compare)
         STORE.subscribe(self, self.model.reset_choices)
@@ -72,7 +73,10 @@ class EvaluateWidget(Container):
         self.miou.value = f"mean IoU {result['miou']:.3f}   pixel accuracy {result['accuracy']:.3f}"
         self.table.value = {"class": list(scheme.names), "IoU": [f"{v:.3f}" for v in result["iou"]]}
         cm = np.asarray(result["confusion"])
-        self.confusion.value = {"data": cm.tolist(), "index": list(scheme.names), "columns": list(scheme.names)}
+        short = [n.split()[0] for n in scheme.names]
+        self.confusion.value = {"data": [[f"{v:,}" for v in r] for r in cm.tolist()], "index": short,
+                                "columns": short}
+        self.confusion.native.verticalHeader().setVisible(True)
         return result
 
     def compare(self, *_):
@@ -99,8 +103,11 @@ class EvaluateWidget(Container):
         def done(scores):
             self.comparison = scores
             names = list(next(iter(models.values())).info.scheme.names) + ["mean IoU"]
-            data = {n: [f"{v:.3f}" for v in s["iou"]] + [f"{s['miou']:.3f}"] for n, s in scores.items()}
+            columns = {"LDA baseline": "LDA", self.model.value: "model"}
+            data = {columns[n]: [f"{v:.3f}" for v in s["iou"]] + [f"{s['miou']:.3f}"] for n, s in scores.items()}
+            self.compare_panel.status.value = f"LDA baseline vs model '{self.model.value}'"
             self.compare_table.value = {"data": [list(r) for r in zip(*data.values())], "index": names,
                                         "columns": list(data)}
+            self.compare_table.native.verticalHeader().setVisible(True)
 
         return self.compare_panel.start(job, done)

@@ -12,17 +12,11 @@ from .._layers import scheme_of_layer
 from ..engine.analysis import rock_report, summary_row
 from ..engine.classes import SHALE
 from ..engine.io import valid_mask, write_text
-from ._worker import notify_error, notify_info
+from ._worker import fit_table, notify_error, notify_info
+from .segment import pixel_size_of
 
 if TYPE_CHECKING:
     import napari
-
-
-def pixel_size_of(layer) -> float | None:
-    px = (layer.metadata or {}).get("pixel_size_nm")
-    if px is None and float(layer.scale[-1]) != 1.0:
-        px = float(layer.scale[-1])
-    return px
 
 
 class PoreHistogram(Container):
@@ -64,6 +58,7 @@ class PhaseReportWidget(Container):
         self.summary = Label(value="")
         self.table = Table()
         self.table.native.setMinimumHeight(160)
+        fit_table(self.table)
         self.histogram = PoreHistogram()
         self.csv_path = FileEdit(label="export CSV", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV")
@@ -117,13 +112,13 @@ class PhaseReportWidget(Container):
         px = report["pixel_size_nm"]
         rows = {"class": [], "area %": [], "objects": []}
         if px:
-            rows["area µm²"] = []
+            rows["µm²"] = []
         for name, c in report["classes"].items():
             rows["class"].append(name)
             rows["area %"].append(f"{100 * c['fraction']:.2f}")
             rows["objects"].append(c["objects"])
             if px:
-                rows["area µm²"].append(f"{c['area_um2']:.3f}")
+                rows["µm²"].append(f"{c['area_um2']:.3f}")
         self.table.value = rows
         lines = [f"pixel size {px:.4g} nm" if px else "pixel size unknown (sizes in pixels)"]
         if "porosity" in report:

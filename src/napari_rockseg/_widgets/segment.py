@@ -9,12 +9,29 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 
 from .._layers import labels_kwargs
 from ..engine.io import SEMImage
-from ..engine.predict import resolve_device, segment
+from ..engine.batch import STREAM_MEGAPIXELS
+from ..engine.predict import lazy_labels, resolve_device, segment
 from ._state import STORE
 from ._worker import RunPanel, notify_error
 
 if TYPE_CHECKING:
     import napari
+
+
+def pixel_size_of(layer) -> float | None:
+    """Pixel size in nm: the reader's metadata, else the layer's scale (set in nm by the reader)."""
+    px = (layer.metadata or {}).get("pixel_size_nm")
+    if px is None and float(layer.scale[-1]) != 1.0:
+        px = float(layer.scale[-1])
+    return px
+
+
+def is_huge(layer) -> bool:
+    """Lazy (dask, zarr) or multiscale image data, or more than the in-memory limit."""
+    if layer.multiscale or layer.rgb:
+        return bool(layer.multiscale)
+    data = layer.data
+    return not isinstance(data, np.ndarray) or data.size > STREAM_MEGAPIXELS * 1e6
 
 
 def image_of_layer(layer) -> SEMImage:
@@ -24,10 +41,7 @@ def image_of_layer(layer) -> SEMImage:
     data = np.asarray(layer.data)
     if layer.rgb:
         data = to_grey(data)
-    px = (layer.metadata or {}).get("pixel_size_nm")
-    if px is None and float(layer.scale[-1]) != 1.0:
-        px = float(layer.scale[-1])  # the reader sets the scale in nm
-    return SEMImage(data, px, None, {})
+    return SEMImage(data, pixel_size_of(layer), None, {})
 
 
 def output_name(viewer, base: str) -> str:
@@ -120,8 +134,10 @@ class SegmentWidget(Container):
             return None
         if model.kind == "ensemble":
             model.fusion = self.fusion.value
-        image = image_of_layer(layer)
         scheme = model.info.scheme
+        if is_huge(layer):
+            return self._run_lazy(layer, model, device)
+        image = image_of_layer(layer)
 
         def job():
             return (yield from segment(model, image, tile=self.tile.value, overlap=self.overlap.value,
@@ -142,6 +158,16 @@ class SegmentWidget(Container):
             self.panel.status.value = "done" + ("; " + "; ".join(seg.notes) if seg.notes else "")
 
         return self.panel.start(job, done)
+
+    def _run_lazy(self, layer, model, device):
+        """Huge or lazy (dask) images: a lazy labels layer, computed block by block
+        for the part of the image that is viewed."""
+        data = layer.data[0] if layer.multiscale else layer.data
+        lab = lazy_labels(model, data, pixel_size_of(layer), data_bar=0, chunk=1024, tile=self.tile.value,
+                          overlap=self.overlap.value, device=device, rescale=self.rescale.value)
+        put_labels(self.viewer, f"{layer.name} segmentation", lab, model.info.scheme, layer, model=self.model.value)
+        self.panel.status.value = "lazy: blocks are segmented as you view them"
+        return None
 
     def _put_image(self, name, data, like, **kw):
         scale = like.scale if data.ndim == 2 else (1, *like.scale)
