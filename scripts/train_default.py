@@ -7,7 +7,6 @@ import torch
 
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.classes import SHALE
-from napari_rockseg.engine.events import drain
 
 minutes, out = float(sys.argv[1]), sys.argv[2]
 ckpt = sys.argv[3] if len(sys.argv) > 3 else None

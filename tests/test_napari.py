@@ -16,7 +16,7 @@ def viewer(make_napari_viewer):
 
 
 def open_sample(viewer):
-    layers = viewer.open_sample("napari-rockseg", "shale")
+    viewer.open_sample("napari-rockseg", "shale")
     image = viewer.layers["shale SEM"]
     truth = viewer.layers["shale SEM ground truth"]
     return image, truth

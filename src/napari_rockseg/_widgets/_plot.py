@@ -5,16 +5,23 @@ from __future__ import annotations
 from magicgui.widgets import Container
 
 
-class TrainingPlot(Container):
-    def __init__(self, class_names=()):
+class FigureBox(Container):
+    """A matplotlib figure inside a magicgui container."""
+
+    def __init__(self, height: float, min_height: int):
         super().__init__(labels=False)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(4, 2.6), dpi=90, tight_layout=True)
+        self.figure = Figure(figsize=(4, height), dpi=90, tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumHeight(min_height)
         self.native.layout().addWidget(self.canvas)
+
+
+class TrainingPlot(FigureBox):
+    def __init__(self, class_names=()):
+        super().__init__(2.6, 220)
         self.ax_loss = self.figure.add_subplot(121)
         self.ax_iou = self.figure.add_subplot(122)
         self.class_names = list(class_names)

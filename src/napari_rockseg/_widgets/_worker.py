@@ -24,6 +24,24 @@ def notify_info(msg: str) -> None:
     show_info(msg)
 
 
+def save_to(file_edit, suffix: str, what: str, write) -> str | None:
+    """Write with ``write(path)`` to the file chosen in ``file_edit`` (``suffix``
+    added when missing); errors become notifications."""
+    path = str(file_edit.value)
+    if not path or path == ".":
+        notify_error(ValueError(f"choose a file name for the {what}"))
+        return None
+    if not path.endswith(suffix):
+        path += suffix
+    try:
+        write(path)
+    except Exception as exc:
+        notify_error(exc)
+        return None
+    notify_info(f"saved {path}")
+    return path
+
+
 def fit_table(table) -> None:
     """Columns sized to their contents, no row numbers: tables that read at a glance."""
     from qtpy.QtWidgets import QHeaderView

@@ -12,23 +12,17 @@ from .._layers import scheme_of_layer
 from ..engine.analysis import rock_report, summary_row
 from ..engine.classes import SHALE
 from ..engine.io import valid_mask, write_text
-from ._worker import fit_table, notify_error, notify_info
+from ._plot import FigureBox
+from ._worker import fit_table, notify_error, save_to
 from .segment import pixel_size_of
 
 if TYPE_CHECKING:
     import napari
 
 
-class PoreHistogram(Container):
+class PoreHistogram(FigureBox):
     def __init__(self):
-        super().__init__(labels=False)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(4, 2.2), dpi=90, tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(190)
-        self.native.layout().addWidget(self.canvas)
+        super().__init__(2.2, 190)
         self.ax = self.figure.add_subplot(111)
 
     def show(self, pores: dict | None):
@@ -138,16 +132,6 @@ class PhaseReportWidget(Container):
         if self.result is None:
             notify_error(ValueError("pick a labels layer first"))
             return None
-        path = str(self.csv_path.value)
-        if not path or path == ".":
-            notify_error(ValueError("choose a CSV file name"))
-            return None
         row = summary_row(self.result)
         text = ",".join(row) + "\n" + ",".join("" if v is None else str(v) for v in row.values()) + "\n"
-        try:
-            write_text(path, text)
-        except Exception as exc:
-            notify_error(exc)
-            return None
-        notify_info(f"wrote {path}")
-        return path
+        return save_to(self.csv_path, ".csv", "CSV report", lambda path: write_text(path, text))

@@ -16,7 +16,7 @@ from ..engine.classes import SHALE
 from ..engine.train import TrainConfig, Trainer
 from ._plot import TrainingPlot
 from ._state import STORE
-from ._worker import RunPanel, notify_error, notify_info
+from ._worker import RunPanel, notify_error, notify_info, save_to
 from .segment import image_of_layer
 
 if TYPE_CHECKING:
@@ -178,16 +178,4 @@ class TrainWidget(Container):
         if self.model is None:
             notify_error(ValueError("train a model first"))
             return None
-        path = str(self.save_path.value)
-        if not path or path == ".":
-            notify_error(ValueError("choose a file name to save the model"))
-            return None
-        if not path.endswith(".safetensors"):
-            path += ".safetensors"
-        try:
-            save_model(self.model, path)
-        except Exception as exc:
-            notify_error(exc)
-            return None
-        notify_info(f"saved {path}")
-        return path
+        return save_to(self.save_path, ".safetensors", "model", lambda path: save_model(self.model, path))
