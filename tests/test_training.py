@@ -92,6 +92,10 @@ def test_bundle_round_trip_gives_identical_predictions(tmp_path, scene):
     assert np.array_equal(a, b)
     assert loaded.info.scheme == SCHEME
     assert loaded.info.provenance["settings"]["method"] == "ensemble"
+    half = bundle.load_model(bundle.save_model(model, tmp_path / "h.safetensors", half=True))
+    assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
+    c = drain(predict_proba(half, x, tile=32, overlap=8, device="cpu"))
+    assert np.abs(c - a).max() < 1e-3  # float16 storage moves probabilities by rounding only
 
 
 def test_sparse_scribbles_train_a_usable_model(scene):

@@ -124,7 +124,7 @@ def cmd_train(args):
         print("interrupted: saving the best model validated so far", file=sys.stderr)
     if rank != 0:
         return 0
-    bundle.save_model(model, out)
+    bundle.save_model(model, out, half=args.half)
     print(f"wrote {out} ({args.method}, {time.perf_counter() - t0:.0f} s)")
     if trainer.history:
         last = [h for h in trainer.history if "miou" in h]
@@ -155,6 +155,16 @@ def _init_distributed(device: str):
     elif device == "auto":
         device = "cpu"
     return dist.get_rank(), device
+
+
+def cmd_convert(args):
+    from .engine import bundle
+
+    model = bundle.load_model(args.model)
+    bundle.save_model(model, args.out, half=args.half)
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} ({model.kind}, {size:.1f} MB{', float16 weights' if args.half else ''})")
+    return 0
 
 
 # -- predict ---------------------------------------------------------------
@@ -396,7 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", type=Path, help="continue a run from its checkpoint")
     t.add_argument("--init", type=Path, help="fine-tune this model bundle")
     t.add_argument("--data-bar", type=int, help="rows of data bar at the bottom (default: detect; 0: none)")
+    t.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     t.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser("convert", help="rewrite a model bundle (e.g. with float16 weights)")
+    cv.add_argument("model", type=Path)
+    cv.add_argument("--out", required=True, type=Path)
+    cv.add_argument("--half", action="store_true", help="store the weights as float16")
+    cv.set_defaults(func=cmd_convert)
 
     pr = sub.add_parser("predict", help="segment images")
     pr.add_argument("images", nargs="+", help="image files, folders or glob patterns")

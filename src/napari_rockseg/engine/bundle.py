@@ -37,13 +37,18 @@ def _config_of(model) -> dict:
     return {} if isinstance(model, GreyLDA) else model.config()
 
 
-def save_model(model, path) -> Path:
-    """Write ``model`` (with its ``info``) as a safetensors bundle, atomically."""
+def save_model(model, path, half: bool = False) -> Path:
+    """Write ``model`` (with its ``info``) as a safetensors bundle, atomically.
+    ``half`` stores floating-point network weights as float16 (half the file;
+    they are computed in float32 after loading)."""
     from safetensors.torch import save_file
 
     meta = {"format": FORMAT, "kind": model.kind, "config": _config_of(model),
             "info": model.info.to_dict()}
     tensors = _tensors_of(model)
+    if half and model.kind in ("unet", "ensemble"):
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        meta["stored_dtype"] = "float16"
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return Path(path)
@@ -132,6 +137,7 @@ def load_model(path):
     if n_out != info.scheme.n_classes:
         raise BundleError(f"{path}: the network has {n_out} outputs but the class scheme "
                           f"has {info.scheme.n_classes} classes")
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
