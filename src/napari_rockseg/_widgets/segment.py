@@ -89,7 +89,7 @@ class SegmentWidget(Container):
                                tooltip="how the ensemble's members are combined")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self.device_used = Label(value=f"uses: {resolve_device('auto').type}")
-        self.tile = SpinBox(label="tile size", value=256, min=32, max=4096, step=32)
+        self.tile = SpinBox(label="tile size", value=512, min=32, max=4096, step=32)
         self.overlap = SpinBox(label="overlap", value=64, min=0, max=1024, step=8)
         self.tta = CheckBox(text="test-time augmentation (8 views, slower)", value=False)
         self.rescale = CheckBox(text="resample to the model's pixel size", value=True)

@@ -14,7 +14,7 @@ from . import io
 from .analysis import phase_fractions, rock_report
 from .errors import InputError
 from .events import Progress
-from .predict import segment, segment_to_file
+from .predict import BATCH, OVERLAP, TILE, segment, segment_to_file
 
 #: images above this size are segmented block by block from a lazy view of the file
 STREAM_MEGAPIXELS = 64.0
@@ -49,8 +49,8 @@ def megapixels(path) -> float:
         return 0.0  # read_image reports what is wrong with the file
 
 
-def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = 256, overlap: int = 64,
-                 batch_size: int = 4, device="auto", tta: bool = False, rescale: bool = True,
+def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = TILE, overlap: int = OVERLAP,
+                 batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
                  probabilities: bool = False, uncertainty: bool = False, report: bool = False,
                  stream: bool | None = None):
     """Generator: segment one image file and write ``<stem>_labels.tif``,

@@ -18,7 +18,12 @@ import torch
 from .errors import InputError
 from .events import Progress
 from .io import SEMImage, resolve_data_bar
-from .tiles import blend_weights, grid_starts
+from .tiles import blend_weights, fit_tiles
+
+
+#: default tile size, overlap and batch: tiles shrink to fit the image (see
+#: tiles.fit_tiles), so large tiles cost no extra margin on small images
+TILE, OVERLAP, BATCH = 512, 64, 2
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -62,7 +67,7 @@ def tile_probabilities(model, batch: torch.Tensor, tta: bool = False) -> torch.T
     return acc / len(_TTA)
 
 
-def predict_proba(model, x: np.ndarray, tile: int = 256, overlap: int = 64, batch_size: int = 4,
+def predict_proba(model, x: np.ndarray, tile: int = TILE, overlap: int = OVERLAP, batch_size: int = BATCH,
                   device="auto", tta: bool = False, blend: str = "cosine"):
     """Generator: yields Progress per batch, returns (K, H, W) float32 probabilities
     of the normalised 2-D input ``x``."""
@@ -72,31 +77,31 @@ def predict_proba(model, x: np.ndarray, tile: int = 256, overlap: int = 64, batc
     if not 0 <= overlap < tile:
         raise InputError(f"overlap ({overlap}) must be at least 0 and smaller than the tile size ({tile})")
     h, w = x.shape
-    # reflect-pad so no image pixel lies in the low-weight margin of every tile,
-    # and so the padded image is at least one tile in each direction
+    # reflect-pad so no image pixel lies in the low-weight margin of every tile
     m = overlap // 2
-    ph, pw = max(h + 2 * m, tile), max(w + 2 * m, tile)
+    ph, pw = -(-(h + 2 * m) // mult) * mult, -(-(w + 2 * m) // mult) * mult
     pad = ((m, ph - h - m), (m, pw - w - m))
     xp = np.pad(x, pad, mode="reflect" if min(h, w) > max(pad[0][1], pad[1][1], m) else "edge")
     k = model.info.scheme.n_classes
     acc = np.zeros((k, ph, pw), np.float32)
     wsum = np.zeros((ph, pw), np.float32)
-    weight = blend_weights(tile, overlap, blend)
-    step = tile - overlap
-    coords = [(y, xx) for y in grid_starts(ph, tile, step) for xx in grid_starts(pw, tile, step)]
+    th, ys = fit_tiles(ph, tile, overlap, mult)
+    tw, xs = fit_tiles(pw, tile, overlap, mult)
+    weight = blend_weights((th, tw), overlap, blend)
+    coords = [(y, xx) for y in ys for xx in xs]
     model.to(dev).eval()
     use_amp = dev.type == "cuda"
     t0 = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(coords), batch_size):
             chunk = coords[i:i + batch_size]
-            batch = np.stack([xp[y:y + tile, xx:xx + tile] for y, xx in chunk])[:, None]
+            batch = np.stack([xp[y:y + th, xx:xx + tw] for y, xx in chunk])[:, None]
             xb = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(dev)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                 probs = tile_probabilities(model, xb, tta).float().cpu().numpy()
             for (y, xx), p in zip(chunk, probs):
-                acc[:, y:y + tile, xx:xx + tile] += p * weight
-                wsum[y:y + tile, xx:xx + tile] += weight
+                acc[:, y:y + th, xx:xx + tw] += p * weight
+                wsum[y:y + th, xx:xx + tw] += weight
             done = min(i + batch_size, len(coords))
             el = time.perf_counter() - t0
             yield Progress("predict", done, len(coords), eta_s=el / done * (len(coords) - done))
@@ -134,8 +139,8 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
     return image.pixel_size_nm / trained, None
 
 
-def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = 256,
-                         overlap: int = 64, batch_size: int = 4, device="auto", tta: bool = False):
+def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = TILE,
+                         overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False):
     """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
     ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds."""
     kind = getattr(model, "kind", None)
@@ -158,8 +163,8 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
     return probs
 
 
-def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = 256, overlap: int = 64,
-            batch_size: int = 4, device="auto", tta: bool = False, rescale: bool = True,
+def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TILE, overlap: int = OVERLAP,
+            batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
             probabilities: bool = False, uncertainty: bool = False):
     """Generator: yields Progress, returns a :class:`Segmentation` of ``image``."""
     grey = image.data
@@ -188,13 +193,14 @@ def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = 256
 
 
 # -- huge images: block by block, flat memory ----------------------------------
-def _block_halo(tile: int, factor: float) -> int:
-    """Context around each block, in input pixels: half a tile at the model's scale."""
-    return int(np.ceil((tile // 2) / max(factor, 1e-6)))
+def _block_halo(overlap: int, factor: float) -> int:
+    """Context around each block, in input pixels: twice the tile overlap (at least
+    64 pixels) at the model's scale, about the receptive field of a depth-4 U-Net."""
+    return int(np.ceil(max(2 * overlap, 64) / max(factor, 1e-6)))
 
 
 def block_labels(model, data, y0: int, y1: int, x0: int, x1: int, valid_rows: int, halo: int, factor: float,
-                 bounds, tile: int = 256, overlap: int = 64, batch_size: int = 4, device="auto",
+                 bounds, tile: int = TILE, overlap: int = OVERLAP, batch_size: int = BATCH, device="auto",
                  tta: bool = False):
     """Generator: labels (uint8) of ``data[y0:y1, x0:x1]`` predicted with ``halo``
     pixels of context on each side; 0 on rows at or below ``valid_rows``."""
@@ -234,7 +240,7 @@ def _writer_thread(path: Path, shape, tile: int, pixel_size_nm, queue):
 
 
 def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = None, block: int = 1024,
-                    tile: int = 256, overlap: int = 64, batch_size: int = 4, device="auto", tta: bool = False,
+                    tile: int = TILE, overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False,
                     rescale: bool = True):
     """Generator: segment a huge (lazy: memory-mapped, zarr or dask) image block by
     block and write the labels to ``out_path`` (tiled ``.tif`` or ``.zarr``) as
@@ -261,7 +267,7 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
         from .io import intensity_bounds
 
         bounds = intensity_bounds(data[:valid_rows])
-    halo = _block_halo(tile, factor)
+    halo = _block_halo(overlap, factor)
     k = model.info.scheme.n_classes
     counts = np.zeros(k + 1, np.int64)
     n_blocks = -(-h // block) * -(-w // (4 * block))
@@ -347,8 +353,8 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
     return {"data_bar": bar, "scale": factor, "counts": counts[1:].tolist(), "notes": [note] if note else []}
 
 
-def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int = 1024, tile: int = 256,
-                overlap: int = 64, device="auto", rescale: bool = True):
+def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int = 1024, tile: int = TILE,
+                overlap: int = OVERLAP, device="auto", rescale: bool = True):
     """A dask array of labels over a (lazy) image, computed chunk by chunk on
     demand with overlapping context: what napari shows for huge images."""
     import dask.array as da
@@ -360,7 +366,7 @@ def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int =
     valid_rows = h - data_bar
     factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
     bounds = None if model.info.normalization == "none" else intensity_bounds(src[:valid_rows])
-    halo = _block_halo(tile, factor)
+    halo = _block_halo(overlap, factor)
 
     def compute(block, block_info=None):
         (y0, y1), (x0, x1) = block_info[0]["array-location"]

@@ -21,8 +21,30 @@ def grid_starts(length: int, tile: int, step: int) -> list[int]:
     return starts
 
 
-def blend_weights(tile: int, overlap: int, mode: str = "cosine") -> np.ndarray:
-    """(tile, tile) weights that fall smoothly to a small floor at tile edges."""
+def fit_tiles(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """The fewest tiles of at most ``tile`` pixels (a multiple of ``multiple``) that
+    cover ``length`` with at least ``overlap`` between neighbours: (tile size, starts).
+    Shrinking the tile to the image avoids computing mostly-duplicated margins."""
+    if length <= tile:
+        size = -(-length // multiple) * multiple
+        return size, [0]
+    n = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length + (n - 1) * overlap) // n)
+    size = min(tile, -(-size // multiple) * multiple)
+    starts = [int(round(i * (length - size) / (n - 1))) for i in range(n)]
+    return size, starts
+
+
+def blend_weights(tile, overlap: int, mode: str = "cosine") -> np.ndarray:
+    """(h, w) weights (``tile`` is a size or an (h, w) pair) that fall smoothly to a
+    small floor at tile edges."""
+    if not isinstance(tile, int):
+        h, w = tile
+        return np.maximum(np.outer(_ramp(h, overlap, mode), _ramp(w, overlap, mode)), 1e-3).astype(np.float32)
+    return blend_weights((tile, tile), overlap, mode)
+
+
+def _ramp(tile: int, overlap: int, mode: str) -> np.ndarray:
     if mode == "cosine":
         ramp = np.ones(tile, np.float32)
         if overlap > 0:
@@ -37,8 +59,7 @@ def blend_weights(tile: int, overlap: int, mode: str = "cosine") -> np.ndarray:
         ramp = np.ones(tile, np.float32)
     else:
         raise ValueError(f"unknown blending {mode!r}")
-    w = np.outer(ramp, ramp)
-    return np.maximum(w, 1e-3).astype(np.float32)
+    return ramp
 
 
 # -- training data -----------------------------------------------------------

@@ -1,0 +1,29 @@
+"""On a CUDA machine: mixed-precision training and prediction give the CPU's results."""
+
+import numpy as np
+import pytest
+
+from napari_rockseg.engine import train
+from napari_rockseg.engine.analysis import per_class_iou
+from napari_rockseg.engine.classes import ClassScheme
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.io import SEMImage
+from napari_rockseg.engine.predict import segment
+
+from helpers import synthetic_scene
+
+pytestmark = pytest.mark.gpu
+SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+
+
+def test_cuda_training_with_mixed_precision_learns_and_predicts_like_cpu():
+    image, labels = synthetic_scene(64, seed=1)
+    cfg = train.TrainConfig(method="ensemble", tile=32, batch_size=8, width=8, depth=2, steps=240, lr=1e-2,
+                            val_fraction=0.0, patience=None, device="cuda", scale_jitter=0.0, noise=0.0,
+                            data_bar=0)
+    model = drain(train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME).run())
+    gpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cuda")).labels
+    cpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    assert per_class_iou(gpu, labels, 3).min() > 0.9
+    assert (gpu == cpu).mean() > 0.995
+    assert np.array_equal(gpu.shape, labels.shape)
