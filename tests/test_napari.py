@@ -123,7 +123,8 @@ def test_train_changes_the_model_and_plot_then_cancel(viewer, qtbot):
     assert np.array_equal(crop_lab.data, before)
 
 
-def test_retrain_on_painted_pixels_changes_prediction_there(viewer, qtbot):
+@pytest.mark.parametrize("method", ["unet", "rf"])
+def test_retrain_on_painted_pixels_changes_prediction_there(viewer, qtbot, method):
     from napari_rockseg._widgets._state import STORE
     from napari_rockseg._widgets.segment import SegmentWidget
     from napari_rockseg._widgets.train import TrainWidget
@@ -139,7 +140,7 @@ def test_retrain_on_painted_pixels_changes_prediction_there(viewer, qtbot):
     layer.data[50:90, 50:90] = 1  # paint background as mineral grain
     layer.data[24:36, 24:36] = 3  # paint the square as pores
     layer.refresh()
-    t.method.value = "unet"
+    t.method.value = method
     t.minutes.value = 0
     t.steps.value = 60
     t.tile.value = 32

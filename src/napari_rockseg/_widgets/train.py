@@ -34,7 +34,9 @@ class TrainWidget(Container):
         self.clear_pairs_button = PushButton(text="Clear pairs")
         self.pairs_label = Label(value="pairs: the image and labels above")
         self.new_layer_button = PushButton(text="New corrections layer to paint")
-        self.method = ComboBox(label="method", choices=["ensemble", "unet", "lda"], value="unet")
+        self.method = ComboBox(label="method", choices=["ensemble", "unet", "rf", "lda"], value="unet",
+                               tooltip="ensemble: the Paw-Net stack; unet: one U-Net; rf: random forest on "
+                                       "multiscale features (seconds); lda: the original grey-value baseline")
         self.start_from = ComboBox(label="start from", choices=["scratch", "current model"], value="scratch")
         self.loss = ComboBox(label="loss", choices=["focal-dice", "focal", "ce", "dice"], value="focal-dice")
         self.alpha = LineEdit(label="alpha", value="", tooltip="focal alpha: empty for automatic, one value, "
@@ -144,8 +146,8 @@ class TrainWidget(Container):
                     raise ValueError(f"{il.name} is {img.data.shape} but {ll.name} is {lab.shape}; "
                                      "pick labels painted on this image")
             init = STORE.get(STORE.current) if self.start_from.value == "current model" else None
-            if init is not None and init.kind == "lda":
-                init = None
+            if init is not None and init.kind in ("lda", "rf"):
+                init = None  # classical models are refitted, not fine-tuned
             cfg = self.config()
             if init is not None:
                 cfg.method = init.kind
