@@ -64,9 +64,11 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     from napari_rockseg.engine.io import SEMImage
     from napari_rockseg.engine.predict import segment
 
+    from napari_rockseg.engine import predict
+
     model, what = ours_model()
-    if option == "channels_last":
-        model = model.to(memory_format=torch.channels_last)
+    if option == "contiguous":
+        predict.CHANNELS_LAST = False
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
     h, w = side * 3 // 4, side
     img = (np.random.default_rng(0).random((h, w)) * 255).astype(np.uint8)
@@ -78,8 +80,9 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     else:
         seg = drain(segment(model, image, data_bar=0, tta=tta))
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
-            "labels_sha": int(np.bincount(seg.labels.ravel(), minlength=5)[1:].argmax())}
+    if os.environ.get("RS_LABELS_OUT"):
+        np.save(os.environ["RS_LABELS_OUT"], seg.labels)
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what}
 
 
 def case_predict_stream(mp: float) -> dict:
@@ -180,8 +183,10 @@ def case_train_original(steps: int) -> dict:
     return {"seconds_per_step": 5 * float(np.median(times)), "nets": 5, "rss_mb": peak_rss_mb()}
 
 
-def run_case(args_list, threads) -> dict:
+def run_case(args_list, threads, labels_out=None) -> dict:
     env = dict(os.environ)
+    if labels_out:
+        env["RS_LABELS_OUT"] = str(labels_out)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run([sys.executable, str(HERE), "--case", *map(str, args_list)],
@@ -197,6 +202,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-options", action="store_true")
+    p.add_argument("--parts", nargs="+", default=["predict", "train", "stream"],
+                   choices=["predict", "train", "stream"])
     p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.case:
@@ -217,24 +224,50 @@ def main(argv=None):
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {args.threads or torch.get_num_threads()}\n")
+    if "predict" in args.parts:
+        predict_table(args)
+    if "train" in args.parts:
+        train_table(args)
+    if "stream" in args.parts:
+        stream_table(args)
+    return 0
+
+
+def predict_table(args):
+    """The image is random noise at the model's pixel size: speed does not depend on
+    content; "same labels" compares each option with the default run's labels."""
+    import tempfile
+
     print("## Prediction of a 1024 x 768 image\n")
-    print("| approach | seconds | megapixels/s | peak RSS (MB) | speed-up |")
-    print("|---|---|---|---|---|")
+    print("| approach | seconds | megapixels/s | peak RSS (MB) | speed-up | same labels as default |")
+    print("|---|---|---|---|---|---|")
+    tmp = Path(tempfile.mkdtemp())
     orig = run_case(["original", 0.786432], args.threads)
-    rows = [("original: 6 U-Nets, width 64, whole image", orig)]
-    ours = run_case(["ours", 0.786432, 0, "none"], args.threads)
-    rows.append((f"ours: ensemble of 6 U-Nets, width 16, tiled ({ours.get('what', '')})", ours))
-    rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads)))
+    rows = [("original: 6 U-Nets, width 64, whole image", orig, None)]
+    ours = run_case(["ours", 0.786432, 0, "none"], args.threads, tmp / "default.npy")
+    rows.append((f"ours: ensemble of 6 U-Nets, width 16, tiled, channels-last ({ours.get('what', '')})", ours,
+                 "default"))
+    rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads, tmp / "tta.npy"),
+                 "tta"))
     if not args.skip_options:
-        rows.append(("ours, channels-last", run_case(["ours", 0.786432, 0, "channels_last"], args.threads)))
-        rows.append(("ours, bfloat16 autocast", run_case(["ours", 0.786432, 0, "bf16"], args.threads)))
-    for name, r in rows:
+        rows.append(("ours, contiguous (not channels-last) memory",
+                     run_case(["ours", 0.786432, 0, "contiguous"], args.threads, tmp / "contiguous.npy"),
+                     "contiguous"))
+        rows.append(("ours, bfloat16 autocast", run_case(["ours", 0.786432, 0, "bf16"], args.threads,
+                                                         tmp / "bf16.npy"), "bf16"))
+    base = np.load(tmp / "default.npy") if (tmp / "default.npy").exists() else None
+    for name, r, key in rows:
         if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | |")
+            print(f"| {name} | failed: {r['error']} | | | | |")
             continue
         ratio = f"{orig['seconds'] / r['seconds']:.1f}x" if "seconds" in orig else "n/a"
-        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} | {ratio} |")
+        same = ""
+        if key and base is not None and (tmp / f"{key}.npy").exists():
+            same = f"{100 * (np.load(tmp / f'{key}.npy') == base).mean():.2f} %"
+        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} | {ratio} | {same} |")
 
+
+def train_table(args):
     print("\n## Training throughput (one step of the 5 ensemble members, 8 tiles of 128 x 128)\n")
     print("| approach | seconds per step | peak RSS (MB) | speed-up |")
     print("|---|---|---|---|")
@@ -244,6 +277,9 @@ def main(argv=None):
         print(f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
               f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |")
 
+
+
+def stream_table(args):
     print("\n## Memory and time against image size (block-by-block path, tiled TIFF in and out)\n")
     print("| megapixels | seconds | seconds per megapixel | peak RSS (MB) |")
     print("|---|---|---|---|")
@@ -253,7 +289,6 @@ def main(argv=None):
             print(f"| {mp:g} | failed: {r['error']} | | |")
             continue
         print(f"| {r['mp']:.1f} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | {r['rss_mb']:.0f} |", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -231,3 +231,35 @@ def test_segment_lazy_image_gives_lazy_labels(viewer, qtbot):
     lda = load_model(model_path(LDA))
     window = np.asarray(out.data[100:300, 1100:1400])
     assert np.array_equal(window, lda.predict(np.asarray(big[100:300, 1100:1400])))
+
+
+def test_fine_tune_the_shipped_ensemble_on_painted_corrections(viewer, qtbot):
+    import torch
+
+    from napari_rockseg._widgets._state import SHIPPED_DEFAULT, STORE
+    from napari_rockseg._widgets.train import TrainWidget
+
+    image, truth = open_sample(viewer)
+    crop = viewer.add_image(np.asarray(image.data)[:160, :160], name="crop", scale=image.scale, units=image.units)
+    STORE.current = SHIPPED_DEFAULT
+    shipped = STORE.get(SHIPPED_DEFAULT)
+    before = {k: v.clone() for k, v in shipped.state_dict().items()}
+    t = TrainWidget(viewer)
+    viewer.window.add_dock_widget(t)
+    t.image.value = crop
+    layer = t.new_corrections_layer()
+    painted = np.asarray(truth.data)[:160, :160]
+    layer.data[::4, ::4] = painted[::4, ::4]  # sparse corrections, 1/16 of the pixels
+    layer.refresh()
+    t.start_from.value = "current model"
+    t.minutes.value = 0
+    t.steps.value = 6
+    t.batch_size.value = 2
+    t.run()
+    wait_for(qtbot, t.panel)
+    tuned = t.model
+    assert tuned.kind == "ensemble" and tuned is not shipped
+    assert tuned.info.provenance["fine_tuned_from"] is not None
+    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if v.is_floating_point())
+    # the shipped model itself is untouched
+    assert all(torch.equal(before[k], v) for k, v in shipped.state_dict().items())

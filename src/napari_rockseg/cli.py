@@ -110,8 +110,10 @@ def cmd_train(args):
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr,
     )
+    import shlex
+
     trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
-                            data_source=source)
+                            data_source=source, command=shlex.join(["rockseg", *sys.argv[1:]]))
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()

@@ -137,7 +137,8 @@ class Trainer:
     """Trains a model of ``config.method`` on images and label masks."""
 
     def __init__(self, config: TrainConfig, images: list[SEMImage], labels: list[np.ndarray],
-                 scheme: ClassScheme, init=None, resume: str | None = None, data_source: str = ""):
+                 scheme: ClassScheme, init=None, resume: str | None = None, data_source: str = "",
+                 command: str | None = None):
         if config.method not in METHODS:
             raise InputError(f"unknown method {config.method!r}; choose {', '.join(METHODS)}")
         if not images:
@@ -147,6 +148,7 @@ class Trainer:
         self.config, self.images, self.labels, self.scheme = config, images, labels, scheme
         self.init, self.resume = init, resume
         self.data_source = data_source
+        self.command = command
         self.model = None
         self.best_state = None
         self.class_freqs = None
@@ -188,7 +190,7 @@ class Trainer:
                 info.normalization = "none"
                 info.pixel_size_nm = None
         settings = {k: v for k, v in asdict(c).items() if k not in ("checkpoint", "device")}
-        info.provenance = provenance(data=self.data_source, settings=settings,
+        info.provenance = provenance(data=self.data_source, settings=settings, command=self.command,
                                      fine_tuned_from=self.init.info.provenance if self.init else None)
         return info
 
