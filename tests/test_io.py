@@ -36,6 +36,8 @@ def test_16bit_and_rgb(tmp_path, real):
     rgb = np.repeat(real.data[..., None], 3, axis=-1)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     assert np.array_equal(io.read_image(tmp_path / "rgb.tif").data, real.data)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    assert np.array_equal(io.read_image(tmp_path / "planar.tif").data, real.data)
 
 
 def test_pixel_size_from_imagej_resolution(tmp_path, real):
@@ -98,7 +100,7 @@ def test_truncated_tiff(tmp_path, test_pair):
 
 
 def test_stack_is_refused_with_advice(tmp_path):
-    tifffile.imwrite(tmp_path / "s.tif", np.zeros((3, 32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((3, 32, 32), np.uint8), photometric="minisblack")
     with pytest.raises(InputError, match="stack of 3"):
         io.read_image(tmp_path / "s.tif")
 

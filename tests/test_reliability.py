@@ -119,7 +119,7 @@ def test_unwritable_output_and_full_disk_leave_nothing(tmp_path, test_pair, monk
 
 
 def test_stack_message_from_cli(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 64, 64), np.uint8), photometric="minisblack")
     proc = cli("predict", tmp_path / "stack.tif", "--out", tmp_path / "o")
     assert proc.returncode == 2 and "stack of 4 images" in proc.stderr
 

@@ -144,6 +144,9 @@ def read_image(path, plane: int | None = None) -> SEMImage:
     path = _check_file(path)
     with _open_tiff(path) as tif:
         page, data = _page_array(path, tif)
+        if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 and data.shape[0] in (3, 4) \
+                and data.shape[-1] not in (3, 4):
+            data = np.moveaxis(data, 0, -1)  # RGB stored as separate planes
         colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
         grey = to_grey(data, colormap)
         n_planes = len(tif.pages) if grey.ndim == 2 else (grey.shape[0] if grey.ndim == 3 else 0)
