@@ -27,3 +27,13 @@ def test_prediction_zero_counts_against_truth_class():
 def test_phase_fractions():
     lab = np.array([[1, 1, 2, 0], [3, 3, 3, 3]])
     np.testing.assert_allclose(phase_fractions(lab, 3), [2 / 7, 1 / 7, 4 / 7])
+
+
+def test_unlabelled_bottom_rows():
+    from napari_rockseg.engine.analysis import unlabelled_bottom_rows
+
+    pred = np.ones((10, 4), np.uint8)
+    pred[7:] = 0
+    pred[2] = 0  # an empty row inside the image is not the data bar
+    assert unlabelled_bottom_rows(pred) == 3
+    assert unlabelled_bottom_rows(np.zeros((5, 5))) == 0

@@ -208,18 +208,10 @@ def cmd_predict(args):
 
 # -- evaluate --------------------------------------------------------------
 def _eval_mask(pred, truth, data_bar):
+    from .engine.analysis import unlabelled_bottom_rows
     from .engine.io import valid_mask
 
-    if data_bar is None:
-        # rows our prediction left at 0 at the bottom are the data bar
-        empty = ~(pred > 0).any(axis=1)
-        rows = 0
-        for r in range(pred.shape[0] - 1, -1, -1):
-            if not empty[r]:
-                break
-            rows += 1
-        data_bar = rows
-    return valid_mask(truth.shape, data_bar)
+    return valid_mask(truth.shape, unlabelled_bottom_rows(pred) if data_bar is None else data_bar)
 
 
 def cmd_evaluate(args):

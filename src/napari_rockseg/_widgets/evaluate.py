@@ -10,7 +10,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, Table, create_widget
 
 from .._layers import scheme_of_layer
-from ..engine.analysis import evaluate
+from ..engine.analysis import evaluate, unlabelled_bottom_rows
 from ..engine.classes import SHALE
 from ..engine.io import resolve_data_bar, valid_mask
 from ..engine.predict import segment
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 def _data_bar_mask(pred_layer, shape):
     rows = pred_layer.metadata.get("data_bar_rows")
     if rows is None:
-        empty = ~(np.asarray(pred_layer.data) > 0).any(axis=1)
-        rows = int(np.argmin(empty[::-1])) if not empty.all() else 0
+        rows = unlabelled_bottom_rows(pred_layer.data)
     return valid_mask(shape, int(rows))
 
 

@@ -11,6 +11,15 @@ import numpy as np
 from .errors import InputError
 
 
+def unlabelled_bottom_rows(pred: np.ndarray) -> int:
+    """Rows at the bottom that a prediction left entirely 0: the data bar that
+    `segment` skipped (0 when the whole prediction is empty)."""
+    filled = (np.asarray(pred) > 0).any(axis=1)
+    if not filled.any():
+        return 0
+    return int(np.argmax(filled[::-1]))
+
+
 def _confusion_full(pred, truth, n_classes: int, mask=None) -> np.ndarray:
     """(K, K+1) counts: rows truth 1..K, columns prediction 1..K and "no class"
     (0 or above K) as the last column."""
