@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .events import Progress
+from .events import Progress, drain
 from .io import SEMImage, resolve_data_bar
 from .tiles import blend_weights, fit_tiles
 
@@ -311,14 +311,8 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
             band = np.zeros((min(block, h - by), w), np.uint8)
             for bx in range(0, w, 4 * block):
                 x1 = min(w, bx + 4 * block)
-                gen = block_labels(model, data, by, by + band.shape[0], bx, x1, valid_rows, halo, factor,
-                                   bounds, **kw)
-                while True:
-                    try:
-                        next(gen)
-                    except StopIteration as stop:
-                        band[:, bx:x1] = stop.value
-                        break
+                band[:, bx:x1] = drain(block_labels(model, data, by, by + band.shape[0], bx, x1, valid_rows,
+                                                    halo, factor, bounds, **kw))
                 done += 1
                 _release_memory()
                 el = time.perf_counter() - t0
@@ -399,12 +393,7 @@ def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int =
 
     def compute(block, block_info=None):
         (y0, y1), (x0, x1) = block_info[0]["array-location"]
-        gen = block_labels(model, src, y0, y1, x0, x1, valid_rows, halo, factor, bounds, tile=tile,
-                           overlap=overlap, device=device)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return drain(block_labels(model, src, y0, y1, x0, x1, valid_rows, halo, factor, bounds, tile=tile,
+                                  overlap=overlap, device=device))
 
     return da.map_blocks(compute, src, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
