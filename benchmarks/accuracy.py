@@ -14,6 +14,8 @@ scale normalisation.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -34,12 +36,17 @@ def methods(minutes: float) -> dict[str, dict]:
     return {
         "LDA on grey values (original baseline)": dict(method="lda"),
         "random forest, multiscale features": dict(method="rf", pixel_size_nm=11.16),
+        "random forest, percentile normalisation": dict(method="rf", pixel_size_nm=11.16,
+                                                        normalization="percentile"),
         "U-Net, cross-entropy": dict(method="unet", loss="ce", minutes=minutes, pixel_size_nm=11.16),
         "U-Net, focal-dice": dict(method="unet", loss="focal-dice", minutes=minutes, pixel_size_nm=11.16),
     }
 
 
 def fit(cfg: dict, images, labels, path: Path):
+    """Train ``cfg`` or load the model cached under a name that encodes the settings."""
+    key = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
+    path = path.with_name(f"{path.stem}_{key}{path.suffix}")
     if path.exists():
         return bundle.load_model(path)
     t0 = time.perf_counter()

@@ -34,6 +34,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Resident memory now (Linux /proc; the peak elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
 def ours_model():
     from napari_rockseg.engine.bundle import load_model
     from napari_rockseg.engine.ensemble import Ensemble
@@ -91,7 +102,6 @@ def case_predict_stream(mp: float) -> dict:
 
     import tifffile
 
-    from napari_rockseg.engine.events import drain
     from napari_rockseg.engine.io import open_lazy
     from napari_rockseg.engine.predict import segment_to_file
 
@@ -112,9 +122,18 @@ def case_predict_stream(mp: float) -> dict:
         image = open_lazy(src)
         image.pixel_size_nm = model.info.pixel_size_nm
         t0 = time.perf_counter()
-        drain(segment_to_file(model, image, Path(d) / "labels.tif", data_bar=0))
+        trace = []  # (fraction of blocks done, resident MB): flat when nothing accumulates
+        gen = segment_to_file(model, image, Path(d) / "labels.tif", data_bar=0)
+        try:
+            while True:
+                ev = next(gen)
+                trace.append((ev.step / ev.total, current_rss_mb()))
+        except StopIteration:
+            pass
         dt = time.perf_counter() - t0
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "rss_before_mb": rss_before, "what": what}
+    at = {q: next((mb for f, mb in trace if f >= q), trace[-1][1]) for q in (0.25, 0.5, 1.0)}
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
+            "rss_at": at, "blocks": len(trace), "what": what}
 
 
 def case_predict_original(mp: float) -> dict:
@@ -281,14 +300,17 @@ def train_table(args):
 
 def stream_table(args):
     print("\n## Memory and time against image size (block-by-block path, tiled TIFF in and out)\n")
-    print("| megapixels | seconds | seconds per megapixel | peak RSS (MB) |")
-    print("|---|---|---|---|")
+    print("| megapixels | blocks | seconds | seconds per megapixel | peak RSS (MB) "
+          "| resident MB after 25 % / 50 % / 100 % of the blocks |")
+    print("|---|---|---|---|---|---|")
     for mp in args.sizes:
         r = run_case(["stream", mp], args.threads)
         if "error" in r:
-            print(f"| {mp:g} | failed: {r['error']} | | |")
+            print(f"| {mp:g} | failed: {r['error']} | | | | |")
             continue
-        print(f"| {r['mp']:.1f} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | {r['rss_mb']:.0f} |", flush=True)
+        at = " / ".join(f"{v:.0f}" for v in r["rss_at"].values())
+        print(f"| {r['mp']:.1f} | {r['blocks']} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | "
+              f"{r['rss_mb']:.0f} | {at} |", flush=True)
 
 
 if __name__ == "__main__":

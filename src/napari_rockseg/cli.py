@@ -108,7 +108,7 @@ def cmd_train(args):
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
-        checkpoint_every=args.checkpoint_every, lr=args.lr,
+        checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
     )
     import shlex
 
@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--pixel-size", type=float, default=11.16,
                    help="resample training images to this pixel size in nm (0: keep as they are)")
+    t.add_argument("--normalization", choices=["median", "percentile"], default="median",
+                   help="per-image intensity normalisation: median (shift the median grey to 0, keep the "
+                        "microscope's contrast; default, chosen on held-out images) or percentile (stretch "
+                        "the 0.5-99.5 %% range)")
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
     t.add_argument("--seed", type=int, default=0)

@@ -7,9 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .classes import SHALE, ClassScheme
-from .io import normalize
+from .io import intensity_bounds, normalize, sample_grid
 
-NORMALIZATIONS = ("percentile", "none")
+NORMALIZATIONS = ("median", "percentile", "none")
+
+
+def nominal_range(grey) -> float:
+    """The full scale of the detector's bit depth, inferred from the largest
+    sampled value: 1 (float images in [0, 1]), 255, 4095 or 65535."""
+    top = float(np.max(sample_grid(grey))) if grey.size else 0.0
+    for full in (1.0, 255.0, 4095.0, 65535.0):
+        if top <= full:
+            return full
+    return top
 
 
 @dataclass
@@ -19,7 +29,7 @@ class ModelInfo:
 
     scheme: ClassScheme = SHALE
     pixel_size_nm: float | None = None
-    normalization: str = "percentile"
+    normalization: str = "median"
     data_bar: str | int = "auto"
     provenance: dict = field(default_factory=dict)
 
@@ -30,16 +40,35 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInfo:
-        norm = d.get("normalization", "percentile")
+        norm = d.get("normalization", "percentile")  # bundles before "median" existed
         if norm not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {norm!r}")
         px = d.get("pixel_size_nm")
         return cls(ClassScheme.from_dict(d["scheme"]), None if px is None else float(px), norm,
                    d.get("data_bar", "auto"), dict(d.get("provenance", {})))
 
-    def normalize(self, grey: np.ndarray, bounds=None) -> np.ndarray:
-        """Grey pixels -> network input: robust per-image scaling centred on 0;
-        ``bounds`` are the whole image's (low, high) when ``grey`` is a block."""
+    def stats(self, grey) -> tuple[float, float] | None:
+        """The whole-image intensity statistics the normalisation needs (computed
+        once for a huge image and handed to every block): (median, full scale) for
+        ``median``, the (0.5, 99.5) percentiles for ``percentile``."""
+        if self.normalization == "median":
+            return float(np.median(sample_grid(grey))), nominal_range(grey)
+        if self.normalization == "percentile":
+            return intensity_bounds(grey)
+        return None
+
+    def normalize(self, grey: np.ndarray, stats=None) -> np.ndarray:
+        """Grey pixels -> network input (float32).
+
+        ``median`` (default): the image's median grey (the dominant phase) moved to 0,
+        the bit depth's full scale to 4, so brightness offsets between detector
+        settings vanish while the grey-level differences between phases stay as the
+        microscope measured them; ``percentile``: the 0.5-99.5 % range stretched to
+        [-2, 2]; ``none``: raw values. ``stats`` are the whole image's (from
+        :meth:`stats`) when ``grey`` is one block of it."""
         if self.normalization == "none":
             return np.asarray(grey, np.float32)
-        return (normalize(grey, bounds=bounds) - 0.5) / 0.25
+        if self.normalization == "median":
+            med, full = stats if stats is not None else self.stats(grey)
+            return (np.asarray(grey, np.float32) - med) * np.float32(4.0 / full)
+        return (normalize(grey, bounds=stats) - 0.5) / 0.25

@@ -233,12 +233,14 @@ def _libc():
 
 
 def _large_buffers_to_os() -> None:
-    """Allocate buffers above 64 KiB with mmap, so that freeing them returns the
-    memory at once: glibc's heap otherwise fragments under the many large, differently
-    sized block buffers and peak RSS creeps up with the image size."""
+    """Allocate buffers above 32 MiB (the block-sized arrays) with mmap, so that
+    freeing them returns the memory at once: glibc's heap otherwise fragments under
+    the large, differently sized block buffers and peak RSS creeps up with the image
+    size.  Smaller buffers (the network's activations) stay on the heap: mapping
+    those too (a 64 KiB threshold) cost 1.6x in speed on a 4 MP image."""
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD (the largest glibc accepts)
 
 
 def _release_memory() -> None:
@@ -290,11 +292,7 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
         raise InputError(f"--data-bar {bar} must be between 0 and {h - 1} rows")
     valid_rows = h - bar
     factor, note = scale_factor(model, image, rescale)
-    bounds = None
-    if getattr(model, "kind", None) != "lda" and model.info.normalization != "none":
-        from .io import intensity_bounds
-
-        bounds = intensity_bounds(data[:valid_rows])
+    bounds = None if getattr(model, "kind", None) == "lda" else model.info.stats(data[:valid_rows])
     halo = _block_halo(overlap, factor)
     k = model.info.scheme.n_classes
     counts = np.zeros(k + 1, np.int64)
@@ -382,13 +380,11 @@ def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int =
     demand with overlapping context: what napari shows for huge images."""
     import dask.array as da
 
-    from .io import intensity_bounds
-
     src = data if isinstance(data, da.Array) else da.from_array(data, chunks=(chunk, chunk))
     h = src.shape[0]
     valid_rows = h - data_bar
     factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
-    bounds = None if model.info.normalization == "none" else intensity_bounds(src[:valid_rows])
+    bounds = model.info.stats(src[:valid_rows])
     halo = _block_halo(overlap, factor)
 
     def compute(block, block_info=None):

@@ -65,7 +65,7 @@ class TrainConfig:
     noise: float = 0.02
     #: resample training images to this pixel size (nm); None keeps them as they are
     pixel_size_nm: float | None = None
-    normalization: str = "percentile"
+    normalization: str = "median"
     val_fraction: float = 0.2
     val_block: int = 256
     #: share of the budget that the synthesizer gets (ensemble only)
