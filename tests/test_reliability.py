@@ -85,10 +85,16 @@ def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     from napari_rockseg.engine.predict import segment
 
     eight = drain(segment(model, SEMImage(image), data_bar=0)).labels
+    full = (image.astype(np.uint16) * 257 + 300).astype(np.uint16)  # the same scene at 16 bits, brighter
+    tifffile.imwrite(tmp_path / "f.tif", full)
+    sixteen = drain(segment(model, io.read_image(tmp_path / "f.tif"), data_bar=0)).labels
+    assert (sixteen == eight).mean() > 0.99
     narrow = (1000 + image.astype(np.uint16) // 16).astype(np.uint16)  # 16 grey levels out of 65536
+    assert model.info.contrast is not None
+    assert model.info.stats(narrow)[1] < 1000  # low contrast: stretched to the training images' contrast
     tifffile.imwrite(tmp_path / "n.tif", narrow)
-    sixteen = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
-    assert (sixteen == eight).mean() > 0.9
+    stretched = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
+    assert (stretched == eight).mean() > 0.9
     tiny = image[:20, :30]
     out = drain(segment(model, SEMImage(tiny), data_bar=0, tile=256)).labels
     assert out.shape == (20, 30) and out.min() >= 1
@@ -126,7 +132,7 @@ def test_stack_message_from_cli(tmp_path):
 
 # -- kill -9 and resume ------------------------------------------------------------------
 def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path):
-    common = ["train", "--method", "unet", "--data-dir", scene_dir, "--steps", "40", "--tile", "32",
+    common = ["train", "--method", "unet", "--data-dir", scene_dir, "--steps", "150", "--tile", "32",
               "--width", "8", "--depth", "2", "--batch-size", "4", "--data-bar", "0", "--pixel-size", "0",
               "--checkpoint-every", "5", "--threads", "1", "--seed", "3"]
     assert cli(*common, "--out", tmp_path / "full.safetensors").returncode == 0
@@ -144,7 +150,7 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path
     proc.wait()
     assert not (tmp_path / "killed.safetensors").exists()
     step = train.checkpoint_info(ckpt)["step"]
-    assert 10 <= step < 40
+    assert 10 <= step < 150
     resumed = cli(*common, "--out", tmp_path / "resumed.safetensors", "--checkpoint", ckpt, "--resume", ckpt)
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(tmp_path / "full.safetensors"), load_file(tmp_path / "resumed.safetensors")

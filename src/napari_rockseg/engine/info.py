@@ -10,6 +10,10 @@ from .classes import SHALE, ClassScheme
 from .io import intensity_bounds, normalize, sample_grid
 
 NORMALIZATIONS = ("median", "percentile", "none")
+#: below this fraction of its bit depth (0.5-99.5 % range), an image counts as low-contrast
+LOW_CONTRAST = 0.125
+#: the contrast a low-contrast image is stretched to when the model records none
+TYPICAL_CONTRAST = 0.5
 
 
 def nominal_range(grey) -> float:
@@ -22,6 +26,12 @@ def nominal_range(grey) -> float:
     return top
 
 
+def contrast_of(grey) -> float:
+    """The image's 0.5-99.5 % grey range as a fraction of its bit depth's full scale."""
+    lo, hi = intensity_bounds(grey)
+    return (hi - lo) / nominal_range(grey)
+
+
 @dataclass
 class ModelInfo:
     """Class scheme, intensity normalisation, training pixel size (nm, or None
@@ -32,11 +42,13 @@ class ModelInfo:
     normalization: str = "median"
     data_bar: str | int = "auto"
     provenance: dict = field(default_factory=dict)
+    #: mean contrast (:func:`contrast_of`) of the training images; low-contrast images are stretched to it
+    contrast: float | None = None
 
     def to_dict(self) -> dict:
         return {"scheme": self.scheme.to_dict(), "pixel_size_nm": self.pixel_size_nm,
                 "normalization": self.normalization, "data_bar": self.data_bar,
-                "provenance": self.provenance}
+                "provenance": self.provenance, "contrast": self.contrast}
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInfo:
@@ -44,15 +56,21 @@ class ModelInfo:
         if norm not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {norm!r}")
         px = d.get("pixel_size_nm")
+        contrast = d.get("contrast")
         return cls(ClassScheme.from_dict(d["scheme"]), None if px is None else float(px), norm,
-                   d.get("data_bar", "auto"), dict(d.get("provenance", {})))
+                   d.get("data_bar", "auto"), dict(d.get("provenance", {})),
+                   None if contrast is None else float(contrast))
 
     def stats(self, grey) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed
         once for a huge image and handed to every block): (median, full scale) for
         ``median``, the (0.5, 99.5) percentiles for ``percentile``."""
         if self.normalization == "median":
-            return float(np.median(sample_grid(grey))), nominal_range(grey)
+            full = nominal_range(grey)
+            lo, hi = intensity_bounds(grey)
+            if hi - lo < LOW_CONTRAST * full:  # e.g. 16 grey levels used out of 65536
+                full = (hi - lo) / (self.contrast or TYPICAL_CONTRAST)
+            return float(np.median(sample_grid(grey))), full
         if self.normalization == "percentile":
             return intensity_bounds(grey)
         return None
@@ -63,7 +81,8 @@ class ModelInfo:
         ``median`` (default): the image's median grey (the dominant phase) moved to 0,
         the bit depth's full scale to 4, so brightness offsets between detector
         settings vanish while the grey-level differences between phases stay as the
-        microscope measured them; ``percentile``: the 0.5-99.5 % range stretched to
+        microscope measured them; an image that uses less than 1/8 of its bit depth
+        is first stretched to the training images' contrast; ``percentile``: the 0.5-99.5 % range stretched to
         [-2, 2]; ``none``: raw values. ``stats`` are the whole image's (from
         :meth:`stats`) when ``grey`` is one block of it."""
         if self.normalization == "none":

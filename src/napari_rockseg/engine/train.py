@@ -103,6 +103,11 @@ def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelI
     """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
     from .predict import _resize
 
+    if info.normalization == "median" and info.contrast is None and images:
+        from .info import contrast_of
+
+        info.contrast = float(np.mean([contrast_of(img.data[: img.data.shape[0] - resolve_data_bar(img.data, data_bar)])
+                                       for img in images]))
     items = []
     for img, lab in zip(images, labels):
         if img.data.shape != lab.shape:
