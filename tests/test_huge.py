@@ -61,6 +61,32 @@ def test_streaming_matches_in_memory(model, big, tmp_path, suffix):
     assert sum(summary["counts"]) == img.size
 
 
+class ReadSpy:
+    """A lazy image that records how many pixels each read returns."""
+
+    def __init__(self, arr):
+        self.arr, self.shape, self.dtype, self.ndim = arr, arr.shape, arr.dtype, arr.ndim
+        self.reads = []
+
+    def __getitem__(self, key):
+        out = self.arr[key]
+        self.reads.append(out.size)
+        return out
+
+
+def test_streaming_never_reads_the_whole_image(model, big, tmp_path, monkeypatch):
+    """Peak memory is flat because every read is one block with its halo (or a
+    sparse sample for the intensity statistics), whatever the image size."""
+    monkeypatch.setattr(io, "SAMPLE_PIXELS", 50_000)  # this image stands for one of 20x the sample
+    path, img = big
+    spy = ReadSpy(io.open_lazy(path).data)
+    drain(segment_to_file(model, SEMImage(spy, 10.0), tmp_path / "l.tif", data_bar=40, block=256, tile=64,
+                          overlap=16))
+    halo = 64  # _block_halo(16, 1.0)
+    assert len(spy.reads) > 4
+    assert max(spy.reads) <= (256 + 2 * halo) * (4 * 256 + 2 * halo) < img.size / 2
+
+
 def test_streaming_rescales_and_keeps_data_bar(model, big, tmp_path):
     path, img = big
     lazy = io.open_lazy(path)

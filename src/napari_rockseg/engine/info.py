@@ -61,18 +61,19 @@ class ModelInfo:
                    d.get("data_bar", "auto"), dict(d.get("provenance", {})),
                    None if contrast is None else float(contrast))
 
-    def stats(self, grey) -> tuple[float, float] | None:
+    def stats(self, grey, rows: int | None = None) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed
         once for a huge image and handed to every block): (median, full scale) for
         ``median``, the (0.5, 99.5) percentiles for ``percentile``."""
         if self.normalization == "median":
-            full = nominal_range(grey)
-            lo, hi = intensity_bounds(grey)
+            sample = sample_grid(grey)  # one pass over a huge or lazy image
+            full = nominal_range(sample)
+            lo, hi = intensity_bounds(sample)
             if hi - lo < LOW_CONTRAST * full:  # e.g. 16 grey levels used out of 65536
                 full = (hi - lo) / (self.contrast or TYPICAL_CONTRAST)
-            return float(np.median(sample_grid(grey))), full
+            return float(np.median(sample)), full
         if self.normalization == "percentile":
-            return intensity_bounds(grey)
+            return intensity_bounds(sample_grid(grey, rows=rows))
         return None
 
     def normalize(self, grey: np.ndarray, stats=None) -> np.ndarray:

@@ -365,19 +365,29 @@ def overlay(grey: np.ndarray, labels: np.ndarray, scheme: ClassScheme, alpha: fl
     return np.clip(mixed, 0, 255).astype(np.uint8)
 
 
-def sample_grid(grey, max_samples: int = 1_000_000) -> np.ndarray:
-    """At most ``max_samples`` pixels of a (possibly huge or lazy) image on a
-    regular grid, as float32."""
-    step = max(1, int(np.sqrt(grey.shape[0] * grey.shape[1] / max_samples)))
-    return np.asarray(grey[::step, ::step], dtype=np.float32)
+#: pixels sampled for whole-image intensity statistics
+SAMPLE_PIXELS = 1_000_000
 
 
-def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int = 1_000_000):
+def _grid_step(rows: int, cols: int, max_samples: int | None) -> int:
+    return max(1, int(np.ceil(np.sqrt(rows * cols / (max_samples or SAMPLE_PIXELS)))))
+
+
+def sample_grid(grey, max_samples: int | None = None, rows: int | None = None) -> np.ndarray:
+    """At most ``max_samples`` pixels of the first ``rows`` rows (default: all) of a
+    (possibly huge or lazy) image on a regular grid, as float32.  Slicing with a
+    step reads a zarr or dask image chunk by chunk, never all of it at once."""
+    rows = grey.shape[0] if rows is None else rows
+    step = _grid_step(rows, grey.shape[1], max_samples)
+    return np.asarray(grey[:rows:step, ::step], dtype=np.float32)
+
+
+def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int | None = None):
     """Robust (low, high) percentiles of an image; huge or lazy images are
     sampled on a regular grid of at most ``max_samples`` pixels."""
     sample = sample_grid(grey, max_samples)
     if mask is not None:
-        step = max(1, int(np.sqrt(grey.shape[0] * grey.shape[1] / max_samples)))
+        step = _grid_step(grey.shape[0], grey.shape[1], max_samples)
         sample = sample[np.asarray(mask)[::step, ::step]]
     lo, hi = np.percentile(sample, [low, high]) if sample.size else (0.0, 1.0)
     if hi - lo < 1e-6:

@@ -292,7 +292,7 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
         raise InputError(f"--data-bar {bar} must be between 0 and {h - 1} rows")
     valid_rows = h - bar
     factor, note = scale_factor(model, image, rescale)
-    bounds = None if getattr(model, "kind", None) == "lda" else model.info.stats(data[:valid_rows])
+    bounds = None if getattr(model, "kind", None) == "lda" else model.info.stats(data, valid_rows)
     halo = _block_halo(overlap, factor)
     k = model.info.scheme.n_classes
     counts = np.zeros(k + 1, np.int64)
@@ -384,7 +384,7 @@ def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int =
     h = src.shape[0]
     valid_rows = h - data_bar
     factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
-    bounds = model.info.stats(src[:valid_rows])
+    bounds = model.info.stats(src, valid_rows)
     halo = _block_halo(overlap, factor)
 
     def compute(block, block_info=None):
