@@ -49,6 +49,11 @@ def test_block_uses_whole_image_statistics(grey):
     block = grey[:100, :100]
     assert np.array_equal(info.normalize(block, stats), info.normalize(grey)[:100, :100])
     assert not np.array_equal(info.normalize(block), info.normalize(grey)[:100, :100])
+    # statistics of the rows above a data bar, without slicing the (lazy) image first
+    bright_bar = np.vstack([grey, np.full((80, grey.shape[1]), 255, grey.dtype)])
+    assert info.stats(bright_bar, rows=grey.shape[0]) == stats
+    assert ModelInfo(normalization="percentile").stats(bright_bar, rows=grey.shape[0]) == \
+        ModelInfo(normalization="percentile").stats(grey)
 
 
 def test_normalisation_is_recorded_and_old_bundles_keep_theirs():

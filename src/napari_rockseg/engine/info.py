@@ -28,8 +28,9 @@ def nominal_range(grey) -> float:
 
 def contrast_of(grey) -> float:
     """The image's 0.5-99.5 % grey range as a fraction of its bit depth's full scale."""
-    lo, hi = intensity_bounds(grey)
-    return (hi - lo) / nominal_range(grey)
+    sample = sample_grid(grey)
+    lo, hi = intensity_bounds(sample)
+    return (hi - lo) / nominal_range(sample)
 
 
 @dataclass
@@ -64,9 +65,10 @@ class ModelInfo:
     def stats(self, grey, rows: int | None = None) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed
         once for a huge image and handed to every block): (median, full scale) for
-        ``median``, the (0.5, 99.5) percentiles for ``percentile``."""
+        ``median``, the (0.5, 99.5) percentiles for ``percentile``; ``rows`` limits them
+        to the image above the data bar (a lazy image is sampled, never read whole)."""
         if self.normalization == "median":
-            sample = sample_grid(grey)  # one pass over a huge or lazy image
+            sample = sample_grid(grey, rows=rows)  # one pass over a huge or lazy image
             full = nominal_range(sample)
             lo, hi = intensity_bounds(sample)
             if hi - lo < LOW_CONTRAST * full:  # e.g. 16 grey levels used out of 65536

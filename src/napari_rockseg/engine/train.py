@@ -103,18 +103,16 @@ def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelI
     """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
     from .predict import _resize
 
+    rows_above_bar = [img.data.shape[0] - resolve_data_bar(img.data, data_bar) for img in images]
     if info.normalization == "median" and info.contrast is None and images:
         from .info import contrast_of
 
-        info.contrast = float(np.mean([contrast_of(img.data[: img.data.shape[0] - resolve_data_bar(img.data, data_bar)])
-                                       for img in images]))
+        info.contrast = float(np.mean([contrast_of(img.data[:rows]) for img, rows in zip(images, rows_above_bar)]))
     items = []
-    for img, lab in zip(images, labels):
+    for img, lab, rows in zip(images, labels, rows_above_bar):
         if img.data.shape != lab.shape:
             raise InputError(f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size")
         info.scheme.check_labels(lab, what=f"labels of {img.stem}")
-        bar = resolve_data_bar(img.data, data_bar)
-        rows = img.data.shape[0] - bar
         x = info.normalize(img.data[:rows]).astype(np.float32)
         y = lab[:rows].astype(np.uint8)
         if info.pixel_size_nm and img.pixel_size_nm:
