@@ -57,6 +57,21 @@ def test_all_unlabelled_single_class_and_missing_class():
         train.Trainer(cfg, [SEMImage(image)], [labels + 1], SCHEME3)
 
 
+def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
+    model = tmp_path / "e.safetensors"
+    proc = cli("train", "--method", "ensemble", "--data-dir", scene_dir, "--steps", "10", "--tile", "32", "--width",
+               "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
+               "--pixel-size", "0", "--synth-share", "0.2", "--patience", "0")
+    assert proc.returncode == 0, proc.stderr
+    ckpt = train.load_checkpoint(str(model) + ".ckpt.pt")
+    last = {h["stage"]: h["step"] for h in ckpt["history"]}
+    assert last == {"members": 8, "synth": 2}  # 10 steps split 80 / 20
+    from napari_rockseg.engine.bundle import load_model
+
+    settings = load_model(model).info.provenance["settings"]
+    assert settings["synth_share"] == 0.2 and settings["patience"] is None
+
+
 def test_fine_tuning_a_model_of_other_classes_is_refused(scene_dir, tmp_path):
     model = tmp_path / "m.safetensors"
     assert cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--tile", "32", "--width",

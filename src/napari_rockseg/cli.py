@@ -109,6 +109,7 @@ def cmd_train(args):
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
+        synth_share=args.synth_share, patience=args.patience or None,
     )
     import shlex
 
@@ -390,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--synth-share", type=float, default=0.3,
+                   help="share of the time or step budget that the ensemble's synthesizer gets")
+    t.add_argument("--patience", type=int, default=12,
+                   help="stop a stage after this many validations without a better score (0: never)")
     t.add_argument("--pixel-size", type=float, default=11.16,
                    help="resample training images to this pixel size in nm (0: keep as they are)")
     t.add_argument("--normalization", choices=["median", "percentile"], default="median",
