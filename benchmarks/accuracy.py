@@ -142,6 +142,9 @@ def main(argv=None):
                         args.work / f"loio{i}_{m}.safetensors")
             res = score(model, held, held_lab)
             print(row(f"{name}, image {held.path.name}", res), flush=True)
+            if cfg["method"] == "unet":  # the gain of test-time augmentation on held-out data
+                res = score(model, held, held_lab, tta=True)
+                print(row(f"{name} + TTA, image {held.path.name}", res), flush=True)
             if cfg["method"] != "lda":
                 for rescale in (True, False):
                     zres = score(model, zimg, zlab, rescale=rescale, data_bar=0)
