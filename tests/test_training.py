@@ -7,6 +7,7 @@ import torch
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.analysis import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
+from napari_rockseg.engine.errors import BundleError
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.nets import UNet
@@ -96,6 +97,15 @@ def test_bundle_round_trip_gives_identical_predictions(tmp_path, scene):
     assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * path.stat().st_size
     c = drain(predict_proba(half, x, tile=32, overlap=8, device="cpu"))
     assert np.abs(c - a).max() < 1e-3  # float16 storage moves probabilities by rounding only
+    # batch-norm variances beyond float16's range (65504) happen in long runs; they stay float32
+    name = next(k for k in model.state_dict() if k.endswith("running_var"))
+    model.state_dict()[name].fill_(2e5)
+    big = bundle.load_model(bundle.save_model(model, tmp_path / "big.safetensors", half=True))
+    assert torch.equal(big.state_dict()[name], model.state_dict()[name])
+    # a bundle whose weights are not finite is refused, not silently used
+    model.state_dict()[name].fill_(float("inf"))
+    with pytest.raises(BundleError, match="non-finite weights"):
+        bundle.load_model(bundle.save_model(model, tmp_path / "inf.safetensors"))
 
 
 def test_sparse_scribbles_train_a_usable_model(scene):

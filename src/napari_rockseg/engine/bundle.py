@@ -37,6 +37,15 @@ def _config_of(model) -> dict:
     return {} if isinstance(model, GreyLDA) else model.config()
 
 
+def _as_half(name: str, v: torch.Tensor) -> torch.Tensor:
+    """float16 copy of a floating-point weight; normalisation statistics and any
+    tensor that float16 cannot hold (|x| > 65504 turns into inf) stay float32."""
+    if not v.is_floating_point() or name.endswith(("running_mean", "running_var")):
+        return v
+    h = v.half()
+    return h if torch.isfinite(h).all() else v
+
+
 def save_model(model, path, half: bool = False) -> Path:
     """Write ``model`` (with its ``info``) as a safetensors bundle, atomically.
     ``half`` stores floating-point network weights as float16 (half the file;
@@ -47,7 +56,7 @@ def save_model(model, path, half: bool = False) -> Path:
             "info": model.info.to_dict()}
     tensors = _tensors_of(model)
     if half and model.kind in ("unet", "ensemble"):
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        tensors = {k: _as_half(k, v) for k, v in tensors.items()}
         meta["stored_dtype"] = "float16"
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
@@ -138,6 +147,10 @@ def load_model(path):
         raise BundleError(f"{path}: the network has {n_out} outputs but the class scheme "
                           f"has {info.scheme.n_classes} classes")
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise BundleError(f"{path}: non-finite weights in {', '.join(broken[:3])}"
+                          f"{' and more' if len(broken) > 3 else ''}")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
