@@ -113,3 +113,18 @@ def test_preprocess_exports_tiles(train_dir, tmp_path):
     assert images and len(images) == len(list((out / "labels").glob("*.tif")))
     lab = io.read_labels(out / "labels" / images[0].name, SHALE)
     assert lab.shape == (128, 128) and lab.max() <= 4
+
+
+def test_train_options_default_to_the_engine_defaults():
+    """The parser repeats TrainConfig's defaults as literals (so `rockseg --help` need not import torch);
+    they must not drift apart."""
+    import dataclasses
+
+    from napari_rockseg.cli import build_parser
+    from napari_rockseg.engine.train import TrainConfig
+
+    args = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors"])
+    engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    shared = ["method", "tile", "loss", "gamma", "batch_size", "width", "depth", "lr", "synth_share",
+              "patience", "normalization", "seed", "checkpoint_every"]
+    assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}
