@@ -109,7 +109,7 @@ def cmd_train(args):
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
-        synth_share=args.synth_share, patience=args.patience or None,
+        synth_share=args.synth_share, patience=args.patience or None, blur=args.blur,
     )
     import shlex
 
@@ -395,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the time or step budget that the ensemble's synthesizer gets")
     t.add_argument("--patience", type=int, default=12,
                    help="stop a stage after this many validations without a better score (0: never)")
+    t.add_argument("--blur", type=float, default=0.0,
+                   help="sharpness augmentation: half the training crops are blurred with a Gaussian of "
+                        "sigma up to this many pixels (0: off)")
     t.add_argument("--pixel-size", type=float, default=11.16,
                    help="resample training images to this pixel size in nm (0: keep as they are)")
     t.add_argument("--normalization", choices=["median", "percentile"], default="median",

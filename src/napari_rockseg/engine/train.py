@@ -63,6 +63,8 @@ class TrainConfig:
     stride: int | None = None
     scale_jitter: float = 0.15
     noise: float = 0.02
+    #: largest Gaussian blur sigma (pixels) of the sharpness augmentation; 0: off
+    blur: float = 0.0
     #: resample training images to this pixel size (nm); None keeps them as they are
     pixel_size_nm: float | None = None
     normalization: str = "median"
@@ -210,7 +212,8 @@ class Trainer:
         train_items, val = split_validation(items, c.val_block, c.val_fraction, c.seed)
         rank, _ = dist_info()
         sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
-                              c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise)
+                              c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise,
+                              blur=c.blur)
         model = self._new_model(info)
         self.model = model.to(dev)
         counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
