@@ -162,8 +162,13 @@ def _init_distributed(device: str):
 
 def cmd_convert(args):
     from .engine import bundle
+    from .engine.errors import InputError
 
     model = bundle.load_model(args.model)
+    if args.fusion:
+        if getattr(model, "kind", None) != "ensemble":
+            raise InputError(f"--fusion applies to ensembles; {args.model} is a {model.kind} model")
+        model.fusion = args.fusion
     bundle.save_model(model, args.out, half=args.half)
     size = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({model.kind}, {size:.1f} MB{', float16 weights' if args.half else ''})")
@@ -419,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("model", type=Path)
     cv.add_argument("--out", required=True, type=Path)
     cv.add_argument("--half", action="store_true", help="store the weights as float16")
+    cv.add_argument("--fusion", choices=["mean", "stacked", "binary"],
+                    help="the ensemble fusion the bundle uses by default")
     cv.set_defaults(func=cmd_convert)
 
     pr = sub.add_parser("predict", help="segment images")

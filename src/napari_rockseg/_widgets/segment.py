@@ -85,8 +85,10 @@ class SegmentWidget(Container):
         self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model file")
-        self.fusion = ComboBox(label="ensemble fusion", choices=["stacked", "mean", "binary"], value="stacked",
-                               tooltip="how the ensemble's members are combined")
+        self.fusion = ComboBox(label="ensemble fusion", choices=["mean", "stacked", "binary"], value="mean",
+                               tooltip="how the ensemble's members are combined: mean of the members "
+                                       "(default, best on held-out images), the stacked synthesizer, or "
+                                       "the binary members alone")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self.device_used = Label(value=f"uses: {resolve_device('auto').type}")
         self.tile = SpinBox(label="tile size", value=512, min=32, max=4096, step=32)

@@ -343,7 +343,10 @@ class Trainer:
             score = 0.5 * (multi.mean() + binary.mean())
             return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
                     "score": float(score)}
-        iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, dev)
+        if stage == "synth":  # the synthesizer's own score, whatever fusion the model uses by default
+            iou = _eval_iou(lambda x: model.probabilities(x, "stacked").argmax(1) + 1, val, k, dev)
+        else:
+            iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, dev)
         return {"iou": iou.tolist(), "miou": float(iou.mean()), "score": float(iou.mean())}
 
     def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
