@@ -81,6 +81,12 @@ def test_shipped_default_fuses_by_mean_and_convert_can_change_it(tmp_path):
     code, _, err = run_cli("convert", default_model_path(), "--out", out, "--half", "--fusion", "stacked")
     assert code == 0, err
     assert load_model(out).fusion == "stacked"
+    # the parser repeats the engine's fusions as literals (so `--help` need not import torch)
+    from napari_rockseg.cli import build_parser
+    from napari_rockseg.engine.ensemble import FUSIONS
+
+    convert = build_parser()._subparsers._group_actions[0].choices["convert"]
+    assert next(a for a in convert._actions if a.dest == "fusion").choices == list(FUSIONS)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -166,7 +166,7 @@ def cmd_convert(args):
 
     model = bundle.load_model(args.model)
     if args.fusion:
-        if getattr(model, "kind", None) != "ensemble":
+        if model.kind != "ensemble":
             raise InputError(f"--fusion applies to ensembles; {args.model} is a {model.kind} model")
         model.fusion = args.fusion
     bundle.save_model(model, args.out, half=args.half)
@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("model", type=Path)
     cv.add_argument("--out", required=True, type=Path)
     cv.add_argument("--half", action="store_true", help="store the weights as float16")
-    cv.add_argument("--fusion", choices=["mean", "stacked", "binary"],
+    cv.add_argument("--fusion", choices=["mean", "stacked", "binary"],  # ensemble.FUSIONS (no torch for --help)
                     help="the ensemble fusion the bundle uses by default")
     cv.set_defaults(func=cmd_convert)
 

@@ -10,6 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 from .._layers import labels_kwargs
 from ..engine.io import SEMImage
 from ..engine.batch import STREAM_MEGAPIXELS
+from ..engine.ensemble import FUSIONS
 from ..engine.predict import lazy_labels, resolve_device, segment
 from ._state import STORE
 from ._worker import RunPanel, notify_error
@@ -85,7 +86,7 @@ class SegmentWidget(Container):
         self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model file")
-        self.fusion = ComboBox(label="ensemble fusion", choices=["mean", "stacked", "binary"], value="mean",
+        self.fusion = ComboBox(label="ensemble fusion", choices=list(FUSIONS), value=FUSIONS[0],
                                tooltip="how the ensemble's members are combined: mean of the members "
                                        "(default, best on held-out images), the stacked synthesizer, or "
                                        "the binary members alone")

@@ -10,7 +10,8 @@ from torch import nn
 from .info import ModelInfo
 from .nets import UNet
 
-FUSIONS = ("stacked", "mean", "binary")
+#: the default first
+FUSIONS = ("mean", "stacked", "binary")
 
 
 class NetModel(nn.Module):

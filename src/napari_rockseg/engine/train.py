@@ -343,10 +343,9 @@ class Trainer:
             score = 0.5 * (multi.mean() + binary.mean())
             return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
                     "score": float(score)}
-        if stage == "synth":  # the synthesizer's own score, whatever fusion the model uses by default
-            iou = _eval_iou(lambda x: model.probabilities(x, "stacked").argmax(1) + 1, val, k, dev)
-        else:
-            iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, dev)
+        # the synthesizer stage scores the synthesizer, whatever fusion the model uses by default
+        probs = (lambda x: model.probabilities(x, "stacked")) if stage == "synth" else model.probabilities
+        iou = _eval_iou(lambda x: probs(x).argmax(1) + 1, val, k, dev)
         return {"iou": iou.tolist(), "miou": float(iou.mean()), "score": float(iou.mean())}
 
     def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
