@@ -7,27 +7,14 @@ heldout_training.py (pattern with {i} for the fold).
 
     python benchmarks/experiments/texture_matching.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
 """
-import sys
-from pathlib import Path
-
 import numpy as np
-import torch
+from _folds import fold_model, held_out_views, images, score
 from scipy import ndimage as ndi
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from accuracy import zoomed
-
-from napari_rockseg.engine import bundle, io, train
-from napari_rockseg.engine.analysis import evaluate
-from napari_rockseg.engine.classes import SHALE
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
 from napari_rockseg.engine.predict import _resize, predict_proba, scale_factor
 
-torch.set_num_threads(2)
-D = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
-images, labels = train.load_training_pairs(*train.pairs_in_dir(D / "train"), SHALE)
-pattern = sys.argv[1] if len(sys.argv) > 1 else "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
 
 def texture(x):
     h = x - ndi.gaussian_filter(x, 1.0)
@@ -46,13 +33,11 @@ def model_input(model, img, bar):
 
 res = {}
 for i in range(3):
-    model = bundle.load_model(pattern.format(i=i))
+    model = fold_model(i)
     rest = [j for j in range(3) if j != i]
     tex = [texture(model_input(model, images[j], resolve_data_bar(images[j].data, None))[1]) for j in rest]
     target = float(np.mean(tex))
-    zimg, zlab = zoomed(images[i], labels[i])
-    for tag, (img, lab, bar) in {"native": (images[i], labels[i], None), "zoom": (zimg, zlab, 0)}.items():
-        b = resolve_data_bar(img.data, bar)
+    for tag, img, lab, b, _ in held_out_views(i):
         region, x = model_input(model, img, b)
         t_in = texture(x)
         for mode in ("base", "match", "half", "quarter"):
@@ -66,8 +51,7 @@ for i in range(3):
             p = sum(drain(predict_proba(model, xx)) for xx in xs) / len(xs)
             if p.shape[1:] != region.shape:
                 p = np.stack([_resize(q, region.shape, 1) for q in p])
-            pred = np.zeros(img.data.shape, np.uint8); pred[: region.shape[0]] = p.argmax(0) + 1
-            r = evaluate(pred, lab, 4, io.valid_mask(lab.shape, b))
+            r = score(p, img, lab, b)
             res.setdefault(mode, []).append(r["miou"])
             print(f"fold {i} {tag:6s} texture {t_in:.3f} target {target:.3f} {mode:6s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
 for k, v in res.items():

@@ -1,0 +1,45 @@
+"""What the held-out experiments share: the training pairs, the cached fold models,
+each fold's held-out image natively and zoomed 2.5x, and scoring probabilities."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from accuracy import zoomed
+
+from napari_rockseg.engine import bundle, io, train
+from napari_rockseg.engine.analysis import evaluate
+from napari_rockseg.engine.classes import SHALE
+from napari_rockseg.engine.io import resolve_data_bar
+
+torch.set_num_threads(2)
+DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
+images, labels = train.load_training_pairs(*train.pairs_in_dir(DATA / "train"), SHALE)
+#: the five-minute focal-dice U-Nets that benchmarks/accuracy.py caches per fold
+DEFAULT_MODELS = "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
+
+
+def fold_model(i: int):
+    """The model of fold ``i`` (held-out image i): the pattern given as first argument."""
+    pattern = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODELS
+    return bundle.load_model(pattern.format(i=i))
+
+
+def held_out_views(i: int):
+    """(tag, image, labels, data-bar rows, grey region above the bar) of held-out image
+    ``i``: as it is and zoomed 2.5x (a higher magnification than any training image)."""
+    zimg, zlab = zoomed(images[i], labels[i])
+    out = []
+    for tag, img, lab, bar in (("native", images[i], labels[i], None), ("zoom", zimg, zlab, 0)):
+        b = resolve_data_bar(img.data, bar)
+        out.append((tag, img, lab, b, img.data[: img.data.shape[0] - b]))
+    return out
+
+
+def score(probs: np.ndarray, img, lab, bar: int) -> dict:
+    """IoU of the argmax of (K, rows, W) probabilities of the region above the bar."""
+    pred = np.zeros(img.data.shape, np.uint8)
+    pred[: probs.shape[1]] = probs.argmax(0) + 1
+    return evaluate(pred, lab, SHALE.n_classes, io.valid_mask(lab.shape, bar))
