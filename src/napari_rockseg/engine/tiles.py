@@ -126,6 +126,9 @@ class TileSampler:
         self.balance, self.cutout, self.mode = balance, cutout, mode
         self.augment, self.scale_jitter, self.noise, self.blur = augment, scale_jitter, noise, blur
         self.stride = stride or tile // 2
+        # grey value that pads crops reaching past an image edge (computed once: a median
+        # of a whole image per crop cost most of the sampling time)
+        self.fill = [float(np.median(it.image)) for it in self.items]
         # pixel coordinates of each class, subsampled to bound memory
         self.class_pixels: dict[int, list[tuple[int, np.ndarray]]] = {}
         for idx, it in enumerate(self.items):
@@ -191,7 +194,7 @@ class TileSampler:
                 frac = np.bincount(lab[labelled], minlength=self.n_classes + 1).max() / labelled.sum()
                 if frac > self.cutout:
                     continue
-            img = self._crop(it.image, y, x, size, float(np.median(it.image)))
+            img = self._crop(it.image, y, x, size, self.fill[idx])
             if size != self.tile:
                 img, lab = _resize_pair(img, lab, self.tile)
             if self.augment:
