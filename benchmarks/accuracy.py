@@ -2,7 +2,8 @@
 every method, and leave-one-image-out scores on the training images (the data
 settings are chosen on; the test image influences nothing there).
 
-    python benchmarks/accuracy.py --minutes 10 --threads 1 --default src/napari_rockseg/models/default.safetensors
+    python benchmarks/accuracy.py --minutes 10 --threads 1 --default src/napari_rockseg/models/default.safetensors \
+        [--ensemble runs/default110.safetensors]
 
 Trained models are cached in --work, so a second run only evaluates.  The
 leave-one-image-out part also scores each held-out image zoomed 2.5x (its
@@ -92,7 +93,9 @@ def main(argv=None):
                    help="stacked-ensemble budget per fold (default 4 x the U-Net's; 0 skips the ensemble)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--work", type=Path, default=Path("runs/bench"))
-    p.add_argument("--default", type=Path, help="the shipped default model (ensemble)")
+    p.add_argument("--default", type=Path, help="the shipped default model")
+    p.add_argument("--ensemble", type=Path,
+                   help="a stacked ensemble to score with each fusion (default: --default, if it is one)")
     p.add_argument("--skip-loio", action="store_true")
     args = p.parse_args(argv)
     if args.threads:
@@ -110,21 +113,29 @@ def main(argv=None):
         t0 = time.perf_counter()
         res = score(model, test_img, test_lab)
         print(row(name, res, f" {time.perf_counter() - t0:.1f} s |"), flush=True)
+    variants = []
+    ensemble = args.ensemble or args.default
+    if ensemble:
+        model = bundle.load_model(ensemble)
+        if model.kind == "ensemble":
+            for fusion, name in (("binary", "argmax of binary members"),
+                                 ("stacked", "stacked synthesizer (the original's fusion)"),
+                                 ("mean", "mean of members")):
+                variants.append((f"ensemble ({ensemble.name}): {name}", model, dict(fusion=fusion), {}))
     if args.default:
         model = bundle.load_model(args.default)
-        variants = [("ensemble: argmax of binary members", dict(fusion="binary"), {}),
-                    ("ensemble: stacked synthesizer (the original's fusion)", dict(fusion="stacked"), {}),
-                    ("ensemble: mean of members (shipped default)", dict(fusion="mean"), {}),
-                    ("shipped default, no scale normalisation", dict(fusion="mean"), dict(rescale=False)),
-                    ("shipped default + TTA", dict(fusion="mean"), dict(tta=True)),
-                    ("shipped default + TTA, no scale normalisation", dict(fusion="mean"),
-                     dict(tta=True, rescale=False))]
-        for name, attrs, kw in variants:
-            for k, v in attrs.items():
-                setattr(model, k, v)
-            t0 = time.perf_counter()
-            res = score(model, test_img, test_lab, **kw)
-            print(row(name, res, f" {time.perf_counter() - t0:.1f} s |"), flush=True)
+        attrs = dict(fusion=model.fusion) if model.kind == "ensemble" else {}
+        what = f"bag of {len(model.members)} U-Nets" if model.kind == "bag" else model.kind
+        variants += [(f"shipped default ({what})", model, attrs, {}),
+                     ("shipped default, no scale normalisation", model, attrs, dict(rescale=False)),
+                     ("shipped default + TTA", model, attrs, dict(tta=True)),
+                     ("shipped default + TTA, no scale normalisation", model, attrs, dict(tta=True, rescale=False))]
+    for name, model, attrs, kw in variants:
+        for k, v in attrs.items():
+            setattr(model, k, v)
+        t0 = time.perf_counter()
+        res = score(model, test_img, test_lab, **kw)
+        print(row(name, res, f" {time.perf_counter() - t0:.1f} s |"), flush=True)
 
     if args.skip_loio:
         return 0

@@ -233,7 +233,7 @@ def test_segment_lazy_image_gives_lazy_labels(viewer, qtbot):
     assert np.array_equal(window, lda.predict(np.asarray(big[100:300, 1100:1400])))
 
 
-def test_fine_tune_the_shipped_ensemble_on_painted_corrections(viewer, qtbot):
+def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     import torch
 
     from napari_rockseg._widgets._state import SHIPPED_DEFAULT, STORE
@@ -258,7 +258,9 @@ def test_fine_tune_the_shipped_ensemble_on_painted_corrections(viewer, qtbot):
     t.run()
     wait_for(qtbot, t.panel)
     tuned = t.model
-    assert tuned.kind == "ensemble" and tuned is not shipped
+    assert tuned.kind == "bag" and tuned is not shipped
+    # every member of the bag was fine-tuned, one after the other
+    assert set(tuned.info.provenance["steps"]) == {"net1", "net2", "net3", "net4"}
     assert tuned.info.provenance["fine_tuned_from"] is not None
     assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if v.is_floating_point())
     # the shipped model itself is untouched

@@ -169,3 +169,64 @@ def test_blur_augmentation_smooths_some_crops_only_when_asked():
     assert sharp.min() > 1.0  # white noise: neighbours differ by more than one std
     smoothed = blurred < 0.8 * sharp.min()
     assert 0.2 < smoothed.mean() < 0.8
+
+
+def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
+    image, labels = scene
+    _, model = fit(small_config(method="bag", members=2, steps=300), image, labels)
+    assert model.kind == "bag" and len(model.members) == 2
+    assert model.info.provenance["steps"] == {"net1": 150, "net2": 150}  # the budget split evenly
+    seg = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+    assert per_class_iou(seg.labels, labels, 3).min() > 0.9
+    x = torch.from_numpy(model.info.normalize(image)[None, None])
+    with torch.inference_mode():
+        members = [torch.softmax(m(x), 1) for m in model.members]
+        assert not torch.allclose(members[0], members[1], atol=1e-3)  # independently trained
+        assert torch.allclose(model.probabilities(x), (members[0] + members[1]) / 2, atol=1e-6)
+    loaded = bundle.load_model(bundle.save_model(model, tmp_path / "bag.safetensors", half=True))
+    assert loaded.kind == "bag" and len(loaded.members) == 2
+    with torch.inference_mode():
+        assert (loaded.probabilities(x) - model.probabilities(x)).abs().max() < 1e-3
+
+
+def test_bag_resumes_in_its_second_member_where_it_stopped(tmp_path, scene):
+    image, labels = scene
+    cfg = small_config(method="bag", members=2, steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"),
+                       checkpoint_every=10)
+    _, full = fit(cfg, image, labels)
+    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
+    gen = trainer.run()
+    for ev in gen:
+        if ev.stage == "net2" and ev.step == 10:
+            break
+    gen.close()
+    assert train.checkpoint_info(tmp_path / "c.pt") == {"method": "bag", "stage": 1, "step": 10}
+    _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_bagging_trained_models_checks_they_fit_together():
+    from napari_rockseg.engine.ensemble import Bag, Ensemble, NetModel
+    from napari_rockseg.engine.errors import InputError
+    from napari_rockseg.engine.info import ModelInfo
+
+    def unet(px=11.16, contrast=0.5):
+        info = ModelInfo(SCHEME, px, contrast=contrast, provenance={"command": f"train {px}"})
+        return NetModel(UNet(1, 3, 4, 2), info)
+
+    a, b = unet(), unet()
+    bag = Bag.of([a, Bag.of([b, unet()])])
+    assert len(bag.members) == 3 and bag.info.pixel_size_nm == 11.16
+    assert bag.info.provenance["members"][0] == {"command": "train 11.16"}
+    assert bag.members[0] is not a.net  # copies: the bag does not share weights with its sources
+    x = torch.randn(1, 1, 16, 16)
+    with torch.inference_mode():
+        a.eval(), bag.eval()
+        assert torch.allclose(bag.members[0](x), a.net(x))
+    with pytest.raises(InputError, match="pixel"):
+        Bag.of([a, unet(px=5.0)])
+    with pytest.raises(InputError, match="normalises"):
+        Bag.of([a, unet(contrast=0.8)])
+    with pytest.raises(InputError, match="ensemble model"):
+        Bag.of([a, Ensemble.new(ModelInfo(SCHEME, 11.16), width=4, depth=2)])

@@ -107,9 +107,9 @@ def cmd_train(args):
         depth=args.depth, cutout=args.cutout, sampling="grid" if args.stride else "random",
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=device, data_bar=args.data_bar,
-        checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet") else None),
+        checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet", "bag") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
-        synth_share=args.synth_share, patience=args.patience or None, blur=args.blur,
+        synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
     )
     import shlex
 
@@ -172,6 +172,23 @@ def cmd_convert(args):
     bundle.save_model(model, args.out, half=args.half)
     size = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({model.kind}, {size:.1f} MB{', float16 weights' if args.half else ''})")
+    return 0
+
+
+def cmd_combine(args):
+    import shlex
+
+    from .engine import bundle
+    from .engine.bundle import provenance
+    from .engine.ensemble import Bag
+
+    models = [bundle.load_model(p) for p in args.models]
+    bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *sys.argv[1:]]),
+                                    combined=[str(p) for p in args.models]))
+    bundle.save_model(bag, args.out, half=args.half)
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} (bag of {len(bag.members)} U-Nets, {size:.1f} MB"
+          f"{', float16 weights' if args.half else ''})")
     return 0
 
 
@@ -374,10 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rockseg", description="Segment SEM images of rock into phases.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model (ensemble, U-Net or LDA)")
-    t.add_argument("--method", choices=["ensemble", "unet", "lda", "rf"], default="ensemble",
-                   help="ensemble (Paw-Net stack), unet, lda (original baseline), rf (random forest on "
-                        "multiscale features)")
+    t = sub.add_parser("train", help="train a model (ensemble, U-Net, bag of U-Nets, forest or LDA)")
+    t.add_argument("--method", choices=["ensemble", "unet", "bag", "lda", "rf"], default="ensemble",
+                   help="ensemble (Paw-Net stack), unet, bag (several U-Nets trained in turn, probabilities "
+                        "averaged), lda (original baseline), rf (random forest on multiscale features)")
+    t.add_argument("--members", type=int, default=4,
+                   help="U-Nets in a bag (--method bag); each trains for this share of the budget")
     t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
     t.add_argument("--images", nargs="+", type=Path)
     t.add_argument("--labels", nargs="+", type=Path)
@@ -427,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--fusion", choices=["mean", "stacked", "binary"],  # ensemble.FUSIONS (no torch for --help)
                     help="the ensemble fusion the bundle uses by default")
     cv.set_defaults(func=cmd_convert)
+
+    cb = sub.add_parser("combine", help="bag trained U-Nets: one model that averages their probabilities")
+    cb.add_argument("models", nargs="+", type=Path, help="U-Net (or bag) bundles trained on the same images")
+    cb.add_argument("--out", required=True, type=Path)
+    cb.add_argument("--half", action="store_true", help="store the weights as float16")
+    cb.set_defaults(func=cmd_combine)
 
     pr = sub.add_parser("predict", help="segment images")
     pr.add_argument("images", nargs="+", help="image files, folders or glob patterns")

@@ -34,8 +34,9 @@ class TrainWidget(Container):
         self.clear_pairs_button = PushButton(text="Clear pairs")
         self.pairs_label = Label(value="pairs: the image and labels above")
         self.new_layer_button = PushButton(text="New corrections layer to paint")
-        self.method = ComboBox(label="method", choices=["ensemble", "unet", "rf", "lda"], value="unet",
-                               tooltip="ensemble: the Paw-Net stack; unet: one U-Net; rf: random forest on "
+        self.method = ComboBox(label="method", choices=["ensemble", "unet", "bag", "rf", "lda"], value="unet",
+                               tooltip="ensemble: the Paw-Net stack; unet: one U-Net; bag: four U-Nets trained "
+                                       "in turn, probabilities averaged (the shipped default's kind); rf: random forest on "
                                        "multiscale features (seconds); lda: the original grey-value baseline")
         self.start_from = ComboBox(label="start from", choices=["scratch", "current model"], value="scratch")
         self.loss = ComboBox(label="loss", choices=["focal-dice", "focal", "ce", "dice"], value="focal-dice")

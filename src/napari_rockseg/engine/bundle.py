@@ -13,7 +13,7 @@ import torch
 
 from .. import __version__
 from .baselines import GreyLDA, PixelForest
-from .ensemble import Ensemble, NetModel
+from .ensemble import Bag, Ensemble, NetModel
 from .errors import BundleError
 from .info import ModelInfo
 from .io import atomic_path
@@ -55,7 +55,7 @@ def save_model(model, path, half: bool = False) -> Path:
     meta = {"format": FORMAT, "kind": model.kind, "config": _config_of(model),
             "info": model.info.to_dict()}
     tensors = _tensors_of(model)
-    if half and model.kind in ("unet", "ensemble"):
+    if half and model.kind in ("unet", "ensemble", "bag"):
         tensors = {k: _as_half(k, v) for k, v in tensors.items()}
         meta["stored_dtype"] = "float16"
     with atomic_path(path, suffix=".safetensors") as tmp:
@@ -135,14 +135,14 @@ def load_model(path):
                 (arrays["left"] >= n).any() or (arrays["right"] >= n).any() or (arrays["roots"] >= n).any():
             raise BundleError(f"{path}: forest arrays are inconsistent with each other or the class scheme")
         return PixelForest(info, arrays, float((meta.get("config") or {}).get("sigma_max", 16.0)))
-    builders = {"unet": NetModel, "ensemble": Ensemble}
+    builders = {"unet": NetModel, "ensemble": Ensemble, "bag": Bag}
     if kind not in builders:
         raise BundleError(f"{path}: unknown model kind {kind!r}")
     try:
         model = builders[kind].build(meta.get("config") or {}, info)
     except Exception as exc:
         raise BundleError(f"{path}: cannot build a {kind} from its metadata: {exc}") from None
-    n_out = model.n_classes if kind == "ensemble" else model.net.config["n_classes"]
+    n_out = model.net.config["n_classes"] if kind == "unet" else model.n_classes
     if n_out != info.scheme.n_classes:
         raise BundleError(f"{path}: the network has {n_out} outputs but the class scheme "
                           f"has {info.scheme.n_classes} classes")

@@ -23,7 +23,7 @@ from .analysis import per_class_iou
 from .baselines import GreyLDA, PixelForest
 from .bundle import provenance
 from .classes import ClassScheme
-from .ensemble import Ensemble, NetModel
+from .ensemble import Bag, Ensemble, NetModel
 from .errors import InputError
 from .events import Progress
 from .info import ModelInfo
@@ -33,7 +33,7 @@ from .nets import UNet
 from .predict import resolve_device
 from .tiles import TileSampler, TrainImage, split_validation
 
-METHODS = ("ensemble", "unet", "lda", "rf")
+METHODS = ("ensemble", "unet", "bag", "lda", "rf")
 
 
 @dataclass
@@ -72,6 +72,8 @@ class TrainConfig:
     val_block: int = 256
     #: share of the budget that the synthesizer gets (ensemble only)
     synth_share: float = 0.3
+    #: U-Nets in a bag (method "bag"), trained one after the other, each for 1/members of the budget
+    members: int = 4
     seed: int = 0
     device: str = "auto"
     checkpoint: str | None = None
@@ -158,6 +160,8 @@ class Trainer:
         self.best_state = None
         self.class_freqs = None
         self.history: list[dict] = []
+        #: steps each stage ran (recorded in the model's provenance)
+        self.stage_steps: dict[str, int] = {}
         self.notes = self._check_labels()
         if init is not None:
             init_scheme = init.info.scheme
@@ -219,7 +223,7 @@ class Trainer:
         counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
                      for it in train_items)
         self.class_freqs = counts / max(1, counts.sum())
-        stages = ["members", "synth"] if c.method == "ensemble" else ["unet"]
+        stages = self._stages(model)
         state = {"stage": 0, "step": 0, "elapsed": 0.0}
         ckpt = load_checkpoint(self.resume) if self.resume else None
         if ckpt is not None:
@@ -232,6 +236,7 @@ class Trainer:
             yield from self._run_stage(stages, index, model, sampler, val, dev, resume_here,
                                        state["step"] if resume_here else 0,
                                        state["elapsed"] if resume_here else 0.0)
+        model.info.provenance["steps"] = dict(self.stage_steps)
         model.cpu().eval()
         return model
 
@@ -241,6 +246,8 @@ class Trainer:
             return None
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        if self.stage_steps and getattr(self.model, "info", None) is not None:
+            self.model.info.provenance["steps"] = dict(self.stage_steps)
         return self.model.cpu().eval()
 
     # -- internals ------------------------------------------------------------
@@ -277,14 +284,16 @@ class Trainer:
         if self.init is not None:
             model = copy.deepcopy(self.init)
             model.info = info
-            if c.method == "ensemble" and not isinstance(model, Ensemble):
-                raise InputError("--init is a single U-Net; fine-tune it with --method unet")
-            if c.method == "unet" and not isinstance(model, NetModel):
-                raise InputError("--init is an ensemble; fine-tune it with --method ensemble")
+            if c.method != model.kind:
+                raise InputError(f"--init is a {model.kind} model; fine-tune it with --method {model.kind}")
             return model
         k = self.scheme.n_classes
         if c.method == "ensemble":
             return Ensemble.new(info, c.width, c.depth, c.up)
+        if c.method == "bag":
+            if c.members < 1:
+                raise InputError("a bag needs at least one member (--members)")
+            return Bag.new(info, c.members, c.width, c.depth, c.up)
         return NetModel(UNet(1, k, c.width, c.depth, c.up), info)
 
     def _check_resume(self, ckpt):
@@ -292,7 +301,17 @@ class Trainer:
         if saved != self.config.method:
             raise InputError(f"the checkpoint is of a {saved} run; resume it with --method {saved}")
 
+    @staticmethod
+    def _stages(model) -> list[str]:
+        if model.kind == "ensemble":
+            return ["members", "synth"]
+        if model.kind == "bag":
+            return [f"net{i + 1}" for i in range(len(model.members))]
+        return ["unet"]
+
     def _stage_nets(self, stage, model):
+        if stage.startswith("net"):
+            return [model.members[int(stage[3:]) - 1]]
         if stage == "members":
             return [*model.binaries, model.multi]
         if stage == "synth":
@@ -302,8 +321,8 @@ class Trainer:
     def _budget(self, stages, index):
         """(steps, seconds) this stage may use; either may be None."""
         c = self.config
-        share = 1.0
-        if len(stages) == 2:
+        share = 1.0 / len(stages)
+        if stages == ["members", "synth"]:
             share = c.synth_share if stages[index] == "synth" else 1 - c.synth_share
         total = c.total_steps()
         steps = None if total is None else max(1, int(round(total * share)))
@@ -326,7 +345,8 @@ class Trainer:
             with torch.no_grad():
                 maps = model.member_maps(xb)
             return self._multi_loss()(model.synth(maps), yb)
-        return self._multi_loss()(model.net(xb), yb)
+        net = self._stage_nets(stage, model)[0]
+        return self._multi_loss()(net(xb), yb)
 
     def _multi_loss(self):
         c = self.config
@@ -343,8 +363,14 @@ class Trainer:
             score = 0.5 * (multi.mean() + binary.mean())
             return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
                     "score": float(score)}
-        # the synthesizer stage scores the synthesizer, whatever fusion the model uses by default
-        probs = (lambda x: model.probabilities(x, "stacked")) if stage == "synth" else model.probabilities
+        # the synthesizer stage scores the synthesizer, whatever fusion the model uses by default;
+        # a bag's stage scores the member it trains
+        probs = model.probabilities
+        if stage == "synth":
+            probs = lambda x: model.probabilities(x, "stacked")
+        elif stage.startswith("net"):
+            net = self._stage_nets(stage, model)[0]
+            probs = lambda x: torch.softmax(net(x).float(), dim=1)
         iou = _eval_iou(lambda x: probs(x).argmax(1) + 1, val, k, dev)
         return {"iou": iou.tolist(), "miou": float(iou.mean()), "score": float(iou.mean())}
 
@@ -431,6 +457,7 @@ class Trainer:
         finally:
             for p in frozen:
                 p.requires_grad_(True)
+            self.stage_steps[stage] = step
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         if c.checkpoint and rank == 0 and index + 1 < len(stages):

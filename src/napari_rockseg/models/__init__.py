@@ -3,7 +3,7 @@
 from importlib.resources import files
 from pathlib import Path
 
-DEFAULT = "default.safetensors"  # the stacked ensemble
+DEFAULT = "default.safetensors"  # a bag of four focal-dice U-Nets (README, "The shipped model")
 LDA = "lda.safetensors"  # the original work's baseline
 
 
@@ -12,6 +12,6 @@ def model_path(name: str = DEFAULT) -> Path:
 
 
 def default_model_path() -> Path:
-    """The shipped ensemble, or the shipped LDA where no ensemble is installed."""
+    """The shipped default model, or the shipped LDA where it is not installed."""
     path = model_path(DEFAULT)
     return path if path.exists() else model_path(LDA)
