@@ -66,13 +66,22 @@ def test_widgets_appear_from_the_manifest(viewer):
 
 
 def test_segment_produces_labels_and_keeps_painted_layers(viewer, qtbot):
+    from napari_rockseg._widgets._state import SHIPPED_DEFAULT, STORE
     from napari_rockseg._widgets.segment import SegmentWidget
+    from napari_rockseg.engine.ensemble import Ensemble
+    from napari_rockseg.engine.info import ModelInfo
 
     image, truth = open_sample(viewer)
     w = SegmentWidget(viewer)
     viewer.window.add_dock_widget(w)
     w.image.value = image
+    w.model.value = "shipped default"
+    assert not w.fusion.enabled  # a bag of U-Nets: no fusion to choose
+    STORE.add(Ensemble.new(ModelInfo(SHALE, 11.16), width=4, depth=2), "tiny ensemble")
+    assert w.model.value == "tiny ensemble" and w.fusion.enabled
     w.model.value = "shipped LDA baseline"
+    assert not w.fusion.enabled
+    STORE.current = SHIPPED_DEFAULT
     w.run()
     wait_for(qtbot, w.panel)
     out = viewer.layers["shale SEM segmentation"]

@@ -87,9 +87,9 @@ class SegmentWidget(Container):
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model file")
         self.fusion = ComboBox(label="ensemble fusion", choices=list(FUSIONS), value=FUSIONS[0],
-                               tooltip="how the ensemble's members are combined: mean of the members "
-                                       "(default, best on held-out images), the stacked synthesizer, or "
-                                       "the binary members alone")
+                               tooltip="stacked ensembles only: how the members are combined: mean of "
+                                       "the members (default, best on held-out images), the stacked "
+                                       "synthesizer, or the binary members alone")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self.device_used = Label(value=f"uses: {resolve_device('auto').type}")
         self.tile = SpinBox(label="tile size", value=512, min=32, max=4096, step=32)
@@ -105,12 +105,22 @@ class SegmentWidget(Container):
         self.panel.run_button.changed.connect(self.run)
         self.load_button.changed.connect(self.load_file)
         self.device.changed.connect(self._show_device)
+        self.model.changed.connect(self._show_fusion)
         STORE.subscribe(self, self._models_changed)
+        self._show_fusion()
         self.result = None
 
     def _models_changed(self):
         self.model.reset_choices()
         self.model.value = STORE.current
+
+    def _show_fusion(self, *_):
+        """The fusion choice applies to stacked ensembles only; greyed out otherwise."""
+        try:
+            kind = STORE.get(self.model.value).kind
+        except Exception:  # a model that cannot load says so when it is used
+            kind = None
+        self.fusion.enabled = kind == "ensemble"
 
     def _show_device(self, *_):
         try:
