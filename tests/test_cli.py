@@ -59,6 +59,21 @@ def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
     assert result["iou"] == pytest.approx(direct["iou"])
 
 
+def test_train_a_bag_from_the_command_line(train_dir, tmp_path, capsys):
+    from napari_rockseg.engine.bundle import load_model
+
+    out = tmp_path / "bag.safetensors"
+    assert main(["train", "--method", "bag", "--members", "2", "--steps", "8", "--batch-size", "2",
+                 "--threads", "1", "--data-dir", str(train_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # one best validation per member: each member keeps its own best weights
+    assert " at net1 step " in printed and " at net2 step " in printed
+    bag = load_model(out)
+    assert bag.kind == "bag" and len(bag.members) == 2
+    assert bag.info.provenance["steps"] == {"net1": 4, "net2": 4}
+    assert bag.info.provenance["command"].startswith("rockseg train --method bag --members 2")
+
+
 def test_predict_uses_the_shipped_default(test_pair, tmp_path):
     code, out, err = run_cli("predict", test_pair[0], "--out", tmp_path, "--quiet")
     assert code == 0, err

@@ -114,7 +114,7 @@ def cmd_train(args):
     import shlex
 
     trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
-                            data_source=source, command=shlex.join(["rockseg", *sys.argv[1:]]))
+                            data_source=source, command=shlex.join(["rockseg", *args.argv]))
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -129,11 +129,10 @@ def cmd_train(args):
         return 0
     bundle.save_model(model, out, half=args.half)
     print(f"wrote {out} ({args.method}, {time.perf_counter() - t0:.0f} s)")
-    if trainer.history:
-        last = [h for h in trainer.history if "miou" in h]
-        if last:
-            best = max(last, key=lambda h: h.get("score", h["miou"]))
-            print(f"best validation mIoU {best['miou']:.3f} at {best['stage']} step {best['step']}")
+    scored = [h for h in trainer.history if "miou" in h]
+    for stage in dict.fromkeys(h["stage"] for h in scored):  # each stage kept its own best weights
+        best = max((h for h in scored if h["stage"] == stage), key=lambda h: h.get("score", h["miou"]))
+        print(f"best validation mIoU {best['miou']:.3f} at {best['stage']} step {best['step']}")
     return 0
 
 
@@ -183,7 +182,7 @@ def cmd_combine(args):
     from .engine.ensemble import Bag
 
     models = [bundle.load_model(p) for p in args.models]
-    bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *sys.argv[1:]]),
+    bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *args.argv]),
                                     combined=[str(p) for p in args.models]))
     bundle.save_model(bag, args.out, half=args.half)
     size = Path(args.out).stat().st_size / 1e6
@@ -516,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # recorded in model provenance
     try:
         return args.func(args)
     except RockSegError as exc:
