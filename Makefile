@@ -39,7 +39,7 @@ screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(PY) scripts/screenshots.py
 
 benchmark: setup
-	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/accuracy.py --default src/napari_rockseg/models/default.safetensors
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info
