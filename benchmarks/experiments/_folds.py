@@ -12,7 +12,9 @@ from accuracy import zoomed
 from napari_rockseg.engine import bundle, io, train
 from napari_rockseg.engine.analysis import evaluate
 from napari_rockseg.engine.classes import SHALE
+from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
+from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
 torch.set_num_threads(2)
 DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
@@ -36,6 +38,13 @@ def held_out_views(i: int):
         b = resolve_data_bar(img.data, bar)
         out.append((tag, img, lab, b, img.data[: img.data.shape[0] - b]))
     return out
+
+
+def probabilities(model, img, region, **kw) -> np.ndarray:
+    """(K, rows, W) probabilities of ``region`` of ``img``, resampled to the model's
+    pixel size and back (what ``rockseg predict`` does); ``kw`` go to region_probabilities."""
+    f, _ = scale_factor(model, img)
+    return drain(region_probabilities(model, region, f, **kw))
 
 
 def score(probs: np.ndarray, img, lab, bar: int) -> dict:

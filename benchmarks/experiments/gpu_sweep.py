@@ -33,12 +33,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _folds import DATA, held_out_views, images, score
+from _folds import DATA, held_out_views, images, probabilities, score
 
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.classes import SHALE
-from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
 #: recipe name -> ``rockseg train`` options (besides data, budget, device and output)
 RECIPES = {
@@ -105,11 +103,6 @@ def train_all(recipes, minutes, device, out: Path, deadline: float) -> dict:
     return jobs
 
 
-def probabilities(model, img, region, device):
-    f, _ = scale_factor(model, img)
-    return drain(region_probabilities(model, region, f, device=device))
-
-
 def evaluate_all(recipes, out: Path, device: str) -> dict:
     """mIoU and per-class IoU of every recipe, fusion and bag: held-out folds and test."""
     results = {}
@@ -131,9 +124,9 @@ def evaluate_all(recipes, out: Path, device: str) -> dict:
                 if model.kind == "ensemble":
                     for fusion in FUSIONS:
                         model.fusion = fusion
-                        probs[r if fusion == "mean" else f"{r}:{fusion}"] = probabilities(model, img, region, device)
+                        probs[r if fusion == "mean" else f"{r}:{fusion}"] = probabilities(model, img, region, device=device)
                 else:
-                    probs[r] = probabilities(model, img, region, device)
+                    probs[r] = probabilities(model, img, region, device=device)
             for name, members in BAGS.items():
                 if all(m in probs for m in members):
                     probs[name] = sum(probs[m] for m in members) / len(members)

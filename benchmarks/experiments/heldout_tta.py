@@ -7,19 +7,15 @@ natively and zoomed 2.5x, without and with the 8 flips/rotations averaged.
 import time
 
 import numpy as np
-from _folds import fold_model, held_out_views, score
-
-from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import region_probabilities, scale_factor
+from _folds import fold_model, held_out_views, probabilities, score
 
 res = {}
 for i in range(3):
     model = fold_model(i)
     for tag, img, lab, b, region in held_out_views(i):
-        f, _ = scale_factor(model, img)
         for tta in (False, True):
             t0 = time.perf_counter()
-            r = score(drain(region_probabilities(model, region, f, tta=tta)), img, lab, b)
+            r = score(probabilities(model, img, region, tta=tta), img, lab, b)
             res.setdefault((tag, tta), []).append(r["miou"])
             print(f"fold {i} {tag:6s} tta={tta!s:5s} {r['miou']:.3f} {np.round(r['iou'], 3)} "
                   f"{time.perf_counter() - t0:.1f} s", flush=True)

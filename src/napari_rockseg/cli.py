@@ -169,9 +169,13 @@ def cmd_convert(args):
             raise InputError(f"--fusion applies to ensembles; {args.model} is a {model.kind} model")
         model.fusion = args.fusion
     bundle.save_model(model, args.out, half=args.half)
-    size = Path(args.out).stat().st_size / 1e6
-    print(f"wrote {args.out} ({model.kind}, {size:.1f} MB{', float16 weights' if args.half else ''})")
+    _print_written(args.out, model.kind, args.half)
     return 0
+
+
+def _print_written(path, what: str, half: bool):
+    size = Path(path).stat().st_size / 1e6
+    print(f"wrote {path} ({what}, {size:.1f} MB{', float16 weights' if half else ''})")
 
 
 def cmd_combine(args):
@@ -185,9 +189,7 @@ def cmd_combine(args):
     bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *args.argv]),
                                     combined=[str(p) for p in args.models]))
     bundle.save_model(bag, args.out, half=args.half)
-    size = Path(args.out).stat().st_size / 1e6
-    print(f"wrote {args.out} (bag of {len(bag.members)} U-Nets, {size:.1f} MB"
-          f"{', float16 weights' if args.half else ''})")
+    _print_written(args.out, f"bag of {len(bag.members)} U-Nets", args.half)
     return 0
 
 

@@ -363,12 +363,9 @@ class Trainer:
             score = 0.5 * (multi.mean() + binary.mean())
             return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
                     "score": float(score)}
-        # the synthesizer stage scores the synthesizer, whatever fusion the model uses by default;
-        # a bag's stage scores the member it trains
-        probs = model.probabilities
-        if stage == "synth":
+        if stage == "synth":  # the synthesizer, whatever fusion the model uses by default
             probs = lambda x: model.probabilities(x, "stacked")
-        elif stage.startswith("net"):
+        else:  # the one network the stage trains: the U-Net, or one member of a bag
             net = self._stage_nets(stage, model)[0]
             probs = lambda x: torch.softmax(net(x).float(), dim=1)
         iou = _eval_iou(lambda x: probs(x).argmax(1) + 1, val, k, dev)
