@@ -15,6 +15,15 @@ same machine while the first's models were still there:
     python benchmarks/experiments/gpu_sweep.py --minutes 3.2 --deadline 3.7 --recipes U2,U3 --device cuda --out /tmp/sweep
     python benchmarks/experiments/gpu_sweep.py --eval-only --recipes E,U0,U1,W,U2,U3 --device cuda --out /tmp/sweep
 
+A later session added fixed-step recipes: two 6,000-step U-Nets on every split, then the
+fold models of the shipped members' recipe (seeds 0-3 at 2,600 / 3,600 steps), scored on
+the CPU after copying the fold models to runs/gpu2/folds and the all-image models to
+runs/gpu2/models (S0..S3_full = the shipped U0..U3; benchmarks/results/gpu_sweep_h200_long.json):
+
+    python benchmarks/experiments/gpu_sweep.py --recipes L4,L5 --minutes 6 --deadline 6.3 --device cuda --out /tmp/sweep --half-folds
+    python benchmarks/experiments/gpu_sweep.py --recipes S0,S1,S2,S3 --folds-only --no-eval --half-folds --deadline 5 --device cuda --out /tmp/sweep
+    python benchmarks/experiments/gpu_sweep.py --eval-only --recipes S0,S1,S2,S3,L4,L5 --out runs/gpu2 --device cpu
+
 Writes OUT/results.md (the tables), OUT/results.json, OUT/jobs.json (steps and seconds of
 each training run) and the all-image models as float16 bundles in OUT/models/.
 """
@@ -46,19 +55,31 @@ RECIPES = {
     "W": "--method unet --patience 0 --width 32 --tile 256",
     "U2": "--method unet --patience 0 --seed 2",
     "U3": "--method unet --patience 0 --seed 3",
+    # fixed step budgets (the shipped members' step counts, and longer members)
+    "S0": "--method unet --patience 0 --seed 0 --steps 2600",
+    "S1": "--method unet --patience 0 --seed 1 --steps 2600",
+    "S2": "--method unet --patience 0 --seed 2 --steps 3600",
+    "S3": "--method unet --patience 0 --seed 3 --steps 3600",
+    "L4": "--method unet --patience 0 --seed 4 --steps 6000",
+    "L5": "--method unet --patience 0 --seed 5 --steps 6000",
 }
 #: bags scored besides the recipes: members' probabilities averaged
-BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1", "U2", "U3"], "U0+U1+W": ["U0", "U1", "W"], "E+U0+U1": ["E", "U0", "U1"]}
+BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1", "U2", "U3"], "U0+U1+W": ["U0", "U1", "W"], "E+U0+U1": ["E", "U0", "U1"],
+        "L4+L5": ["L4", "L5"], "S0+S1+S2+S3": ["S0", "S1", "S2", "S3"],
+        "S0+S1+S2+S3+L4+L5": ["S0", "S1", "S2", "S3", "L4", "L5"]}
 FUSIONS = ("mean", "stacked", "binary")
-SPLITS = ["0", "1", "2", "full"]
+SPLITS = ["0", "1", "2", "full"]  # --folds-only drops "full"
 
 
-def job_command(recipe: str, split: str, minutes: float, device: str, out: Path) -> list[str]:
-    """The ``rockseg train`` command of one recipe on one split."""
-    args = ["train", *RECIPES[recipe].split(), "--minutes", f"{minutes:g}", "--device", device,
+def job_command(recipe: str, split: str, minutes: float, device: str, out: Path, half_folds: bool = False) -> list[str]:
+    """The ``rockseg train`` command of one recipe on one split (a recipe with ``--steps`` gets no time budget)."""
+    budget = [] if "--steps" in RECIPES[recipe] else ["--minutes", f"{minutes:g}"]
+    args = ["train", *RECIPES[recipe].split(), *budget, "--device", device,
             "--threads", "1", "--checkpoint-every", "5000", "--out", str(out)]
+    if split == "full" or half_folds:
+        args += ["--half"]
     if split == "full":
-        args += ["--data-dir", os.path.relpath(DATA / "train"), "--half"]
+        args += ["--data-dir", os.path.relpath(DATA / "train")]
     else:
         rest = [j for j in range(len(images)) if j != int(split)]
         args += ["--images", *[os.path.relpath(images[j].path) for j in rest],
@@ -66,16 +87,17 @@ def job_command(recipe: str, split: str, minutes: float, device: str, out: Path)
     return [sys.executable, "-c", "import sys; from napari_rockseg.cli import main; sys.exit(main())", *args]
 
 
-def train_all(recipes, minutes, device, out: Path, deadline: float) -> dict:
+def train_all(recipes, minutes, device, out: Path, deadline: float, half_folds: bool = False,
+              splits=SPLITS) -> dict:
     (out / "models").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     procs = {}
     for r in recipes:
-        for s in SPLITS:
+        for s in splits:
             path = out / ("models" if s == "full" else "folds") / f"{r}_{s}.safetensors"
             path.parent.mkdir(parents=True, exist_ok=True)
-            cmd = job_command(r, s, minutes, device, path)
+            cmd = job_command(r, s, minutes, device, path, half_folds)
             with open(out / "logs" / f"{r}_{s}.log", "w") as log:  # the child keeps its own handle
                 procs[(r, s)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), path,
                                  time.perf_counter(), cmd)
@@ -161,6 +183,9 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--deadline", type=float, default=None, help="interrupt training runs after this many minutes (they save their best model)")
     p.add_argument("--eval-only", action="store_true", help="score the models already in OUT")
+    p.add_argument("--half-folds", action="store_true", help="save the fold models as float16 too (smaller to copy)")
+    p.add_argument("--folds-only", action="store_true", help="train the fold models only (not on all images)")
+    p.add_argument("--no-eval", action="store_true", help="train only (score later with --eval-only)")
     args = p.parse_args(argv)
     recipes = args.recipes.split(",")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
@@ -170,10 +195,13 @@ def main(argv=None):
     jobs = {}
     if not args.eval_only:
         deadline = time.time() + 60 * (args.deadline or args.minutes * 1.5 + 1)
-        jobs = train_all(recipes, args.minutes, device, args.out, deadline)
+        jobs = train_all(recipes, args.minutes, device, args.out, deadline, args.half_folds,
+                         SPLITS[:3] if args.folds_only else SPLITS)
         (args.out / "jobs.json").write_text(json.dumps(jobs, indent=1))
     elif (args.out / "jobs.json").exists():
         jobs = json.loads((args.out / "jobs.json").read_text())
+    if args.no_eval:
+        return 0
     results = evaluate_all(recipes, args.out, device)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     text = table(results, jobs)

@@ -115,7 +115,7 @@ class Bag(nn.Module):
     orders): the class probabilities are the mean of the members' softmax outputs.
     On held-out training images a bag of four long-trained focal-dice U-Nets beat
     the stacked ensemble trained for the same time per run, natively and zoomed
-    (README, "Results"); it is the shipped default."""
+    (README, "Results"); the shipped default is a bag of six."""
 
     kind = "bag"
 
