@@ -126,6 +126,8 @@ def main(argv=None):
         model = bundle.load_model(args.default)
         attrs = dict(fusion=model.fusion) if model.kind == "ensemble" else {}
         what = f"bag of {len(model.members)} U-Nets" if model.kind == "bag" else model.kind
+        if getattr(model, "forest", None) is not None:
+            what += f" + forest at weight {model.forest_weight:g}"
         variants += [(f"shipped default ({what})", model, attrs, {}),
                      ("shipped default, no scale normalisation", model, attrs, dict(rescale=False)),
                      ("shipped default + TTA", model, attrs, dict(tta=True)),

@@ -8,7 +8,7 @@ The original approach is timed with its network configuration and random
 weights (timing does not depend on the weights): 6 U-Nets of base width 64,
 depth 4, bilinear upsampling, 3 input channels (4 binary members, 1
 multi-class member, the synthesizer on their 8 maps), each run on the whole
-image in one forward pass.  Ours: the shipped default (a bag of 4 U-Nets of
+image in one forward pass.  Ours: the shipped default (a bag of U-Nets of
 width 16), tiled and blended, at the model's pixel size (the input is not resampled,
 so megapixels per second compare like with like).
 """
@@ -60,7 +60,8 @@ def ours_model():
 
 def describe(model) -> str:
     if model.kind == "bag":
-        return f"bag of {len(model.members)} U-Nets, width {model.members[0].config['width']}"
+        forest = f" + {len(model.forest.arrays['roots'])}-tree forest" if model.forest is not None else ""
+        return f"bag of {len(model.members)} U-Nets, width {model.members[0].config['width']}{forest}"
     if model.kind == "ensemble":
         return f"ensemble of 6 U-Nets, width {model.multi.config['width']}"
     return f"U-Net, width {model.net.config['width']}"

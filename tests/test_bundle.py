@@ -99,3 +99,26 @@ def test_ensemble_bundle_holds_all_members(tmp_path):
     model = Ensemble.new(ModelInfo(scheme), width=4, depth=2)
     loaded = bundle.load_model(bundle.save_model(model, tmp_path / "e.safetensors"))
     assert len(loaded.binaries) == 2 and loaded.synth is not None
+
+
+def test_bag_with_forest_bundle_refuses_broken_forest_arrays(tmp_path):
+    from napari_rockseg.engine.baselines import PixelForest
+    from napari_rockseg.engine.ensemble import Bag
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(0, 1, (48, 48)).astype(np.float32)
+    lab = np.where(img > 0, 2, 1).astype(np.uint8)
+    info = ModelInfo(pixel_size_nm=11.16)
+    forest = PixelForest(info).fit([img], [lab], n_trees=3, per_class=500)
+    bag = Bag.of([NetModel(UNet(1, 4, 4, 2), info), NetModel(UNet(1, 4, 4, 2), info)], forest=forest)
+    path = bundle.save_model(bag, tmp_path / "b.safetensors", half=True)
+    meta, tensors = bundle.read_bundle(path)
+    assert tensors["forest.threshold"].dtype == torch.float32  # the forest is never halved
+    assert meta["config"]["forest"]["weight"] == 0.2
+    broken = dict(tensors)
+    broken["forest.left"] = broken["forest.left"] + 10**6
+    with pytest.raises(BundleError, match="forest arrays are inconsistent"):
+        bundle.load_model(_rewrite(path, tmp_path / "c.safetensors", tensors=broken))
+    missing = {k: v for k, v in tensors.items() if k != "forest.value"}
+    with pytest.raises(BundleError, match="forest arrays lack"):
+        bundle.load_model(_rewrite(path, tmp_path / "d.safetensors", tensors=missing))

@@ -102,7 +102,11 @@ def test_shipped_default_is_a_bag_of_six_unets_whose_members_say_how_they_were_t
     assert [m["steps"]["unet"] for m in members][4:] == [6000, 6000]
     assert all(m["steps"]["unet"] > 2000 for m in members)
     assert model.info.provenance["command"].startswith("rockseg combine")
-    assert default_model_path().stat().st_size < 25e6
+    # blended with a 20-tree random forest at weight 0.2 (chosen on held-out images)
+    assert model.forest_weight == 0.2 and len(model.forest.arrays["roots"]) == 20
+    assert model.info.provenance["forest"]["command"].startswith("rockseg train --method rf --trees 20")
+    shipped = sum(p.stat().st_size for p in default_model_path().parent.glob("*.safetensors"))
+    assert shipped <= 25e6
 
 
 def test_convert_changes_an_ensembles_fusion_and_refuses_it_for_other_kinds(tmp_path):
@@ -153,6 +157,36 @@ def test_combine_bags_unets_into_one_model_that_predicts(tmp_path, test_pair):
     assert code == 0, err
     assert io.read_labels(tmp_path / "pred" / f"{test_pair[0].stem}_labels.tif", SHALE).shape == (768, 1024)
     code, _, err = run_cli("combine", paths[0], paths[2], "--out", tmp_path / "bad.safetensors")
+    assert code == 2 and "pixel" in err and not (tmp_path / "bad.safetensors").exists()
+
+
+def test_combine_blends_a_forest_trained_on_the_same_images(tmp_path, train_dir):
+    """`combine --forest` adds a random forest to the bag (as the shipped default has);
+    a forest trained at another pixel size, or a U-Net given as forest, is refused."""
+    from napari_rockseg.engine.bundle import load_model, save_model
+    from napari_rockseg.engine.ensemble import NetModel
+    from napari_rockseg.engine.nets import UNet
+
+    image, labels = train_dir / "images" / "1.tif", train_dir / "labels" / "1.tif"
+    rf = tmp_path / "rf.safetensors"
+    code, _, err = run_cli("train", "--method", "rf", "--trees", "3", "--images", image, "--labels", labels,
+                           "--out", rf)
+    assert code == 0, err
+    info = load_model(rf).info
+    unet = save_model(NetModel(UNet(1, 4, 4, 2), info), tmp_path / "u.safetensors")
+    out = tmp_path / "bag.safetensors"
+    code, stdout, err = run_cli("combine", unet, unet, "--forest", rf, "--forest-weight", "0.3", "--out", out)
+    assert code == 0 and "bag of 2 U-Nets + forest at weight 0.3" in stdout, err
+    bag = load_model(out)
+    assert bag.forest_weight == 0.3 and len(bag.forest.arrays["roots"]) == 3
+    assert bag.info.provenance["forest"]["command"].startswith("rockseg train --method rf --trees 3")
+    code, _, err = run_cli("combine", unet, "--forest", unet, "--out", tmp_path / "bad.safetensors")
+    assert code == 2 and "random forest" in err
+    other = tmp_path / "rf20.safetensors"
+    code, _, err = run_cli("train", "--method", "rf", "--trees", "2", "--pixel-size", "20", "--images", image,
+                           "--labels", labels, "--out", other)
+    assert code == 0, err
+    code, _, err = run_cli("combine", unet, "--forest", other, "--out", tmp_path / "bad.safetensors")
     assert code == 2 and "pixel" in err and not (tmp_path / "bad.safetensors").exists()
 
 

@@ -271,6 +271,9 @@ def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     # every member of the bag was fine-tuned, one after the other
     assert set(tuned.info.provenance["steps"]) == {f"net{k + 1}" for k in range(len(shipped.members))}
     assert len(shipped.members) == 6
+    # the forest blended into the shipped bag is kept as it was
+    assert tuned.forest_weight == shipped.forest_weight == 0.2
+    assert all(np.array_equal(tuned.forest.arrays[k], v) for k, v in shipped.forest.arrays.items())
     assert tuned.info.provenance["fine_tuned_from"] is not None
     assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if v.is_floating_point())
     # the shipped model itself is untouched

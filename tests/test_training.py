@@ -230,3 +230,51 @@ def test_bagging_trained_models_checks_they_fit_together():
         Bag.of([a, unet(contrast=0.8)])
     with pytest.raises(InputError, match="ensemble model"):
         Bag.of([a, Ensemble.new(ModelInfo(SCHEME, 11.16), width=4, depth=2)])
+
+
+def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it(tmp_path, scene):
+    """Probabilities of a bag with a forest: 0.8 x the members' mean + 0.2 x the forest's,
+    at the model's scale, also after a float16 round trip; forest_weight 0 trains none;
+    an impossible weight is refused before training; fine-tuning keeps the forest."""
+    from napari_rockseg.engine.errors import InputError
+    from napari_rockseg.engine.predict import region_probabilities
+
+    image, labels = scene
+    _, model = fit(small_config(method="bag", members=2, steps=40), image, labels)
+    assert model.forest is not None and model.forest_weight == 0.2
+    assert len(model.forest.arrays["roots"]) == 20  # a bag's forest: 20 trees unless --trees
+    x = model.info.normalize(image)
+    nets = drain(predict_proba(model, x, 64, 0, device="cpu"))
+    forest = model.forest.probabilities(x)
+    assert np.abs(nets - forest).max() > 0.05  # the two differ, so the blend is visible
+    blended = drain(region_probabilities(model, image, 1.0, tile=64, overlap=0, device="cpu"))
+    assert np.allclose(blended, 0.8 * nets + 0.2 * forest, atol=1e-5)
+    loaded = bundle.load_model(bundle.save_model(model, tmp_path / "bag.safetensors", half=True))
+    assert loaded.forest_weight == 0.2
+    assert all(np.array_equal(loaded.forest.arrays[k], v) for k, v in model.forest.arrays.items())
+    again = drain(region_probabilities(loaded, image, 1.0, tile=64, overlap=0, device="cpu"))
+    assert np.abs(again - blended).max() < 1e-3
+    assert fit(small_config(method="bag", members=1, steps=4, forest_weight=0.0), image, labels)[1].forest is None
+    with pytest.raises(InputError, match="forest's weight"):
+        train.Trainer(small_config(method="bag", forest_weight=1.0), [SEMImage(image)], [labels], SCHEME)
+    _, tuned = fit(small_config(method="bag", steps=4), image, labels, init=loaded)
+    assert tuned.forest_weight == 0.2 and tuned.forest is not loaded.forest
+    assert all(np.array_equal(tuned.forest.arrays[k], v) for k, v in loaded.forest.arrays.items())
+
+
+def test_stored_forest_arrays_predict_as_scikit_learn_does():
+    """The flat tree arrays a forest is saved as, walked with numpy, give scikit-learn's
+    own probabilities (classes missing from the training labels get 0)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from napari_rockseg.engine.baselines import PixelForest, forest_probabilities
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (3000, 5)).astype(np.float32)
+    y = np.where(x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5, 3, 1)  # classes 1 and 3 of 4
+    rf = RandomForestClassifier(n_estimators=7, max_depth=9, random_state=0).fit(x, y)
+    arrays = PixelForest._flatten(rf, 4)
+    test = rng.normal(0, 1, (100_000, 5)).astype(np.float32)  # more rows than one chunk
+    ours = forest_probabilities(arrays, test)
+    theirs = rf.predict_proba(test)
+    assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)

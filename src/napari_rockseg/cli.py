@@ -110,6 +110,7 @@ def cmd_train(args):
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet", "bag") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
+        trees=args.trees, forest_weight=args.forest_weight,
     )
     import shlex
 
@@ -186,10 +187,13 @@ def cmd_combine(args):
     from .engine.ensemble import Bag
 
     models = [bundle.load_model(p) for p in args.models]
+    forest = bundle.load_model(args.forest) if args.forest else None
     bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *args.argv]),
-                                    combined=[str(p) for p in args.models]))
+                                    combined=[str(p) for p in args.models]),
+                 forest=forest, forest_weight=args.forest_weight)
     bundle.save_model(bag, args.out, half=args.half)
-    _print_written(args.out, f"bag of {len(bag.members)} U-Nets", args.half)
+    blend = f" + forest at weight {bag.forest_weight:g}" if forest is not None else ""
+    _print_written(args.out, f"bag of {len(bag.members)} U-Nets{blend}", args.half)
     return 0
 
 
@@ -398,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "averaged), lda (original baseline), rf (random forest on multiscale features)")
     t.add_argument("--members", type=int, default=4,
                    help="U-Nets in a bag (--method bag); each trains for this share of the budget")
+    t.add_argument("--trees", type=int,
+                   help="trees of the random forest (--method rf: 60; a bag's forest: 20)")
+    t.add_argument("--forest-weight", type=float, default=0.2,
+                   help="--method bag: blend the bag's probabilities with a random forest fitted on the "
+                        "same images at this weight (0: no forest; default 0.2, chosen on held-out images)")
     t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
     t.add_argument("--images", nargs="+", type=Path)
     t.add_argument("--labels", nargs="+", type=Path)
@@ -452,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("models", nargs="+", type=Path, help="U-Net (or bag) bundles trained on the same images")
     cb.add_argument("--out", required=True, type=Path)
     cb.add_argument("--half", action="store_true", help="store the weights as float16")
+    cb.add_argument("--forest", type=Path,
+                    help="random forest (rockseg train --method rf) to blend with the bag's probabilities")
+    cb.add_argument("--forest-weight", type=float, default=0.2,
+                    help="the forest's share of the blended probabilities (default 0.2, chosen on held-out images)")
     cb.set_defaults(func=cmd_combine)
 
     pr = sub.add_parser("predict", help="segment images")

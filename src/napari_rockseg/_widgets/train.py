@@ -36,7 +36,8 @@ class TrainWidget(Container):
         self.new_layer_button = PushButton(text="New corrections layer to paint")
         self.method = ComboBox(label="method", choices=["ensemble", "unet", "bag", "rf", "lda"], value="unet",
                                tooltip="ensemble: the Paw-Net stack; unet: one U-Net; bag: four U-Nets trained "
-                                       "in turn, probabilities averaged (the shipped default's kind); rf: random forest on "
+                                       "in turn, probabilities averaged and blended with a random forest (the "
+                                       "shipped default's kind; fine-tuning keeps its forest); rf: random forest on "
                                        "multiscale features (seconds); lda: the original grey-value baseline")
         self.start_from = ComboBox(label="start from", choices=["scratch", "current model"], value="scratch")
         self.loss = ComboBox(label="loss", choices=["focal-dice", "focal", "ce", "dice"], value="focal-dice")

@@ -94,6 +94,32 @@ def pixel_features(x: np.ndarray, sigma_max: float = 16.0) -> np.ndarray:
                                      sigma_min=1.0, sigma_max=sigma_max).astype(np.float32)
 
 
+def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """(N, K) class probabilities of N feature rows ``f`` from the flat tree arrays ``a``
+    (``PixelForest._flatten``).  Every row walks each tree for its full depth (a leaf
+    points to itself), with flat ``take`` gathers on cache-sized chunks: 2x faster than
+    2-D fancy indexing, the same result."""
+    nf = f.shape[1]
+    k = a["value"].shape[1]
+    children = np.stack([a["right"], a["left"]], 1).ravel().astype(np.int64)  # [2 * node + go_left]
+    feature, threshold, value = a["feature"].astype(np.int64), a["threshold"], a["value"]
+    out = np.zeros((f.shape[0], k), np.float32)
+    depth = int(a["depth"][0])
+    for s in range(0, f.shape[0], chunk):
+        fc = np.ascontiguousarray(f[s:s + chunk], np.float32).ravel()
+        n = fc.size // nf
+        base = np.arange(n, dtype=np.int64) * nf
+        acc = np.zeros((n, k), np.float32)
+        for root in a["roots"]:
+            node = np.full(n, root, np.int64)
+            for _ in range(depth):
+                go_left = fc.take(base + feature.take(node)) <= threshold.take(node)
+                node = children.take(2 * node + go_left)
+            acc += value.take(node, axis=0)
+        out[s:s + chunk] = acc / len(a["roots"])
+    return out
+
+
 class PixelForest:
     """Random forest on multiscale features of the normalised image.
 
@@ -167,26 +193,11 @@ class PixelForest:
                 "value": np.concatenate(val).astype(np.float32), "roots": np.array(roots, np.int32),
                 "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32)}
 
-    def probabilities(self, x: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(K, H, W) class probabilities of the normalised image ``x``."""
-        a = self.arrays
         feats = pixel_features(x, self.sigma_max)
-        f = feats.reshape(-1, feats.shape[-1])
-        k = a["value"].shape[1]
-        out = np.zeros((f.shape[0], k), np.float32)
-        depth = int(a["depth"][0])
-        for s in range(0, f.shape[0], chunk):
-            fc = f[s:s + chunk]
-            rows = np.arange(fc.shape[0])
-            acc = np.zeros((fc.shape[0], k), np.float32)
-            for root in a["roots"]:
-                node = np.full(fc.shape[0], root, np.int32)
-                for _ in range(depth):
-                    go_left = fc[rows, a["feature"][node]] <= a["threshold"][node]
-                    node = np.where(go_left, a["left"][node], a["right"][node])
-                acc += a["value"][node]
-            out[s:s + chunk] = acc / len(a["roots"])
-        return out.T.reshape((k,) + np.shape(x))
+        out = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
+        return out.T.reshape((out.shape[1],) + np.shape(x))
 
     def tensors(self) -> dict:
         return dict(self.arrays)

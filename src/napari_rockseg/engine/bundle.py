@@ -27,10 +27,17 @@ def provenance(**settings) -> dict:
             "package_version": __version__, **settings}
 
 
+#: prefix of a bag's forest arrays among its tensors
+FOREST = "forest."
+
+
 def _tensors_of(model) -> dict[str, torch.Tensor]:
     if isinstance(model, (GreyLDA, PixelForest)):
         return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in model.tensors().items()}
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if getattr(model, "forest", None) is not None:
+        tensors.update({FOREST + k: v for k, v in _tensors_of(model.forest).items()})
+    return tensors
 
 
 def _config_of(model) -> dict:
@@ -56,7 +63,7 @@ def save_model(model, path, half: bool = False) -> Path:
             "info": model.info.to_dict()}
     tensors = _tensors_of(model)
     if half and model.kind in ("unet", "ensemble", "bag"):
-        tensors = {k: _as_half(k, v) for k, v in tensors.items()}
+        tensors = {k: v if k.startswith(FOREST) else _as_half(k, v) for k, v in tensors.items()}
         meta["stored_dtype"] = "float16"
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
@@ -126,15 +133,12 @@ def load_model(path):
         model.info = info
         return model
     if kind == "rf":
-        need = {"left", "right", "feature", "threshold", "value", "roots", "depth"}
-        if need - set(tensors):
-            raise BundleError(f"{path}: forest bundle lacks {sorted(need - set(tensors))}")
-        arrays = {k: v.numpy() for k, v in tensors.items()}
-        n = arrays["left"].shape[0]
-        if arrays["value"].shape != (n, info.scheme.n_classes) or arrays["right"].shape != (n,) or \
-                (arrays["left"] >= n).any() or (arrays["right"] >= n).any() or (arrays["roots"] >= n).any():
-            raise BundleError(f"{path}: forest arrays are inconsistent with each other or the class scheme")
-        return PixelForest(info, arrays, float((meta.get("config") or {}).get("sigma_max", 16.0)))
+        return _forest(path, tensors, info, meta.get("config") or {})
+    forest = None
+    if kind == "bag" and "forest" in (meta.get("config") or {}):
+        forest = _forest(path, {k[len(FOREST):]: v for k, v in tensors.items() if k.startswith(FOREST)},
+                         info, meta["config"]["forest"])
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(FOREST)}
     builders = {"unet": NetModel, "ensemble": Ensemble, "bag": Bag}
     if kind not in builders:
         raise BundleError(f"{path}: unknown model kind {kind!r}")
@@ -156,5 +160,23 @@ def load_model(path):
     except RuntimeError as exc:
         first = str(exc).splitlines()
         raise BundleError(f"{path}: weights do not fit the architecture: {' '.join(first[:3])}") from None
+    if forest is not None:
+        weight = float(meta["config"]["forest"].get("weight", 0.0))
+        if not 0 <= weight <= 1:
+            raise BundleError(f"{path}: the forest's weight {weight} is not between 0 and 1")
+        model.forest, model.forest_weight = forest, weight
     model.eval()
     return model
+
+
+def _forest(path, tensors: dict, info: ModelInfo, config: dict) -> PixelForest:
+    """A random forest from its arrays, checked against each other and the class scheme."""
+    need = {"left", "right", "feature", "threshold", "value", "roots", "depth"}
+    if need - set(tensors):
+        raise BundleError(f"{path}: forest arrays lack {sorted(need - set(tensors))}")
+    arrays = {k: v.numpy() for k, v in tensors.items()}
+    n = arrays["left"].shape[0]
+    if arrays["value"].shape != (n, info.scheme.n_classes) or arrays["right"].shape != (n,) or \
+            (arrays["left"] >= n).any() or (arrays["right"] >= n).any() or (arrays["roots"] >= n).any():
+        raise BundleError(f"{path}: forest arrays are inconsistent with each other or the class scheme")
+    return PixelForest(info, arrays, float(config.get("sigma_max", 16.0)))

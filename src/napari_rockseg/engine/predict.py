@@ -161,6 +161,10 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
         yield Progress("predict", 1, 1)
     else:
         probs = yield from predict_proba(model, x, tile, overlap, batch_size, device, tta)
+        if getattr(model, "forest", None) is not None:
+            yield Progress("forest", 0, 1, message="pixel features and forest")
+            probs = model.blend(probs, x)
+            yield Progress("forest", 1, 1, message="pixel features and forest")
     if probs.shape[1:] != region.shape:
         probs = np.stack([_resize(p, region.shape, order=1) for p in probs])
     return probs

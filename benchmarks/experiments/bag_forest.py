@@ -1,0 +1,60 @@
+"""A bag of U-Nets blended with a random forest on multiscale features, on the
+leave-one-image-out folds: probabilities (1 - w) * bag + w * forest, natively and zoomed
+2.5x, for forests of several sizes (trained here on each fold's two images, cached in
+runs/rf/) and the bag of the fold models given as patterns (``{i}`` = held-out image).
+
+    python benchmarks/experiments/bag_forest.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+
+The bag's probabilities are cached in runs/bias/ (shared with decision_rules.py).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+from _folds import held_out_views, images, labels, probabilities, score
+
+from napari_rockseg.engine import bundle, train
+from napari_rockseg.engine.classes import SHALE
+from napari_rockseg.engine.events import drain
+
+patterns = sys.argv[1:]
+TREES = (20, 30, 60)
+WEIGHTS = (0.0, 0.1, 0.2, 0.3)
+cache = Path("runs/rf")
+cache.mkdir(parents=True, exist_ok=True)
+
+
+def forest(i: int, trees: int):
+    path = cache / f"rf{trees}_{i}.safetensors"
+    if not path.exists():
+        rest = [j for j in range(3) if j != i]
+        cfg = train.TrainConfig(method="rf", trees=trees, pixel_size_nm=11.16)
+        model = drain(train.Trainer(cfg, [images[j] for j in rest], [labels[j] for j in rest], SHALE).run())
+        bundle.save_model(model, path)
+    return bundle.load_model(path), path.stat().st_size / 1e6
+
+
+res = {}
+for i in range(3):
+    for tag, img, lab, b, region in held_out_views(i):
+        f = Path("runs/bias") / f"bag{len(patterns)}_{i}_{tag}_0.npy"
+        if f.exists():
+            bag = np.load(f)
+        else:
+            bag = sum(probabilities(bundle.load_model(p.format(i=i)), img, region) for p in patterns) / len(patterns)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.save(f, bag.astype(np.float32))
+        for trees in TREES:
+            rf, mb = forest(i, trees)
+            pr = probabilities(rf, img, region)
+            for w in WEIGHTS:
+                r = score((1 - w) * bag + w * pr, img, lab, b)
+                res.setdefault((trees, tag, w), []).append(r["miou"])
+                print(f"fold {i} {tag:6s} forest {trees} trees ({mb:.1f} MB) w {w}: {r['miou']:.3f} "
+                      f"{np.round(r['iou'], 3)}", flush=True)
+print("| forest | w | held-out 1 / 2 / 3 native | mean | zoomed | mean |")
+for trees in TREES:
+    for w in WEIGHTS:
+        nat, zoo = res[(trees, "native", w)], res[(trees, "zoom", w)]
+        print(f"| {trees} trees | {w} | {' / '.join(f'{v:.3f}' for v in nat)} | {np.mean(nat):.3f} | "
+              f"{' / '.join(f'{v:.3f}' for v in zoo)} | {np.mean(zoo):.3f} |")
