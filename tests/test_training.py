@@ -278,3 +278,18 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     ours = forest_probabilities(arrays, test)
     theirs = rf.predict_proba(test)
     assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)
+
+
+def test_forest_in_strips_equals_the_whole_image_at_once():
+    """The forest computes its features strip by strip (flat memory on big blocks); with
+    the Gaussians' reach as context the probabilities equal the whole image's."""
+    from napari_rockseg.engine.baselines import PixelForest
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (150, 90)).astype(np.float32)
+    lab = np.where(x > 0.3, 2, 1).astype(np.uint8)
+    forest = PixelForest(sigma_max=4.0).fit([x], [lab], n_trees=4, per_class=800)
+    whole = forest.probabilities(x, rows=10_000)
+    strips = forest.probabilities(x, rows=32)
+    assert np.abs(strips - whole).max() < 1e-6
+    assert whole.shape == (4, 150, 90) and np.allclose(whole.sum(0), 1, atol=1e-5)

@@ -87,11 +87,13 @@ class GreyLDA:
 
 
 def pixel_features(x: np.ndarray, sigma_max: float = 16.0) -> np.ndarray:
-    """(H, W, F) multiscale grey, edge and texture features (as ilastik / APOC)."""
+    """(H, W, F) multiscale grey, edge and texture features (as ilastik / APOC).  Two
+    threads: as fast as one per core on two cores, with less memory in flight (a 2.7 MP
+    strip: +550 MB against +770 MB)."""
     from skimage.feature import multiscale_basic_features
 
     return multiscale_basic_features(np.asarray(x, np.float32), intensity=True, edges=True, texture=True,
-                                     sigma_min=1.0, sigma_max=sigma_max).astype(np.float32)
+                                     sigma_min=1.0, sigma_max=sigma_max, workers=2).astype(np.float32, copy=False)
 
 
 def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -193,11 +195,23 @@ class PixelForest:
                 "value": np.concatenate(val).astype(np.float32), "roots": np.array(roots, np.int32),
                 "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32)}
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """(K, H, W) class probabilities of the normalised image ``x``."""
-        feats = pixel_features(x, self.sigma_max)
-        out = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
-        return out.T.reshape((out.shape[1],) + np.shape(x))
+    def probabilities(self, x: np.ndarray, rows: int = 256) -> np.ndarray:
+        """(K, H, W) class probabilities of the normalised image ``x``, computed in strips
+        of ``rows`` rows whose features see 4 sigma_max + 2 rows of context on each side
+        (the Gaussians' reach): the same result as the whole image at once, while the
+        feature stack (20 floats per pixel) never holds more than one strip."""
+        x = np.asarray(x, np.float32)
+        h, w = x.shape
+        k = self.arrays["value"].shape[1]
+        halo = int(np.ceil(4 * self.sigma_max)) + 2
+        out = np.empty((k, h, w), np.float32)
+        for y0 in range(0, h, rows):
+            y1 = min(h, y0 + rows)
+            a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
+            feats = pixel_features(x[a0:a1], self.sigma_max)[y0 - a0:y1 - a0]
+            p = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
+            out[:, y0:y1] = p.T.reshape(k, y1 - y0, w)
+        return out
 
     def tensors(self) -> dict:
         return dict(self.arrays)

@@ -168,7 +168,10 @@ class Bag(nn.Module):
         if self.forest is None or self.forest_weight == 0:
             return probs
         w = self.forest_weight
-        return (1 - w) * probs + w * self.forest.probabilities(x)
+        out = self.forest.probabilities(x)
+        out *= w
+        out += (1 - w) * probs
+        return out
 
     def config(self) -> dict:
         cfg = {"members": [m.config for m in self.members]}
