@@ -1,6 +1,7 @@
 """A bag of U-Nets blended with a random forest on multiscale features, on the
 leave-one-image-out folds: probabilities (1 - w) * bag + w * forest, natively and zoomed
-2.5x, for forests of several sizes (trained here on each fold's two images, cached in
+2.5x, for forests of several sizes and feature scales (largest Gaussian sigma_max 16, the
+default, or 8 / 32 with 20 trees; trained here on each fold's two images, cached in
 runs/rf/) and the bag of the fold models given as patterns (``{i}`` = held-out image).
 
     python benchmarks/experiments/bag_forest.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
@@ -14,22 +15,32 @@ import numpy as np
 from _folds import held_out_views, images, labels, probabilities, score
 
 from napari_rockseg.engine import bundle, train
+from napari_rockseg.engine.baselines import PixelForest
 from napari_rockseg.engine.classes import SHALE
 from napari_rockseg.engine.events import drain
 
 patterns = sys.argv[1:]
-TREES = (20, 30, 60)
+TREES = (20, 30, 60, "20/sigma8", "20/sigma32")
 WEIGHTS = (0.0, 0.1, 0.2, 0.3)
 cache = Path("runs/rf")
 cache.mkdir(parents=True, exist_ok=True)
 
 
-def forest(i: int, trees: int):
-    path = cache / f"rf{trees}_{i}.safetensors"
+def forest(i: int, trees):
+    path = cache / f"rf{str(trees).replace('/', '_')}_{i}.safetensors"
     if not path.exists():
         rest = [j for j in range(3) if j != i]
-        cfg = train.TrainConfig(method="rf", trees=trees, pixel_size_nm=11.16)
-        model = drain(train.Trainer(cfg, [images[j] for j in rest], [labels[j] for j in rest], SHALE).run())
+        if isinstance(trees, int):
+            cfg = train.TrainConfig(method="rf", trees=trees, pixel_size_nm=11.16)
+            model = drain(train.Trainer(cfg, [images[j] for j in rest], [labels[j] for j in rest], SHALE).run())
+        else:  # another feature scale: the engine's forest with sigma_max changed
+            n, sigma = trees.split("/sigma")
+            trainer = train.Trainer(train.TrainConfig(method="rf", pixel_size_nm=11.16), [images[j] for j in rest],
+                                    [labels[j] for j in rest], SHALE)
+            info = trainer.info()
+            items = train.prepare_items(trainer.images, trainer.labels, info)
+            model = PixelForest(info, sigma_max=float(sigma)).fit(
+                [it.image for it in items], [it.labels for it in items], n_trees=int(n))
         bundle.save_model(model, path)
     return bundle.load_model(path), path.stat().st_size / 1e6
 
