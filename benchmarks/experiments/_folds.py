@@ -47,6 +47,18 @@ def probabilities(model, img, region, **kw) -> np.ndarray:
     return drain(region_probabilities(model, region, f, **kw))
 
 
+def bag_probabilities(patterns, i: int, tag: str, img, region, tta: bool = False,
+                      cache: Path = Path("runs/bias")) -> np.ndarray:
+    """Mean probabilities of the fold-``i`` models named by ``patterns`` on one held-out
+    view, cached in ``cache`` (shared by the scripts that score decisions on top of a bag)."""
+    f = cache / f"bag{len(patterns)}_{i}_{tag}_{int(tta)}.npy"
+    if not f.exists():
+        acc = sum(probabilities(bundle.load_model(p.format(i=i)), img, region, tta=tta) for p in patterns)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(f, (acc / len(patterns)).astype(np.float32))
+    return np.load(f)
+
+
 def score(probs: np.ndarray, img, lab, bar: int) -> dict:
     """IoU of the argmax of (K, rows, W) probabilities of the region above the bar."""
     pred = np.zeros(img.data.shape, np.uint8)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, images, labels, probabilities, score
+from _folds import bag_probabilities, held_out_views, images, labels, probabilities, score
 
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.baselines import PixelForest
@@ -48,13 +48,7 @@ def forest(i: int, trees):
 res = {}
 for i in range(3):
     for tag, img, lab, b, region in held_out_views(i):
-        f = Path("runs/bias") / f"bag{len(patterns)}_{i}_{tag}_0.npy"
-        if f.exists():
-            bag = np.load(f)
-        else:
-            bag = sum(probabilities(bundle.load_model(p.format(i=i)), img, region) for p in patterns) / len(patterns)
-            f.parent.mkdir(parents=True, exist_ok=True)
-            np.save(f, bag.astype(np.float32))
+        bag = bag_probabilities(patterns, i, tag, img, region)
         for trees in TREES:
             rf, mb = forest(i, trees)
             pr = probabilities(rf, img, region)

@@ -13,27 +13,19 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, probabilities, score
+from _folds import bag_probabilities, held_out_views, score
 from scipy import ndimage as ndi
-
-from napari_rockseg.engine import bundle
 
 p = argparse.ArgumentParser()
 p.add_argument("patterns", nargs="+")
 p.add_argument("--tta", action="store_true")
 p.add_argument("--cache", type=Path, default=Path("runs/bias"))
 args = p.parse_args()
-args.cache.mkdir(parents=True, exist_ok=True)
 
 views = {}
 for i in range(3):
     for tag, img, lab, b, region in held_out_views(i):
-        f = args.cache / f"bag{len(args.patterns)}_{i}_{tag}_{int(args.tta)}.npy"
-        if not f.exists():
-            acc = sum(probabilities(bundle.load_model(pat.format(i=i)), img, region, tta=args.tta)
-                      for pat in args.patterns) / len(args.patterns)
-            np.save(f, acc.astype(np.float32))
-        views[(i, tag)] = (np.load(f), img, lab, b)
+        views[(i, tag)] = (bag_probabilities(args.patterns, i, tag, img, region, args.tta, args.cache), img, lab, b)
         pr = views[(i, tag)][0].argmax(0)
         t = lab[: pr.shape[0]]
         ok = t > 0

@@ -3,7 +3,7 @@
 from importlib.resources import files
 from pathlib import Path
 
-DEFAULT = "default.safetensors"  # a bag of six focal-dice U-Nets (README, "The shipped model")
+DEFAULT = "default.safetensors"  # a bag of six focal-dice U-Nets + a random forest (README, "The shipped default")
 LDA = "lda.safetensors"  # the original work's baseline
 
 
