@@ -3,7 +3,7 @@
 # shipped bag's members (as cpu_folds.sh) but the training images resampled to
 # PX nm per pixel (default 8, finer than the 11.16 nm of the default), written to
 # ${OUT:-runs/cpufold}/P${PX}_{0,1,2}.safetensors. About 18 minutes per fold on two cores. Then:
-#   python benchmarks/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest
+#   python benchmarks/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only
 set -e
 source .venv/bin/activate
 PX=${PX:-8}
