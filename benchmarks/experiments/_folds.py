@@ -18,7 +18,7 @@ from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
 from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
-torch.set_num_threads(int(os.environ.get("ROCKSEG_THREADS", 2)))  # 1 beside a training run
+torch.set_num_threads(int(os.environ.get("ROCKSEG_THREADS", "2")))  # 1 beside a training run
 DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
 images, labels = train.load_training_pairs(*train.pairs_in_dir(DATA / "train"), SHALE)
 #: the five-minute focal-dice U-Nets that benchmarks/accuracy.py caches per fold
