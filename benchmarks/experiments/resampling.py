@@ -26,6 +26,7 @@ from _folds import held_out_views, score, texture
 from skimage.transform import resize
 
 from napari_rockseg.engine import bundle
+from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import predict_proba, scale_factor
 
@@ -37,34 +38,35 @@ if "--aa-only" in sys.argv:  # only the shipped resampling: scores a model on th
     METHODS = {"aa": METHODS["aa"]}
 
 
-def probs(model, img, region, method):
-    f, _ = scale_factor(model, img)
-    x = model.info.normalize(region)
+def back(p, shape):
+    """Probabilities at the model's scale back on the input grid (as prediction does)."""
+    if p.shape[1:] == shape:
+        return p
+    return np.stack([resize(c, shape, order=1, preserve_range=True, anti_aliasing=False) for c in p])
+
+
+def probs(bag, img, region, method):
+    """(bag + forest, bag alone) probabilities of ``region``, the input zoomed by ``method``,
+    and the input's texture at the model's scale in grey levels."""
+    f, _ = scale_factor(bag, img)
+    x = bag.info.normalize(region)
     if abs(f - 1) > 0.02:
-        shape = tuple(max(getattr(model, "multiple", 1), round(s * f)) for s in x.shape)
+        shape = tuple(max(bag.multiple, round(s * f)) for s in x.shape)
         x = resize(x, shape, preserve_range=True, **METHODS[method]).astype(np.float32)
-    if getattr(model, "kind", None) == "rf":
-        p = model.probabilities(x)
-    else:
-        p = drain(predict_proba(model, x))
-    if p.shape[1:] != region.shape:
-        p = np.stack([resize(c, region.shape, order=1, preserve_range=True, anti_aliasing=False) for c in p])
-    return p, texture(x) * 255 / 4  # the median normalisation maps 255 grey levels to 4
+    p = drain(predict_proba(bag, x))
+    blended = bag.blend(p, x)
+    return back(blended, region.shape), back(p, region.shape), texture(x) * 255 / 4  # 255 grey levels -> 4
 
 
 res = {}
 for i in range(3):
-    members = [bundle.load_model(p.format(i=i)) for p in patterns]
     forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors") if W else None
+    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=W)
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
         for method in METHODS:
-            bag = 0
-            for m in members:
-                p, tex = probs(m, img, region, method)
-                bag = bag + p / len(members)
-            pf = probs(forest, img, region, method)[0] if W else 0
-            r = score((1 - W) * bag + W * pf, img, lab, b)
-            rb = score(bag, img, lab, b)
+            blended, alone, tex = probs(bag, img, region, method)
+            r = score(blended, img, lab, b)
+            rb = score(alone, img, lab, b) if W else r
             res.setdefault((tag, method), []).append((r["miou"], rb["miou"]))
             print(f"fold {i} {tag:10s} {method:8s} texture in {texture(region):.2f} at model scale {tex:.2f} "
                   f"bag+forest {r['miou']:.3f} {np.round(r['iou'], 3)} bag {rb['miou']:.3f}", flush=True)
