@@ -14,6 +14,7 @@ import numpy as np
 from _folds import DEFAULT_MODELS, held_out_views, score
 
 from napari_rockseg.engine import bundle
+from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
@@ -25,19 +26,16 @@ if "--quick" in sys.argv:  # the two candidates that led on held-out image 1 (ab
     sets = {k: sets[k] for k in ("1", "0.87-1.15", "1,1.25")}
 res = {}
 for i in range(3):
-    members = [bundle.load_model(p.format(i=i)) for p in patterns]
     forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors") if W else None
+    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=W)
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
-        f, _ = scale_factor(members[0], img)
+        f, _ = scale_factor(bag, img)
         cache = {}
         for k, ss in sets.items():
             acc = 0
             for s in ss:
                 if s not in cache:
-                    p = sum(drain(region_probabilities(m, region, f * s)) for m in members) / len(members)
-                    if forest is not None:
-                        p = (1 - W) * p + W * drain(region_probabilities(forest, region, f * s))
-                    cache[s] = p
+                    cache[s] = drain(region_probabilities(bag, region, f * s))
                 acc = acc + cache[s]
             r = score(acc, img, lab, b)
             res.setdefault((tag, k), []).append(r["miou"])
