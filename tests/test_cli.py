@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,28 @@ def test_predict_uses_the_shipped_default(test_pair, tmp_path):
     # measured 0.640 (weakest class: clay 0.464) when shipped; the bag of six without its forest
     # scored 0.636, the bag of four before it 0.631, the stacked ensemble 0.590; LDA 0.452, clay 0.000
     assert result["miou"] > 0.61 and min(result["iou"]) > 0.40, result
+
+
+def test_predict_takes_the_pixel_size_a_file_does_not_record(test_pair, tmp_path):
+    """The test image saved without its metadata: segmented as it is, with a note; given
+    --pixel-size, the same labels as from the original file with its metadata."""
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, io.read_image(test_pair[0]).data)
+    outs = {}
+    for name, args in (("original", [test_pair[0]]), ("unknown", [plain]), ("given", [plain, "--pixel-size", 4.466])):
+        code, out, err = run_cli("predict", *args, "--out", tmp_path / name, "--quiet")
+        assert code == 0, err
+        stem = Path(args[0]).stem
+        outs[name] = (json.loads((tmp_path / name / f"{stem}.json").read_text()),
+                      io.read_labels(tmp_path / name / f"{stem}_labels.tif", SHALE))
+    assert outs["unknown"][0]["scale"] == 1.0 and "pixel size is unknown" in outs["unknown"][0]["notes"][0]
+    assert outs["given"][0]["scale"] == pytest.approx(4.466 / 11.16) and not outs["given"][0]["notes"]
+    assert outs["given"][0]["pixel_size_nm"] == 4.466
+    assert np.array_equal(outs["given"][1], outs["original"][1])
+    assert np.mean(outs["unknown"][1] != outs["original"][1]) > 0.01
+    # overriding what the file says is allowed, with a note
+    code, out, err = run_cli("predict", test_pair[0], "--pixel-size", 9, "--out", tmp_path / "over", "--quiet")
+    assert code == 0 and "the file says 4.466 nm per pixel; the given 9 nm is used" in err
 
 
 def test_shipped_default_is_a_bag_of_six_unets_whose_members_say_how_they_were_trained():
@@ -197,6 +220,7 @@ def test_combine_blends_a_forest_trained_on_the_same_images(tmp_path, train_dir)
     (["predict", "{tmp}/nothing*.tif", "--out", "{tmp}/o"], "no file matches"),
     (["predict", "{png}", "--out", "{tmp}/o"], "PNG"),
     (["evaluate", "{small}", "{truth}"], "same size"),
+    (["predict", "{image}", "--out", "{tmp}/o", "--pixel-size", "0"], "positive number of nanometres"),
     (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"], "does not exist"),
     (["train", "--method", "lda", "--data-dir", "{tmp}", "--out", "{tmp}/m.safetensors"], "images/ and labels/"),
     (["evaluate", "{image}", "{truth}", "--classes", "{badscheme}"], "not valid JSON"),

@@ -99,6 +99,34 @@ def test_segment_produces_labels_and_keeps_painted_layers(viewer, qtbot):
     assert "shale SEM segmentation (2)" in viewer.layers
 
 
+def test_segment_shows_the_pixel_size_and_takes_one_for_images_without_it(viewer, qtbot):
+    """The field shows the sample's 4.466 nm; an image added without a scale shows 0 and is
+    segmented as it is, with a note; given 4.466 nm it is segmented like the sample."""
+    from napari_rockseg._widgets.segment import SegmentWidget
+
+    image, _ = open_sample(viewer)
+    plain = viewer.add_image(np.asarray(image.data), name="plain")
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.model.value = "shipped default"
+    w.image.value = image
+    assert w.pixel_size.value == pytest.approx(4.466, abs=1e-3)
+    w.run()
+    wait_for(qtbot, w.panel)
+    w.image.value = plain
+    assert w.pixel_size.value == 0
+    w.run()
+    wait_for(qtbot, w.panel)
+    assert "pixel size is unknown" in w.panel.status.value
+    unknown = viewer.layers["plain segmentation"].data.copy()
+    w.pixel_size.value = 4.466
+    w.run()
+    wait_for(qtbot, w.panel)
+    sample = viewer.layers["shale SEM segmentation"].data
+    assert np.array_equal(viewer.layers["plain segmentation"].data, sample)
+    assert np.mean(unknown != sample) > 0.01
+
+
 def test_train_changes_the_model_and_plot_then_cancel(viewer, qtbot):
     from napari_rockseg._widgets._state import STORE
     from napari_rockseg._widgets.train import TrainWidget

@@ -203,6 +203,8 @@ def cmd_predict(args):
     from .engine.io import check_writable
     from .models import default_model_path
 
+    if args.pixel_size is not None and not args.pixel_size > 0:
+        raise RockSegError(f"--pixel-size must be a positive number of nanometres, not {args.pixel_size}")
     model_path = args.model or default_model_path()
     model = _load(model_path)
     scheme = model.info.scheme
@@ -215,7 +217,7 @@ def cmd_predict(args):
     opts = dict(model_name=model_name, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
                 batch_size=args.batch_size, device=args.device, tta=args.tta, rescale=not args.no_rescale,
                 probabilities=args.probabilities, uncertainty=args.uncertainty, report=args.report,
-                stream=True if args.stream else None)
+                stream=True if args.stream else None, pixel_size=args.pixel_size)
     if args.cluster:
         reports = _bar(batch.predict_many(paths, out, model_path, None if args.cluster == "local" else args.cluster,
                                           n_workers=args.workers, **opts), "segment", args.quiet)
@@ -478,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     pr.add_argument("--no-rescale", action="store_true", help="do not resample to the model's pixel size")
+    pr.add_argument("--pixel-size", type=float, metavar="NM",
+                    help="the images' pixel size in nm, for files that do not record it (overrides their metadata)")
     pr.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     pr.add_argument("--uncertainty", action="store_true", help="also write a per-pixel entropy map")
     pr.add_argument("--report", action="store_true", help="also write <stem>_report.json (rock analysis)")

@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 
 from .._layers import labels_kwargs
-from ..engine.io import SEMImage
 from ..engine.batch import STREAM_MEGAPIXELS
 from ..engine.ensemble import FUSIONS
+from ..engine.io import SEMImage
 from ..engine.predict import lazy_labels, resolve_device, segment
 from ._state import STORE
 from ._worker import RunPanel, notify_error
@@ -35,14 +45,15 @@ def is_huge(layer) -> bool:
     return not isinstance(data, np.ndarray) or data.size > STREAM_MEGAPIXELS * 1e6
 
 
-def image_of_layer(layer) -> SEMImage:
-    """An engine image from an image layer (grey or RGB), with its pixel size."""
+def image_of_layer(layer, pixel_size: float | None = None) -> SEMImage:
+    """An engine image from an image layer (grey or RGB), with its pixel size
+    (``pixel_size`` if given, else :func:`pixel_size_of`)."""
     from ..engine.io import to_grey
 
     data = np.asarray(layer.data)
     if layer.rgb:
         data = to_grey(data)
-    return SEMImage(data, pixel_size_of(layer), None, {})
+    return SEMImage(data, pixel_size or pixel_size_of(layer), None, {})
 
 
 def output_name(viewer, base: str) -> str:
@@ -96,18 +107,24 @@ class SegmentWidget(Container):
         self.overlap = SpinBox(label="overlap", value=64, min=0, max=1024, step=8)
         self.tta = CheckBox(text="test-time augmentation (8 views, slower)", value=False)
         self.rescale = CheckBox(text="resample to the model's pixel size", value=True)
+        self.pixel_size = FloatSpinBox(label="image pixel size (nm)", value=0.0, min=0.0, max=1e6, step=0.001,
+                                       tooltip="read from the file or the layer's scale when they say it; "
+                                               "0 = unknown (the image is segmented as it is). Set it for "
+                                               "images whose files do not record it.")
         self.want_probabilities = CheckBox(text="probability maps", value=False)
         self.want_uncertainty = CheckBox(text="uncertainty map (where to paint next)", value=True)
         self.panel = RunPanel("Segment")
         super().__init__(widgets=[self.image, self.model, self.model_file, self.load_button, self.fusion,
                                   self.device, self.device_used, self.tile, self.overlap, self.tta,
-                                  self.rescale, self.want_probabilities, self.want_uncertainty, self.panel])
+                                  self.rescale, self.pixel_size, self.want_probabilities, self.want_uncertainty, self.panel])
         self.panel.run_button.changed.connect(self.run)
         self.load_button.changed.connect(self.load_file)
         self.device.changed.connect(self._show_device)
         self.model.changed.connect(self._show_fusion)
+        self.image.changed.connect(self._show_pixel_size)
         STORE.subscribe(self, self._models_changed)
         self._show_fusion()
+        self._show_pixel_size()
         self.result = None
 
     def _models_changed(self):
@@ -121,6 +138,11 @@ class SegmentWidget(Container):
         except Exception:  # a model that cannot load says so when it is used
             kind = None
         self.fusion.enabled = kind == "ensemble"
+
+    def _show_pixel_size(self, *_):
+        """The chosen image's pixel size as its file or layer gives it (0: unknown), for the user to check."""
+        layer = self.image.value
+        self.pixel_size.value = (pixel_size_of(layer) or 0.0) if layer is not None else 0.0
 
     def _show_device(self, *_):
         try:
@@ -150,7 +172,7 @@ class SegmentWidget(Container):
         scheme = model.info.scheme
         if is_huge(layer):
             return self._run_lazy(layer, model, device)
-        image = image_of_layer(layer)
+        image = image_of_layer(layer, self.pixel_size.value or None)
 
         def job():
             return (yield from segment(model, image, tile=self.tile.value, overlap=self.overlap.value,
@@ -176,7 +198,7 @@ class SegmentWidget(Container):
         """Huge or lazy (dask) images: a lazy labels layer, computed block by block
         for the part of the image that is viewed."""
         data = layer.data[0] if layer.multiscale else layer.data
-        lab = lazy_labels(model, data, pixel_size_of(layer), data_bar=0, chunk=1024, tile=self.tile.value,
+        lab = lazy_labels(model, data, self.pixel_size.value or pixel_size_of(layer), data_bar=0, chunk=1024, tile=self.tile.value,
                           overlap=self.overlap.value, device=device, rescale=self.rescale.value)
         put_labels(self.viewer, f"{layer.name} segmentation", lab, model.info.scheme, layer, model=self.model.value)
         self.panel.status.value = "lazy: blocks are segmented as you view them"

@@ -3,6 +3,7 @@ images on a dask cluster with one model load per worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 from pathlib import Path
@@ -49,13 +50,27 @@ def megapixels(path) -> float:
         return 0.0  # read_image reports what is wrong with the file
 
 
+def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.SEMImage, list[str]]:
+    """``image`` with the pixel size given by the user, and a note where that overrides
+    a different one from the file's metadata."""
+    if pixel_size is None:
+        return image, []
+    notes = []
+    if image.pixel_size_nm is not None and abs(image.pixel_size_nm / pixel_size - 1) > 0.01:
+        notes.append(f"the file says {image.pixel_size_nm:.4g} nm per pixel; the given {pixel_size:.4g} nm is used")
+    return dataclasses.replace(image, pixel_size_nm=float(pixel_size)), notes
+
+
 def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = TILE, overlap: int = OVERLAP,
                  batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
                  probabilities: bool = False, uncertainty: bool = False, report: bool = False,
-                 stream: bool | None = None):
+                 stream: bool | None = None, pixel_size: float | None = None):
     """Generator: segment one image file and write ``<stem>_labels.tif``,
     ``<stem>_overlay.png`` (in-memory path), ``<stem>.json`` and optional maps
-    into ``out_dir``; returns the JSON report as a dict."""
+    into ``out_dir``; returns the JSON report as a dict. ``pixel_size`` (nm) is the
+    image's pixel size where its file does not record it (or records it wrongly)."""
+    if pixel_size is not None and not pixel_size > 0:
+        raise InputError(f"the pixel size must be a positive number of nanometres, not {pixel_size}")
     path, out = Path(path), Path(out_dir)
     scheme = model.info.scheme
     if stream is None:
@@ -63,21 +78,21 @@ def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile
     stem = path.stem
     opts = dict(tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta, rescale=rescale)
     if stream:
-        image = io.open_lazy(path)
+        image, given = _with_pixel_size(io.open_lazy(path), pixel_size)
         summary = yield from segment_to_file(model, image, out / f"{stem}_labels.tif", data_bar=data_bar, **opts)
         counts = np.asarray(summary["counts"], np.float64)
         fractions = counts / max(1.0, counts.sum())
-        bar, scale, notes = summary["data_bar"], summary["scale"], summary["notes"]
+        bar, scale, notes = summary["data_bar"], summary["scale"], given + summary["notes"]
         if probabilities or uncertainty or report:
             notes.append("probability/uncertainty maps, overlays and rock reports are not made for images "
                          "segmented block by block")
     else:
-        image = io.read_image(path)
+        image, given = _with_pixel_size(io.read_image(path), pixel_size)
         seg = yield from segment(model, image, data_bar=data_bar, probabilities=probabilities,
                                  uncertainty=uncertainty, **opts)
         mask = io.valid_mask(seg.labels.shape, seg.data_bar)
         fractions = phase_fractions(seg.labels, scheme.n_classes, mask)
-        bar, scale, notes = seg.data_bar, seg.scale, seg.notes
+        bar, scale, notes = seg.data_bar, seg.scale, given + seg.notes
         io.write_labels(out / f"{stem}_labels.tif", seg.labels, image.pixel_size_nm)
         io.write_png(out / f"{stem}_overlay.png", io.overlay(image.data, seg.labels, scheme))
         if seg.probabilities is not None:
