@@ -293,3 +293,20 @@ def test_forest_in_strips_equals_the_whole_image_at_once():
     strips = forest.probabilities(x, rows=32)
     assert np.abs(strips - whole).max() < 1e-6
     assert whole.shape == (4, 150, 90) and np.allclose(whole.sum(0), 1, atol=1e-5)
+
+
+def test_training_at_a_pixel_size_needs_every_images_pixel_size(scene):
+    """Images without a pixel size are not resampled, so the model must not claim one;
+    a mix of known and unknown pixel sizes cannot be matched and is refused."""
+    from napari_rockseg.engine.errors import InputError
+
+    image, labels = scene
+    cfg = small_config(method="rf", trees=2, pixel_size_nm=11.16)
+    trainer = train.Trainer(cfg, [SEMImage(image), SEMImage(image)], [labels, labels], SCHEME)
+    model = drain(trainer.run())
+    assert model.info.pixel_size_nm is None
+    assert any("record no pixel size" in n for n in trainer.notes)
+    known = train.Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image, 11.16)], [labels, labels], SCHEME)
+    assert drain(known.run()).info.pixel_size_nm == 11.16 and not known.notes
+    with pytest.raises(InputError, match=r"1 of 2 training images \(image\) record no pixel size"):
+        train.Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image)], [labels, labels], SCHEME)

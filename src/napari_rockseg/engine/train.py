@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +170,7 @@ class Trainer:
         self.history: list[dict] = []
         #: steps each stage ran (recorded in the model's provenance)
         self.stage_steps: dict[str, int] = {}
-        self.notes = self._check_labels()
+        self.notes = self._check_labels() + self._check_pixel_sizes()
         if init is not None:
             init_scheme = init.info.scheme
             if init_scheme.names != scheme.names:
@@ -195,6 +195,24 @@ class Trainer:
             raise InputError(f"the training labels hold only one class ({name}); label at least two classes")
         missing = [n for c, n in zip(self.scheme.labels, self.scheme.names) if c not in present]
         return [f"class '{n}' has no labelled pixel; the model will never predict it" for n in missing]
+
+    def _check_pixel_sizes(self) -> list[str]:
+        """Resampling to ``config.pixel_size_nm`` needs every image's pixel size: with
+        none known the images are used as they are and the model records no pixel size
+        (a note); with some known and some not, the images' scales cannot be matched (an error)."""
+        if self.init is not None or not self.config.pixel_size_nm or self.config.method == "lda":
+            return []
+        unknown = [img.stem for img in self.images if img.pixel_size_nm is None]
+        if not unknown:
+            return []
+        if len(unknown) < len(self.images):
+            raise InputError(f"{len(unknown)} of {len(self.images)} training images ({', '.join(unknown[:3])}"
+                             f"{', ...' if len(unknown) > 3 else ''}) record no pixel size, so they cannot be "
+                             f"resampled to {self.config.pixel_size_nm:g} nm like the others; add it to their "
+                             f"files, or train with --pixel-size 0 to use every image as it is")
+        self.config = replace(self.config, pixel_size_nm=None)
+        return [("the training images record no pixel size: they are used as they are, and the model records "
+                 "none, so prediction will not resample images to it")]
 
     # -- public -------------------------------------------------------------
     def info(self) -> ModelInfo:
