@@ -310,3 +310,30 @@ def test_training_at_a_pixel_size_needs_every_images_pixel_size(scene):
     assert drain(known.run()).info.pixel_size_nm == 11.16 and not known.notes
     with pytest.raises(InputError, match=r"1 of 2 training images \(image\) record no pixel size"):
         train.Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image)], [labels, labels], SCHEME)
+
+
+def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, scene):
+    """Fine-tuning on sparse labels trains on the starting model's sure predictions
+    elsewhere (keep_confident), so a few strokes do not undo the rest of the segmentation."""
+    image, labels = scene
+    before = drain(segment(unet_model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    paint = np.zeros_like(labels)
+    paint[labels == 3] = 3  # strokes: the rare class in the left half, a few pixels of the others
+    paint[:, 32:] = 0
+    for c in (1, 2):
+        ys, xs = np.nonzero(labels == c)
+        paint[ys[:20], xs[:20]] = c
+    cfg = small_config(steps=60)
+    trainer = train.Trainer(cfg, [SEMImage(image)], [paint], SCHEME, init=unet_model)
+    filled = drain(trainer._with_kept_predictions(torch.device("cpu")))[0]
+    assert np.array_equal(filled[paint > 0], paint[paint > 0])
+    unpainted = paint == 0
+    assert (filled[unpainted] > 0).mean() > 0.8  # the model is sure of most of the image
+    sure = unpainted & (filled > 0)
+    assert np.array_equal(filled[sure], before[sure])
+    tuned = drain(trainer.run())
+    after = drain(segment(tuned, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    assert (after == before).mean() > 0.95
+    # without it only the strokes are labelled
+    plain = train.Trainer(small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model)
+    assert np.array_equal(drain(plain._with_kept_predictions(torch.device("cpu")))[0], paint)

@@ -108,7 +108,8 @@ def cmd_train(args):
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet", "bag") else None),
-        checkpoint_every=args.checkpoint_every, lr=args.lr, normalization=args.normalization,
+        checkpoint_every=args.checkpoint_every, lr=args.lr, finetune_lr=args.finetune_lr,
+        keep_confident=args.keep_confident, normalization=args.normalization,
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
         trees=args.trees, forest_weight=args.forest_weight,
     )
@@ -426,7 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--depth", type=int, default=4)
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--lr", type=float, default=2e-3, help="learning rate from scratch")
+    t.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate when fine-tuning (--init)")
+    t.add_argument("--keep-confident", type=float, default=0.9,
+                   help="fine-tuning on sparse labels: unlabelled pixels the --init model predicts with at "
+                        "least this probability are trained on with its prediction (0: labelled pixels only)")
     t.add_argument("--synth-share", type=float, default=0.3,
                    help="share of the time or step budget that the ensemble's synthesizer gets")
     t.add_argument("--patience", type=int, default=12,

@@ -85,6 +85,16 @@ class TrainConfig:
     checkpoint: str | None = None
     checkpoint_every: int = 100
     data_bar: int | None = None
+    #: the following apply to fine-tuning (``init``), chosen on held-out images with simulated
+    #: corrections (README, "Correcting a segmentation"); learning rate when fine-tuning
+    finetune_lr: float = 2e-4
+    #: unlabelled pixels that the starting model predicts with at least this probability are
+    #: trained on with its own prediction, so that it keeps what was not corrected (0: only
+    #: the painted pixels)
+    keep_confident: float = 0.9
+    #: keep the starting model's batch-norm statistics instead of re-estimating them on the
+    #: new images' crops (worse on held-out images: off)
+    freeze_norm: bool = False
 
     def total_steps(self) -> int | None:
         if self.steps is not None:
@@ -238,7 +248,8 @@ class Trainer:
         dev = resolve_device(c.device)
         torch.manual_seed(c.seed)
         info = self.info()
-        items = prepare_items(self.images, self.labels, info, c.data_bar)
+        labels = yield from self._with_kept_predictions(dev)
+        items = prepare_items(self.images, labels, info, c.data_bar)
         train_items, val = split_validation(items, c.val_block, c.val_fraction, c.seed)
         rank, _ = dist_info()
         sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
@@ -283,6 +294,28 @@ class Trainer:
         return self.model.cpu().eval()
 
     # -- internals ------------------------------------------------------------
+    def _with_kept_predictions(self, dev):
+        """Generator: the training labels, where fine-tuning on sparse labels, with the
+        unlabelled pixels that the starting model is sure of (``keep_confident``) set to
+        its prediction; the labels as given otherwise."""
+        c = self.config
+        thr = c.keep_confident
+        if self.init is None or not thr or all((lab > 0).all() for lab in self.labels):
+            return self.labels
+        from .predict import segment
+
+        out = []
+        n = len(self.images)
+        for j, (img, lab) in enumerate(zip(self.images, self.labels)):
+            yield Progress("keep", j, n, message="the starting model's predictions for unpainted pixels")
+            seg = yield from segment(self.init, img, data_bar=c.data_bar, device=dev, probabilities=True)
+            sure = (lab == 0) & (seg.labels > 0) & (seg.probabilities.max(0) >= thr)
+            filled = lab.copy()
+            filled[sure] = seg.labels[sure]
+            out.append(filled)
+        yield Progress("keep", n, n, message="the starting model's predictions for unpainted pixels")
+        return out
+
     def _run_lda(self):
         yield Progress("lda", 0, 1, message="fitting LDA on grey values")
         masks = [valid_mask(img.data.shape, resolve_data_bar(img.data, self.config.data_bar))
@@ -408,7 +441,8 @@ class Trainer:
         stage = stages[index]
         nets = self._stage_nets(stage, model)
         params = [p for n in nets for p in n.parameters()]
-        opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        opt = torch.optim.AdamW(params, lr=c.finetune_lr if self.init is not None else c.lr,
+                                weight_decay=c.weight_decay)
         max_steps, max_secs = self._budget(stages, index)
         best, bad_evals = -1.0, 0
         if ckpt is not None:
@@ -426,6 +460,8 @@ class Trainer:
         for p in frozen:
             p.requires_grad_(False)
         runner = _StageLoss(self, stage, model)
+        freeze_norm = self.init is not None and c.freeze_norm
+        base_lr = c.finetune_lr if self.init is not None else c.lr
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -441,10 +477,14 @@ class Trainer:
                     break
                 for n in nets:
                     n.train()
+                    if freeze_norm:
+                        for m in n.modules():
+                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                                m.eval()
                 if stage == "synth":
                     for n in [*model.binaries, model.multi]:
                         n.eval()
-                lr = c.lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
+                lr = base_lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
                 for g in opt.param_groups:
                     g["lr"] = lr
                 xb, yb = sampler.batch(c.batch_size)
