@@ -1,7 +1,7 @@
 """The correction loop, simulated: a user paints a few strokes where the model is wrong on
 the left half of an image it has never seen, fine-tunes it as the Train widget does
 ("start from: current model", its default 5-minute budget), and the right half, which
-nobody painted, is scored before and after.
+nobody painted, is scored before and after (the painted left half is scored too).
 
 - held-out: each fold's bag of the shipped recipes + forest
   (``runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}``, ``runs/rf/rf20_{i}``) on its held-out image;
@@ -86,19 +86,22 @@ def right_half_scores(model, img, lab, bar):
     conf = np.zeros(img.data.shape, np.float32)
     conf[: pr.shape[1]] = pr.max(0)
     mask = io.valid_mask(lab.shape, bar).copy()
+    left = mask.copy()
     mask[:, : lab.shape[1] // 2] = False
-    return pred, conf, evaluate(pred, lab, K, mask)
+    left[:, lab.shape[1] // 2:] = False
+    return pred, conf, evaluate(pred, lab, K, mask), evaluate(pred, lab, K, left)["miou"]
 
 
 def run(name, model, img, lab, bar, seed):
     """Right-half mIoU before, and after fine-tuning with each setting."""
-    pred, conf, before = right_half_scores(model, img, lab, bar)
+    pred, conf, before, left_before = right_half_scores(model, img, lab, bar)
     valid = io.valid_mask(lab.shape, bar)
     paint = strokes(pred, lab, valid, np.random.default_rng(seed))
     painted = int((paint > 0).sum())
     per_class = np.bincount(paint[paint > 0], minlength=K + 1)[1:]
     print(f"{name}: painted {painted} px ({100 * painted / valid.sum():.2f} % of the image; per class "
-          f"{per_class}); right half before: {before['miou']:.3f} {np.round(before['iou'], 3)}", flush=True)
+          f"{per_class}); right half before: {before['miou']:.3f} {np.round(before['iou'], 3)}; painted (left) "
+          f"half before: {left_before:.3f}", flush=True)
     out = [before["miou"]]
     for lr, freeze, thr in SETTINGS:
         cfg = TrainConfig(method=model.kind, minutes=args.minutes, eval_every=25, device="cpu",
@@ -111,9 +114,10 @@ def run(name, model, img, lab, bar, seed):
         t0 = time.perf_counter()
         tuned = drain(Trainer(cfg, [img], [target], SHALE, init=model).run())
         dt = time.perf_counter() - t0
-        after = right_half_scores(tuned, img, lab, bar)[2]
+        _, _, after, left_after = right_half_scores(tuned, img, lab, bar)
         print(f"   lr {lr:g} freeze_norm {freeze} keep >= {thr:g} ({100 * (target > 0).mean():.0f} % labelled): "
-              f"{dt / 60:.1f} min -> {after['miou']:.3f} {np.round(after['iou'], 3)}", flush=True)
+              f"{dt / 60:.1f} min -> {after['miou']:.3f} {np.round(after['iou'], 3)}; painted half "
+              f"{left_before:.3f} -> {left_after:.3f}", flush=True)
         out.append(after["miou"])
     return out
 
