@@ -135,6 +135,7 @@ def test_train_changes_the_model_and_plot_then_cancel(viewer, qtbot):
     crop_img = viewer.add_image(np.asarray(image.data)[:256, :256], name="crop")
     crop_lab = viewer.add_labels(np.asarray(truth.data)[:256, :256], name="crop truth")
     w = TrainWidget(viewer)
+    assert not w.keep_unpainted.enabled  # training from scratch: nothing to keep
     viewer.window.add_dock_widget(w)
     w.image.value, w.labels_layer.value = crop_img, crop_lab
     w.method.value = "unet"
@@ -306,3 +307,11 @@ def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if v.is_floating_point())
     # the shipped model itself is untouched
     assert all(torch.equal(before[k], v) for k, v in shipped.state_dict().items())
+    # the fine-tuning settings the widget passes: keep what was not painted (default), or strokes only
+    assert t.keep_unpainted.value and t.keep_unpainted.enabled
+    cfg = t.config()
+    assert cfg.keep_confident == 0.9 and cfg.finetune_lr == 2e-4
+    assert tuned.info.provenance["settings"]["keep_confident"] == 0.9
+    t.keep_unpainted.value = False
+    cfg = t.config()
+    assert cfg.keep_confident == 0.0 and cfg.finetune_lr == 2e-3

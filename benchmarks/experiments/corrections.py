@@ -1,7 +1,8 @@
 """The correction loop, simulated: a user paints a few strokes where the model is wrong on
 the left half of an image it has never seen, fine-tunes it as the Train widget does
 ("start from: current model", its default 5-minute budget), and the right half, which
-nobody painted, is scored before and after (the painted left half is scored too).
+nobody painted, is scored before and after (the painted left half is scored too, and the
+share of the wrongly predicted regions that got a dab which are right after retraining).
 
 - held-out: each fold's bag of the shipped recipes + forest
   (``runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}``, ``runs/rf/rf20_{i}``) on its held-out image;
@@ -53,6 +54,7 @@ def strokes(pred, truth, valid, rng):
     left = np.zeros_like(valid)
     left[:, : w // 2] = True
     paint = np.zeros(truth.shape, np.uint8)
+    targeted = np.zeros(truth.shape, bool)  # the wrong regions that got a dab
     yy, xx = np.mgrid[: 2 * args.radius + 1, : 2 * args.radius + 1] - args.radius
     disk = yy**2 + xx**2 <= args.radius**2
 
@@ -69,13 +71,15 @@ def strokes(pred, truth, valid, rng):
         if n:
             sizes = np.bincount(lab.ravel())[1:]
             for r in np.argsort(sizes)[::-1][: args.errors]:
-                ys, xs = np.nonzero(lab == r + 1)
+                region = lab == r + 1
+                targeted |= region
+                ys, xs = np.nonzero(region)
                 j = rng.integers(len(ys))
                 dab(ys[j], xs[j], c)
         right = np.argwhere((truth == c) & (pred == c) & left & valid)
         for j in rng.choice(len(right), min(args.keep, len(right)), replace=False) if len(right) else []:
             dab(*right[j], c)
-    return paint
+    return paint, targeted
 
 
 def right_half_scores(model, img, lab, bar):
@@ -96,7 +100,7 @@ def run(name, model, img, lab, bar, seed):
     """Right-half mIoU before, and after fine-tuning with each setting."""
     pred, conf, before, left_before = right_half_scores(model, img, lab, bar)
     valid = io.valid_mask(lab.shape, bar)
-    paint = strokes(pred, lab, valid, np.random.default_rng(seed))
+    paint, targeted = strokes(pred, lab, valid, np.random.default_rng(seed))
     painted = int((paint > 0).sum())
     per_class = np.bincount(paint[paint > 0], minlength=K + 1)[1:]
     print(f"{name}: painted {painted} px ({100 * painted / valid.sum():.2f} % of the image; per class "
@@ -114,10 +118,12 @@ def run(name, model, img, lab, bar, seed):
         t0 = time.perf_counter()
         tuned = drain(Trainer(cfg, [img], [target], SHALE, init=model).run())
         dt = time.perf_counter() - t0
-        _, _, after, left_after = right_half_scores(tuned, img, lab, bar)
+        pred_after, _, after, left_after = right_half_scores(tuned, img, lab, bar)
+        fixed = (pred_after[targeted] == lab[targeted]).mean()
         print(f"   lr {lr:g} freeze_norm {freeze} keep >= {thr:g} ({100 * (target > 0).mean():.0f} % labelled): "
               f"{dt / 60:.1f} min -> {after['miou']:.3f} {np.round(after['iou'], 3)}; painted half "
-              f"{left_before:.3f} -> {left_after:.3f}", flush=True)
+              f"{left_before:.3f} -> {left_after:.3f}; {100 * fixed:.0f} % of the {targeted.sum()} px of the "
+              f"wrong regions that got a dab now right", flush=True)
         out.append(after["miou"])
     return out
 
