@@ -302,13 +302,14 @@ class Trainer:
         thr = c.keep_confident
         if self.init is None or not thr or all((lab > 0).all() for lab in self.labels):
             return self.labels
+        from .events import drain
         from .predict import segment
 
         out = []
         n = len(self.images)
         for j, (img, lab) in enumerate(zip(self.images, self.labels)):
             yield Progress("keep", j, n, message="the starting model's predictions for unpainted pixels")
-            seg = yield from segment(self.init, img, data_bar=c.data_bar, device=dev, probabilities=True)
+            seg = drain(segment(self.init, img, data_bar=c.data_bar, device=dev, probabilities=True))
             sure = (lab == 0) & (seg.labels > 0) & (seg.probabilities.max(0) >= thr)
             filled = lab.copy()
             filled[sure] = seg.labels[sure]
