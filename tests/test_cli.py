@@ -269,5 +269,5 @@ def test_train_options_default_to_the_engine_defaults():
     args = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors"])
     engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     shared = ["method", "tile", "loss", "gamma", "batch_size", "width", "depth", "lr", "finetune_lr",
-              "keep_confident", "synth_share", "patience", "normalization", "seed", "checkpoint_every", "blur", "members"]
+              "keep_confident", "stroke_share", "synth_share", "patience", "normalization", "seed", "checkpoint_every", "blur", "members"]
     assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}

@@ -310,8 +310,7 @@ def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     # the fine-tuning settings the widget passes: keep what was not painted (default), or strokes only
     assert t.keep_unpainted.value and t.keep_unpainted.enabled
     cfg = t.config()
-    assert cfg.keep_confident == 0.9 and cfg.finetune_lr == 2e-4
+    assert cfg.keep_confident == 0.9 and cfg.stroke_share == 0.5
     assert tuned.info.provenance["settings"]["keep_confident"] == 0.9
     t.keep_unpainted.value = False
-    cfg = t.config()
-    assert cfg.keep_confident == 0.0 and cfg.finetune_lr == 2e-3
+    assert t.config().keep_confident == 0.0

@@ -337,3 +337,23 @@ def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, sce
     # without it only the strokes are labelled
     plain = train.Trainer(small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model)
     assert np.array_equal(drain(plain._with_kept_predictions(torch.device("cpu")))[0], paint)
+
+
+def test_crops_centre_on_the_strokes_when_asked():
+    """focus_share of the crops are centred on the focus pixels (the user's strokes), the
+    rest are drawn as usual; without focus pixels nothing changes."""
+    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+
+    labels = np.ones((256, 256), np.uint8)
+    focus = np.zeros((256, 256), bool)
+    focus[240:, 240:] = True  # a stroke in one corner
+    item = TrainImage(np.zeros((256, 256), np.float32), labels)
+
+    def corner_share(**kw):
+        s = TileSampler([item], 32, 1, seed=0, balance=0.0, scale_jitter=0.0, noise=0.0, augment=False, **kw)
+        return np.mean([min(s._position(32)[1:]) >= 200 for _ in range(400)])
+
+    assert corner_share() < 0.1
+    assert corner_share(focus=[focus], focus_share=1.0) == 1.0
+    assert 0.3 < corner_share(focus=[focus], focus_share=0.5) < 0.7
+    assert corner_share(focus=[np.zeros_like(focus)], focus_share=1.0) < 0.1

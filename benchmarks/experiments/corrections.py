@@ -39,6 +39,8 @@ p.add_argument("--only", choices=["test", "heldout"])
 p.add_argument("--lr", type=float, nargs="+", default=[2e-3], help="learning rates to compare")
 p.add_argument("--freeze-norm", choices=["no", "yes", "both"], default="no",
                help="keep the batch-norm statistics of the model being fine-tuned")
+p.add_argument("--stroke-share", type=float, default=0.0,
+               help="share of the crops centred on the strokes (engine's own-prediction fill used then)")
 p.add_argument("--keep", dest="keep_thr", type=float, nargs="+", default=[0.0],
                help="unpainted pixels the model predicts with at least this probability are trained on "
                     "with its own prediction (0: only the painted pixels)")
@@ -112,7 +114,9 @@ def run(name, model, img, lab, bar, seed):
                           pixel_size_nm=model.info.pixel_size_nm, seed=seed, lr=lr, finetune_lr=lr,
                           freeze_norm=freeze, keep_confident=0.0)  # own labels filled here
         target = paint.copy()
-        if thr > 0:
+        if args.stroke_share:  # the engine fills (it needs to know the strokes to centre crops on them)
+            cfg.keep_confident, cfg.stroke_share = thr, args.stroke_share
+        elif thr > 0:
             fill = (paint == 0) & valid & (conf >= thr)
             target[fill] = pred[fill]
         t0 = time.perf_counter()

@@ -109,7 +109,7 @@ def cmd_train(args):
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet", "bag") else None),
         checkpoint_every=args.checkpoint_every, lr=args.lr, finetune_lr=args.finetune_lr,
-        keep_confident=args.keep_confident, normalization=args.normalization,
+        keep_confident=args.keep_confident, stroke_share=args.stroke_share, normalization=args.normalization,
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
         trees=args.trees, forest_weight=args.forest_weight,
     )
@@ -428,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--lr", type=float, default=2e-3, help="learning rate from scratch")
-    t.add_argument("--finetune-lr", type=float, default=2e-4, help="learning rate when fine-tuning (--init)")
+    t.add_argument("--finetune-lr", type=float, default=2e-3, help="learning rate when fine-tuning (--init)")
+    t.add_argument("--stroke-share", type=float, default=0.5,
+                   help="fine-tuning with --keep-confident: share of the crops centred on the labelled pixels")
     t.add_argument("--keep-confident", type=float, default=0.9,
                    help="fine-tuning on sparse labels: unlabelled pixels the --init model predicts with at "
                         "least this probability are trained on with its prediction (0: labelled pixels only)")

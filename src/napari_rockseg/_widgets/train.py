@@ -42,10 +42,10 @@ class TrainWidget(Container):
         self.start_from = ComboBox(label="start from", choices=["scratch", "current model"], value="scratch")
         self.keep_unpainted = CheckBox(
             text="fine-tuning: keep what I did not paint", value=True,
-            tooltip="on: unpainted pixels the model is sure of are trained on with its own prediction, at a "
-                    "tenth of the learning rate (the rest of the image stays as it was; strokes change less). "
-                    "Off: only the strokes, full learning rate (strokes are followed more, and the rest of the "
-                    "image can change). Measured on held-out images: README, 'Correcting a segmentation'.")
+            tooltip="on: unpainted pixels the model is sure of are trained on with its own prediction and "
+                    "half the crops are centred on your strokes (the rest of the image stays as it was). "
+                    "Off: only the strokes (they are followed more, and the rest of the image can change). "
+                    "Measured on held-out images: README, 'Correcting a segmentation'.")
         self.loss = ComboBox(label="loss", choices=["focal-dice", "focal", "ce", "dice"], value="focal-dice")
         self.alpha = LineEdit(label="alpha", value="", tooltip="focal alpha: empty for automatic, one value, "
                                                                 "or one per class separated by commas")
@@ -149,7 +149,7 @@ class TrainWidget(Container):
                            steps=None if minutes else self.steps.value, device=self.device.value,
                            eval_every=max(5, min(50, self.steps.value // 10)) if not minutes else 25,
                            pixel_size_nm=None,
-                           **({} if self.keep_unpainted.value else {"keep_confident": 0.0, "finetune_lr": 2e-3}))
+                           **({} if self.keep_unpainted.value else {"keep_confident": 0.0}))
 
     def run(self, *_):
         try:

@@ -115,10 +115,16 @@ class TileSampler:
     def __init__(self, items: list[TrainImage], tile: int, n_classes: int, seed: int = 0,
                  balance: float = 0.5, cutout: float | None = None, mode: str = "random",
                  stride: int | None = None, augment: bool = True, scale_jitter: float = 0.15,
-                 noise: float = 0.0, blur: float = 0.0):
+                 noise: float = 0.0, blur: float = 0.0, focus=None, focus_share: float = 0.0):
         if not items:
             raise InputError("no training images")
-        self.items = [it for it in items if (it.labels > 0).any()]
+        keep = [(it.labels > 0).any() for it in items]
+        # focus: per item, a mask of pixels (the user's strokes) that ``focus_share`` of the crops centre on
+        focus = focus or [None] * len(items)
+        self.focus = [np.argwhere(f).astype(np.int32) if f is not None and f.any() else None
+                      for f, k in zip(focus, keep) if k]
+        self.focus_share = focus_share if any(f is not None for f in self.focus) else 0.0
+        self.items = [it for it, k in zip(items, keep) if k]
         if not self.items:
             raise InputError("the training labels are all unlabelled (0); paint or load some labels first")
         self.tile, self.n_classes = tile, n_classes
@@ -159,6 +165,14 @@ class TileSampler:
                 self._grid = self._grid_positions()
                 self.rng.shuffle(self._grid)
             return self._grid.pop()
+        if self.focus_share and self.rng.random() < self.focus_share:
+            owners = [(i, f) for i, f in enumerate(self.focus) if f is not None]
+            idx, coords = owners[self.rng.integers(len(owners))]
+            cy, cx = coords[self.rng.integers(len(coords))]
+            h, w = self.items[idx].labels.shape
+            y = int(np.clip(cy - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
+            x = int(np.clip(cx - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
+            return idx, y, x
         if self.rng.random() < self.balance:
             c = self.present[self.rng.integers(len(self.present))]
             owners = self.class_pixels[c]

@@ -87,11 +87,14 @@ class TrainConfig:
     data_bar: int | None = None
     #: the following apply to fine-tuning (``init``), chosen on held-out images with simulated
     #: corrections (README, "Correcting a segmentation"); learning rate when fine-tuning
-    finetune_lr: float = 2e-4
+    finetune_lr: float = 2e-3
     #: unlabelled pixels that the starting model predicts with at least this probability are
     #: trained on with its own prediction, so that it keeps what was not corrected (0: only
     #: the painted pixels)
     keep_confident: float = 0.9
+    #: with keep_confident: share of the training crops centred on the painted pixels, so that
+    #: a few strokes weigh more against the kept predictions (0: crops drawn as from scratch)
+    stroke_share: float = 0.5
     #: keep the starting model's batch-norm statistics instead of re-estimating them on the
     #: new images' crops (worse on held-out images: off)
     freeze_norm: bool = False
@@ -251,10 +254,14 @@ class Trainer:
         labels = yield from self._with_kept_predictions(dev)
         items = prepare_items(self.images, labels, info, c.data_bar)
         train_items, val = split_validation(items, c.val_block, c.val_fraction, c.seed)
+        focus = None
+        if labels is not self.labels and c.stroke_share > 0:  # crops also centre on the strokes
+            strokes = prepare_items(self.images, self.labels, info, c.data_bar)
+            focus = [(s.labels > 0) & (t.labels > 0) for s, t in zip(strokes, train_items)]
         rank, _ = dist_info()
         sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
                               c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise,
-                              blur=c.blur)
+                              blur=c.blur, focus=focus, focus_share=c.stroke_share)
         model = self._new_model(info)
         self.model = model.to(dev)
         counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
