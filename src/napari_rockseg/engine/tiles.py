@@ -166,25 +166,22 @@ class TileSampler:
                 self.rng.shuffle(self._grid)
             return self._grid.pop()
         if self.focus_share and self.rng.random() < self.focus_share:
-            owners = [(i, f) for i, f in enumerate(self.focus) if f is not None]
-            idx, coords = owners[self.rng.integers(len(owners))]
-            cy, cx = coords[self.rng.integers(len(coords))]
-            h, w = self.items[idx].labels.shape
-            y = int(np.clip(cy - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
-            x = int(np.clip(cx - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
-            return idx, y, x
+            return self._around([(i, f) for i, f in enumerate(self.focus) if f is not None], size)
         if self.rng.random() < self.balance:
             c = self.present[self.rng.integers(len(self.present))]
-            owners = self.class_pixels[c]
-            idx, coords = owners[self.rng.integers(len(owners))]
-            cy, cx = coords[self.rng.integers(len(coords))]
-            h, w = self.items[idx].labels.shape
-            y = int(np.clip(cy - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
-            x = int(np.clip(cx - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
-            return idx, y, x
+            return self._around(self.class_pixels[c], size)
         idx = int(self.rng.integers(len(self.items)))
         h, w = self.items[idx].labels.shape
         return idx, int(self.rng.integers(0, max(1, h - size + 1))), int(self.rng.integers(0, max(1, w - size + 1)))
+
+    def _around(self, owners, size):
+        """A crop position near a pixel drawn from ``owners`` ((item index, coordinates) pairs)."""
+        idx, coords = owners[self.rng.integers(len(owners))]
+        cy, cx = coords[self.rng.integers(len(coords))]
+        h, w = self.items[idx].labels.shape
+        y = int(np.clip(cy - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, h - size)))
+        x = int(np.clip(cx - size // 2 + self.rng.integers(-size // 4, size // 4 + 1), 0, max(0, w - size)))
+        return idx, y, x
 
     def _crop(self, arr, y, x, size, fill):
         out = np.full((size, size), fill, dtype=arr.dtype)
