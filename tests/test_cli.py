@@ -94,7 +94,8 @@ def test_predict_takes_the_pixel_size_a_file_does_not_record(test_pair, tmp_path
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, io.read_image(test_pair[0]).data)
     outs = {}
-    for name, args in (("original", [test_pair[0]]), ("unknown", [plain]), ("given", [plain, "--pixel-size", 4.466])):
+    runs = (("original", [test_pair[0]]), ("unknown", [plain]), ("given", [plain, "--pixel-size", 4.466]))
+    for name, args in runs:
         code, out, err = run_cli("predict", *args, "--out", tmp_path / name, "--quiet")
         assert code == 0, err
         stem = Path(args[0]).stem
@@ -269,5 +270,6 @@ def test_train_options_default_to_the_engine_defaults():
     args = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors"])
     engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     shared = ["method", "tile", "loss", "gamma", "batch_size", "width", "depth", "lr", "finetune_lr",
-              "keep_confident", "stroke_share", "synth_share", "patience", "normalization", "seed", "checkpoint_every", "blur", "members"]
+              "keep_confident", "stroke_share", "synth_share", "patience", "normalization", "seed",
+              "checkpoint_every", "blur", "members"]
     assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}

@@ -23,6 +23,10 @@ DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
 images, labels = train.load_training_pairs(*train.pairs_in_dir(DATA / "train"), SHALE)
 #: the five-minute focal-dice U-Nets that benchmarks/accuracy.py caches per fold
 DEFAULT_MODELS = "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
+#: the shipped bag's six recipes retrained on each fold (``{i}`` = held-out image)
+SHIPPED_FOLDS = [f"runs/gpu2/folds/{n}_{{i}}.safetensors" for n in ("S0", "S1", "S2", "S3", "L4", "L5")]
+#: each fold's 20-tree forest (bag_forest.py), blended into the shipped bag at 0.2
+FOLD_FOREST = "runs/rf/rf20_{i}.safetensors"
 
 
 def fold_model(i: int):
@@ -66,6 +70,15 @@ def held_out_views(i: int, noisy: bool = False):
         b = resolve_data_bar(img.data, bar)
         out.append((tag, img, lab, b, img.data[: img.data.shape[0] - b]))
     return out
+
+
+def fold_bag(patterns, i: int, forest_weight: float = 0.0):
+    """The bag of fold ``i``'s models named by ``patterns``, with the fold's forest
+    (:data:`FOLD_FOREST`) blended at ``forest_weight`` (0: none), as prediction uses it."""
+    from napari_rockseg.engine.ensemble import Bag
+
+    forest = bundle.load_model(FOLD_FOREST.format(i=i)) if forest_weight else None
+    return Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=forest_weight)
 
 
 def probabilities(model, img, region, **kw) -> np.ndarray:

@@ -11,20 +11,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, score
+from _folds import fold_bag, held_out_views, score
 from scipy import ndimage as ndi
 from sklearn.ensemble import RandomForestClassifier
 
-from napari_rockseg.engine import bundle
 from napari_rockseg.engine.baselines import PixelForest, forest_probabilities, pixel_features
-from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import _resize, predict_proba, scale_factor
 
 patterns = sys.argv[1:]
 cache = Path("runs/autocontext")
 cache.mkdir(parents=True, exist_ok=True)
-bags = [Bag.of([bundle.load_model(p.format(i=i)) for p in patterns]) for i in range(3)]
+bags = [fold_bag(patterns, i) for i in range(3)]
 
 
 def model_scale(bag, img, region):

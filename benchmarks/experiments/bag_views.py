@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import torch
-from _folds import held_out_views, probabilities, score
+from _folds import fold_bag, held_out_views, probabilities, score
 
-from napari_rockseg.engine import bundle
 from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.predict import _TTA, _apply, _undo
 
@@ -28,7 +27,7 @@ class ViewBag(Bag):
 patterns = sys.argv[1:]
 res = {}
 for i in range(3):
-    plain = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns])
+    plain = fold_bag(patterns, i)
     views = ViewBag(list(plain.members), plain.info)
     for tag, img, lab, b, region in held_out_views(i):
         for name, model in (("plain", plain), ("views", views)):

@@ -19,13 +19,12 @@ import argparse
 import time
 
 import numpy as np
-from _folds import held_out_views, probabilities
+from _folds import SHIPPED_FOLDS, fold_bag, held_out_views, probabilities
 from scipy import ndimage as ndi
 
 from napari_rockseg.engine import bundle, io
 from napari_rockseg.engine.analysis import evaluate
 from napari_rockseg.engine.classes import SHALE
-from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.train import TrainConfig, Trainer
 from napari_rockseg.models import default_model_path
@@ -135,9 +134,7 @@ def run(name, model, img, lab, bar, seed):
 rows = []
 if args.only != "test":
     for i in range(3):
-        forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors")
-        bag = Bag.of([bundle.load_model(f"runs/gpu2/folds/{n}_{i}.safetensors")
-                      for n in ("S0", "S1", "S2", "S3", "L4", "L5")], forest=forest, forest_weight=0.2)
+        bag = fold_bag(SHIPPED_FOLDS, i, 0.2)
         tag, img, lab, bar, _ = held_out_views(i)[0]
         rows.append((f"held-out image {i + 1}", run(f"held-out image {i + 1}", bag, img, lab, bar, seed=i)))
 if args.only != "heldout":

@@ -11,21 +11,18 @@ import sys
 import time
 
 import numpy as np
-from _folds import held_out_views, probabilities, score
+from _folds import fold_bag, held_out_views, probabilities, score
 
 from napari_rockseg.engine import bundle
-from napari_rockseg.engine.ensemble import Bag
 
 patterns = [a for a in sys.argv[1:] if not a.startswith("--")]
 forest = "--forest" in sys.argv
 res = {}
 for i in range(3):
-    models = [bundle.load_model(p.format(i=i)) for p in patterns]
-    if len(models) > 1 or forest:
-        rf = bundle.load_model(f"runs/rf/rf20_{i}.safetensors") if forest else None
-        model = Bag.of(models, forest=rf, forest_weight=0.2 if forest else 0.0)
+    if len(patterns) > 1 or forest:
+        model = fold_bag(patterns, i, 0.2 if forest else 0.0)
     else:
-        model = models[0]
+        model = bundle.load_model(patterns[0].format(i=i))
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
         for tta in (False, True):
             t0 = time.perf_counter()

@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, probabilities, score
+from _folds import FOLD_FOREST, SHIPPED_FOLDS, held_out_views, probabilities, score
 
 from napari_rockseg.engine import bundle
 
-SHIPPED = [f"runs/gpu2/folds/{n}_{{i}}.safetensors" for n in ("S0", "S1", "S2", "S3", "L4", "L5")]
 candidates = sys.argv[1:] or ["U0", "B1", "P8"]
 cache = Path("runs/members")
 cache.mkdir(parents=True, exist_ok=True)
@@ -36,8 +35,8 @@ def member(pattern: str, i: int, tag: str, img, region) -> np.ndarray:
 res = {}
 for i in range(3):
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
-        ship = [member(p, i, tag, img, region) for p in SHIPPED]
-        rf = member("runs/rf/rf20_{i}.safetensors", i, tag, img, region)
+        ship = [member(p, i, tag, img, region) for p in SHIPPED_FOLDS]
+        rf = member(FOLD_FOREST, i, tag, img, region)
 
         def blend(ms, rf=rf):
             return 0.8 * sum(ms) / len(ms) + 0.2 * rf

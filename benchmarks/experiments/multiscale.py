@@ -11,10 +11,8 @@ natively, zoomed 2.5x and zoomed 2.5x with noise (``_folds.held_out_views``).
 import sys
 
 import numpy as np
-from _folds import DEFAULT_MODELS, held_out_views, score
+from _folds import DEFAULT_MODELS, fold_bag, held_out_views, score
 
-from napari_rockseg.engine import bundle
-from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
@@ -26,8 +24,7 @@ if "--quick" in sys.argv:  # the two candidates that led on held-out image 1 (ab
     sets = {k: sets[k] for k in ("1", "0.87-1.15", "1,1.25")}
 res = {}
 for i in range(3):
-    forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors") if W else None
-    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=W)
+    bag = fold_bag(patterns, i, W)
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
         f, _ = scale_factor(bag, img)
         cache = {}

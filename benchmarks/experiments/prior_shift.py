@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, images, labels, probabilities, score
+from _folds import fold_bag, held_out_views, images, labels, probabilities, score
 
-from napari_rockseg.engine import bundle, io
-from napari_rockseg.engine.ensemble import Bag
+from napari_rockseg.engine import io
 from napari_rockseg.engine.io import resolve_data_bar
 
 patterns = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -60,8 +59,7 @@ def label_fractions(labs):
 
 res = {}
 for i in range(3):
-    forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors")
-    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=0.2)
+    bag = fold_bag(patterns, i, 0.2)
     rest = [j for j in range(3) if j != i]
     ins = []
     for j in rest:

@@ -22,11 +22,9 @@ SEM does not depend on the magnification.
 import sys
 
 import numpy as np
-from _folds import held_out_views, score, texture
+from _folds import fold_bag, held_out_views, score, texture
 from skimage.transform import resize
 
-from napari_rockseg.engine import bundle
-from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import predict_proba, scale_factor
 
@@ -60,8 +58,7 @@ def probs(bag, img, region, method):
 
 res = {}
 for i in range(3):
-    forest = bundle.load_model(f"runs/rf/rf20_{i}.safetensors") if W else None
-    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns], forest=forest, forest_weight=W)
+    bag = fold_bag(patterns, i, W)
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
         for method in METHODS:
             blended, alone, tex = probs(bag, img, region, method)

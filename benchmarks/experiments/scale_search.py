@@ -14,10 +14,8 @@ for a true 0.50) showed the criterion cannot stand in for a known pixel size.
 import sys
 
 import numpy as np
-from _folds import held_out_views, score
+from _folds import fold_bag, held_out_views, score
 
-from napari_rockseg.engine import bundle
-from napari_rockseg.engine.ensemble import Bag
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import region_probabilities
 
@@ -32,7 +30,7 @@ def criteria(p):
 
 
 for i in range(3):
-    bag = Bag.of([bundle.load_model(p.format(i=i)) for p in patterns])
+    bag = fold_bag(patterns, i)
     for tag, img, lab, b, region in held_out_views(i, noisy=True):
         true_f = img.pixel_size_nm / bag.info.pixel_size_nm
         res = []

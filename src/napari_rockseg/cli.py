@@ -204,8 +204,7 @@ def cmd_predict(args):
     from .engine.io import check_writable
     from .models import default_model_path
 
-    if args.pixel_size is not None and not args.pixel_size > 0:
-        raise RockSegError(f"--pixel-size must be a positive number of nanometres, not {args.pixel_size}")
+    batch.check_pixel_size(args.pixel_size)  # before anything is loaded or written
     model_path = args.model or default_model_path()
     model = _load(model_path)
     scheme = model.info.scheme

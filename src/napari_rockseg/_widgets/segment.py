@@ -116,7 +116,8 @@ class SegmentWidget(Container):
         self.panel = RunPanel("Segment")
         super().__init__(widgets=[self.image, self.model, self.model_file, self.load_button, self.fusion,
                                   self.device, self.device_used, self.tile, self.overlap, self.tta,
-                                  self.rescale, self.pixel_size, self.want_probabilities, self.want_uncertainty, self.panel])
+                                  self.rescale, self.pixel_size, self.want_probabilities, self.want_uncertainty,
+                                  self.panel])
         self.panel.run_button.changed.connect(self.run)
         self.load_button.changed.connect(self.load_file)
         self.device.changed.connect(self._show_device)
@@ -198,8 +199,8 @@ class SegmentWidget(Container):
         """Huge or lazy (dask) images: a lazy labels layer, computed block by block
         for the part of the image that is viewed."""
         data = layer.data[0] if layer.multiscale else layer.data
-        lab = lazy_labels(model, data, self.pixel_size.value or pixel_size_of(layer), data_bar=0, chunk=1024, tile=self.tile.value,
-                          overlap=self.overlap.value, device=device, rescale=self.rescale.value)
+        lab = lazy_labels(model, data, self.pixel_size.value or pixel_size_of(layer), data_bar=0, chunk=1024,
+                          tile=self.tile.value, overlap=self.overlap.value, device=device, rescale=self.rescale.value)
         put_labels(self.viewer, f"{layer.name} segmentation", lab, model.info.scheme, layer, model=self.model.value)
         self.panel.status.value = "lazy: blocks are segmented as you view them"
         return None

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox,
-                              create_widget)
+from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton,
+                              SpinBox, create_widget)
 
 from .._layers import labels_kwargs, scheme_of_layer
 from ..engine.bundle import save_model
@@ -63,8 +63,8 @@ class TrainWidget(Container):
         pair_buttons = Container(widgets=[self.add_pair_button, self.clear_pairs_button], layout="horizontal",
                                  labels=False)
         super().__init__(widgets=[self.image, self.labels_layer, pair_buttons, self.pairs_label, self.new_layer_button,
-                                  self.method, self.start_from, self.keep_unpainted, self.loss, self.alpha, self.gamma, self.tile,
-                                  self.minutes, self.steps, self.batch_size, self.device, self.panel, self.plot,
+                                  self.method, self.start_from, self.keep_unpainted, self.loss, self.alpha,
+                                  self.gamma, self.tile, self.minutes, self.steps, self.batch_size, self.device, self.panel, self.plot,
                                   self.save_path, self.save_button])
         self.pairs: list[tuple] = []
         self.trainer = None

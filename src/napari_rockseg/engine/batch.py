@@ -50,6 +50,12 @@ def megapixels(path) -> float:
         return 0.0  # read_image reports what is wrong with the file
 
 
+def check_pixel_size(pixel_size: float | None) -> None:
+    """A pixel size given by the user must be a positive number of nanometres (None: not given)."""
+    if pixel_size is not None and not pixel_size > 0:
+        raise InputError(f"the pixel size must be a positive number of nanometres, not {pixel_size}")
+
+
 def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.SEMImage, list[str]]:
     """``image`` with the pixel size given by the user, and a note where that overrides
     a different one from the file's metadata."""
@@ -69,8 +75,7 @@ def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile
     ``<stem>_overlay.png`` (in-memory path), ``<stem>.json`` and optional maps
     into ``out_dir``; returns the JSON report as a dict. ``pixel_size`` (nm) is the
     image's pixel size where its file does not record it (or records it wrongly)."""
-    if pixel_size is not None and not pixel_size > 0:
-        raise InputError(f"the pixel size must be a positive number of nanometres, not {pixel_size}")
+    check_pixel_size(pixel_size)
     path, out = Path(path), Path(out_dir)
     scheme = model.info.scheme
     if stream is None:

@@ -449,8 +449,8 @@ class Trainer:
         stage = stages[index]
         nets = self._stage_nets(stage, model)
         params = [p for n in nets for p in n.parameters()]
-        opt = torch.optim.AdamW(params, lr=c.finetune_lr if self.init is not None else c.lr,
-                                weight_decay=c.weight_decay)
+        base_lr = c.finetune_lr if self.init is not None else c.lr
+        opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=c.weight_decay)
         max_steps, max_secs = self._budget(stages, index)
         best, bad_evals = -1.0, 0
         if ckpt is not None:
@@ -469,7 +469,6 @@ class Trainer:
             p.requires_grad_(False)
         runner = _StageLoss(self, stage, model)
         freeze_norm = self.init is not None and c.freeze_norm
-        base_lr = c.finetune_lr if self.init is not None else c.lr
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
