@@ -48,6 +48,31 @@ def test_pixel_size_from_imagej_resolution(tmp_path, real):
     assert io.read_image(tmp_path / "plain.tif").pixel_size_nm is None
 
 
+FEI_TEXT = ("[User]\r\nDate=03/14/2024\r\n[System]\r\nSystemType=Helios G4\r\n"
+            "[Scan]\r\nInternalScan=1\r\nPixelWidth=4.96094e-009\r\nPixelHeight=4.96094e-009\r\n"
+            "[EScan]\r\nPixelWidth=4.96094e-009\r\n")
+TESCAN_TEXT = "AccFrames=4\r\nDevice=MIRA3 LMH\r\nPixelSizeX=6.25e-009\r\nPixelSizeY=6.25e-009\r\nHV=5000\r\n"
+
+
+def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
+    """FEI / Thermo Fisher and Tescan SEMs record the pixel size in their own tags (metres);
+    the 72 dpi resolution beside them is a print setting and must not win."""
+    dpi = {"resolution": (72, 72), "resolutionunit": "inch"}
+    fei = tmp_path / "helios.tif"
+    tifffile.imwrite(fei, real.data, extratags=[(34682, "s", 0, FEI_TEXT, True)], **dpi)
+    tescan = tmp_path / "mira.tif"
+    raw = b"\x00\x01" + TESCAN_TEXT.encode()  # binary bytes before the text, as in real files
+    tifffile.imwrite(tescan, real.data, extratags=[(50431, "B", len(raw), raw, True)], **dpi)
+    sidecar = tmp_path / "exported.tif"  # the tag stripped by an export, the .hdr file kept
+    tifffile.imwrite(sidecar, real.data, **dpi)
+    (tmp_path / "exported.hdr").write_text("[MAIN]\r\n" + TESCAN_TEXT.replace("6.25e-009", "1.2e-008"))
+    for path, nm in ((fei, 4.96094), (tescan, 6.25), (sidecar, 12.0)):
+        assert io.read_image(path).pixel_size_nm == pytest.approx(nm)
+        assert io.open_lazy(path).pixel_size_nm == pytest.approx(nm)
+    tifffile.imwrite(tmp_path / "bare.tif", real.data, **dpi)
+    assert io.read_image(tmp_path / "bare.tif").pixel_size_nm is None
+
+
 def test_data_bar_detected_on_real_images(train_dir, real):
     assert io.detect_data_bar(real.data) == 80
     for path in sorted((train_dir / "images").glob("*.tif")):

@@ -1,8 +1,10 @@
 """Reading and writing SEM images and label masks.
 
 Images come back as 2-D grey arrays with their physical pixel size (nm,
-from Zeiss ``CZ_SEM`` metadata, else TIFF resolution / ImageJ tags with a
-real unit, else ``None``).  Labels come back as integer masks through a
+from the microscope's own metadata -- Zeiss ``CZ_SEM``, FEI / Thermo Fisher
+``[Scan] PixelWidth``, Tescan ``PixelSizeX`` in the TIFF or a ``.hdr`` file
+beside it -- else TIFF resolution / ImageJ tags with a real unit, else
+``None``).  Labels come back as integer masks through a
 :class:`~.classes.ClassScheme`.  Every write goes to a temporary name in
 the destination folder and is renamed, so a crash leaves the old file or
 the new one, never a torn one.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +97,51 @@ def _sem_pixel_size(tif: tifffile.TiffFile) -> float | None:
     return None
 
 
+def _fei_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    """FEI / Thermo Fisher SEMs (Quanta, Helios, Apreo, ...): ``[Scan] PixelWidth`` in metres."""
+    if not tif.is_fei:
+        return None
+    md = tif.fei_metadata or {}
+    for section in ("Scan", "EScan"):
+        value = (md.get(section) or {}).get("PixelWidth")
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value) * 1e9
+    return None
+
+
+#: Tescan SEMs store INI-style text in this private TIFF tag, and the same text in a
+#: ``.hdr`` file beside the image; ``PixelSizeX`` is in metres
+TESCAN_TAG = 50431
+_TESCAN_PIXEL = re.compile(rb"PixelSizeX\s*=\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)")
+
+
+def _tescan_pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
+    tag = tif.pages[0].tags.get(TESCAN_TAG)
+    texts = []
+    if tag is not None:
+        value = tag.value
+        texts.append(value.encode("latin-1", "ignore") if isinstance(value, str) else bytes(value))
+    hdr = path.with_suffix(".hdr")
+    if hdr.is_file() and hdr.stat().st_size < 1_000_000:
+        with contextlib.suppress(OSError):
+            texts.append(hdr.read_bytes())
+    for text in texts:
+        m = _TESCAN_PIXEL.search(text)
+        if m:
+            with contextlib.suppress(ValueError):
+                value = float(m.group(1))
+                if value > 0:
+                    return value * 1e9
+    return None
+
+
+def _pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
+    """The image's pixel size in nm: the microscope's own metadata first, then the
+    TIFF resolution / ImageJ tags; None when nothing records a physical size."""
+    return (_sem_pixel_size(tif) or _fei_pixel_size(tif) or _tescan_pixel_size(tif, path)
+            or _tag_pixel_size(tif))
+
+
 def _tag_pixel_size(tif: tifffile.TiffFile) -> float | None:
     page = tif.pages[0]
     ij = tif.imagej_metadata or {}
@@ -173,7 +221,7 @@ def read_image(path, plane: int | None = None) -> SEMImage:
                 grey[bad] = np.nanmedian(np.where(bad, np.nan, grey))
         elif grey.dtype == bool:
             grey = grey.astype(np.uint8) * 255
-        pixel = _sem_pixel_size(tif) or _tag_pixel_size(tif)
+        pixel = _pixel_size(tif, path)
         meta = {}
         if tif.is_sem:
             meta = {k: v for k, v in (tif.sem_metadata or {}).items()
@@ -196,7 +244,7 @@ def open_lazy(path) -> SEMImage:
             raise InputError(f"{path} has a colour palette; convert it to grey to open it lazily")
         if len(page.shape) != 2:
             raise InputError(f"{path} has shape {page.shape}; lazy opening takes 2-D grey images")
-        pixel = _sem_pixel_size(tif) or _tag_pixel_size(tif)
+        pixel = _pixel_size(tif, path)
     store = tifffile.imread(path, aszarr=True, key=0)
     return SEMImage(zarr.open(store, mode="r"), pixel, path, {})
 
