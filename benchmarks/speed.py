@@ -81,11 +81,10 @@ def original_nets():
 def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     import torch
 
+    from napari_rockseg.engine import predict
     from napari_rockseg.engine.events import drain
     from napari_rockseg.engine.io import SEMImage
     from napari_rockseg.engine.predict import segment
-
-    from napari_rockseg.engine import predict
 
     model, what = ours_model()
     if option == "contiguous":
@@ -95,15 +94,15 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     img = (np.random.default_rng(0).random((h, w)) * 255).astype(np.uint8)
     image = SEMImage(img, model.info.pixel_size_nm)
     t0 = time.perf_counter()
-    if option == "bf16":
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            seg = drain(segment(model, image, data_bar=0, tta=tta))
-    else:
-        seg = drain(segment(model, image, data_bar=0, tta=tta))
+    if option in ("fp32", "bf16"):  # else the default, ROCKSEG_PRECISION=auto
+        os.environ["ROCKSEG_PRECISION"] = option
+    seg = drain(segment(model, image, data_bar=0, tta=tta))
     dt = time.perf_counter() - t0
     if os.environ.get("RS_LABELS_OUT"):
         np.save(os.environ["RS_LABELS_OUT"], seg.labels)
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what}
+    dtype = predict.autocast_dtype(torch.device("cpu"))
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
+            "precision": "float32" if dtype is None else str(dtype).removeprefix("torch.")}
 
 
 def case_predict_stream(mp: float) -> dict:
@@ -274,7 +273,7 @@ def predict_table(args):
     orig = run_case(["original", 0.786432], args.threads)
     rows = [("original: 6 U-Nets, width 64, whole image", orig, None)]
     ours = run_case(["ours", 0.786432, 0, "none"], args.threads, tmp / "default.npy")
-    rows.append((f"ours: {ours.get('what', '')}, tiled, channels-last", ours,
+    rows.append((f"ours: {ours.get('what', '')}, tiled, channels-last, {ours.get('precision', '')}", ours,
                  "default"))
     rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads, tmp / "tta.npy"),
                  "tta"))
@@ -282,8 +281,8 @@ def predict_table(args):
         rows.append(("ours, contiguous (not channels-last) memory",
                      run_case(["ours", 0.786432, 0, "contiguous"], args.threads, tmp / "contiguous.npy"),
                      "contiguous"))
-        rows.append(("ours, bfloat16 autocast", run_case(["ours", 0.786432, 0, "bf16"], args.threads,
-                                                         tmp / "bf16.npy"), "bf16"))
+        rows.append(("ours, float32 (`--precision fp32`)", run_case(["ours", 0.786432, 0, "fp32"], args.threads,
+                                                                    tmp / "fp32.npy"), "fp32"))
     base = np.load(tmp / "default.npy") if (tmp / "default.npy").exists() else None
     for name, r, key in rows:
         if "error" in r:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +121,14 @@ def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile
 _WORKER_MODELS: dict = {}
 
 
-def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict) -> dict:
-    """Runs on a dask worker: the model is loaded once per worker process."""
+def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict, precision: str | None = None) -> dict:
+    """Runs on a dask worker: the model is loaded once per worker process; ``precision``
+    is the submitting process's ROCKSEG_PRECISION (remote workers do not inherit it)."""
     from .bundle import load_model
     from .events import drain
 
+    if precision:
+        os.environ["ROCKSEG_PRECISION"] = precision
     if model_path not in _WORKER_MODELS:
         _WORKER_MODELS[model_path] = load_model(model_path)
     return drain(predict_file(_WORKER_MODELS[model_path], path, out_dir, **opts))
@@ -147,7 +151,8 @@ def predict_many(paths, out_dir, model_path, address: str | None = None, n_worke
     else:
         client = Client(address)
     try:
-        futures = {client.submit(_predict_on_worker, str(model_path), str(p), str(out_dir), opts, pure=False): i
+        futures = {client.submit(_predict_on_worker, str(model_path), str(p), str(out_dir), opts,
+                                 os.environ.get("ROCKSEG_PRECISION"), pure=False): i
                    for i, p in enumerate(paths)}
         results: list = [None] * len(futures)
         for n, fut in enumerate(as_completed(futures), start=1):

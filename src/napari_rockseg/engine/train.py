@@ -30,7 +30,7 @@ from .info import ModelInfo
 from .io import SEMImage, atomic_path, resolve_data_bar, valid_mask
 from .losses import binary_focal_dice, multiclass_loss
 from .nets import UNet
-from .predict import resolve_device
+from .predict import autocast_dtype, resolve_device
 from .tiles import TileSampler, TrainImage, split_validation
 
 METHODS = ("ensemble", "unet", "bag", "lda", "rf")
@@ -82,6 +82,9 @@ class TrainConfig:
     trees: int | None = None
     seed: int = 0
     device: str = "auto"
+    #: arithmetic of the training steps (predict.PRECISIONS): auto = float16 with loss scaling
+    #: on CUDA, bfloat16 on CPUs with native bfloat16, float32 elsewhere; fp32 / bf16 force one
+    precision: str = "auto"
     checkpoint: str | None = None
     checkpoint_every: int = 100
     data_bar: int | None = None
@@ -461,8 +464,8 @@ class Trainer:
             self.best_state = ckpt.get("best_state") or None
         else:
             self.best_state = None
-        amp = dev.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        amp = autocast_dtype(dev, c.precision)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
         rank, world = dist_info()
         frozen = [p for p in model.parameters() if not any(p is q for q in params)]
         for p in frozen:
@@ -497,7 +500,7 @@ class Trainer:
                 xb, yb = sampler.batch(c.batch_size)
                 xb = torch.from_numpy(xb).to(dev)
                 yb = torch.from_numpy(yb).to(dev)
-                with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+                with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
                     loss = runner(xb, yb)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
