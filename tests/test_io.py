@@ -51,7 +51,8 @@ def test_pixel_size_from_imagej_resolution(tmp_path, real):
 FEI_TEXT = ("[User]\r\nDate=03/14/2024\r\n[System]\r\nSystemType=Helios G4\r\n"
             "[Scan]\r\nInternalScan=1\r\nPixelWidth=4.96094e-009\r\nPixelHeight=4.96094e-009\r\n"
             "[EScan]\r\nPixelWidth=4.96094e-009\r\n")
-TESCAN_TEXT = "AccFrames=4\r\nDevice=MIRA3 LMH\r\nPixelSizeX=6.25e-009\r\nPixelSizeY=6.25e-009\r\nHV=5000\r\n"
+TESCAN_TEXT = ("AccFrames=4\r\nDevice=MIRA3 LMH\r\nPixelSizeX=6.25e-009\r\nPixelSizeY=6.25e-009\r\n"
+               "HV=5000\r\n")
 
 
 def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
@@ -65,7 +66,8 @@ def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
     tifffile.imwrite(tescan, real.data, extratags=[(50431, "B", len(raw), raw, True)], **dpi)
     sidecar = tmp_path / "exported.tif"  # the tag stripped by an export, the .hdr file kept
     tifffile.imwrite(sidecar, real.data, **dpi)
-    (tmp_path / "exported.hdr").write_text("[MAIN]\r\n" + TESCAN_TEXT.replace("6.25e-009", "1.2e-008"))
+    hdr_text = "[MAIN]\r\n" + TESCAN_TEXT.replace("6.25e-009", "1.2e-008")
+    (tmp_path / "exported.hdr").write_text(hdr_text)
     for path, nm in ((fei, 4.96094), (tescan, 6.25), (sidecar, 12.0)):
         assert io.read_image(path).pixel_size_nm == pytest.approx(nm)
         assert io.open_lazy(path).pixel_size_nm == pytest.approx(nm)

@@ -84,7 +84,7 @@ def test_one_tile_image_same_tiled_and_untiled(unet_model, monkeypatch):
 
 
 def test_bundle_round_trip_gives_identical_predictions(tmp_path, scene, monkeypatch):
-    monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16 arithmetic's
+    monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16's
     image, labels = scene
     _, model = fit(small_config(method="ensemble", steps=30), image, labels)
     path = bundle.save_model(model, tmp_path / "e.safetensors")
@@ -234,14 +234,15 @@ def test_bagging_trained_models_checks_they_fit_together():
         Bag.of([a, Ensemble.new(ModelInfo(SCHEME, 11.16), width=4, depth=2)])
 
 
-def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it(tmp_path, scene, monkeypatch):
+def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it(tmp_path, scene,
+                                                                                  monkeypatch):
     """Probabilities of a bag with a forest: 0.8 x the members' mean + 0.2 x the forest's,
     at the model's scale, also after a float16 round trip; forest_weight 0 trains none;
     an impossible weight is refused before training; fine-tuning keeps the forest."""
     from napari_rockseg.engine.errors import InputError
     from napari_rockseg.engine.predict import region_probabilities
 
-    monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16 arithmetic's
+    monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16's
     image, labels = scene
     _, model = fit(small_config(method="bag", members=2, steps=40), image, labels)
     assert model.forest is not None and model.forest_weight == 0.2
@@ -360,3 +361,20 @@ def test_crops_centre_on_the_strokes_when_asked():
     assert corner_share(focus=[focus], focus_share=1.0) == 1.0
     assert 0.3 < corner_share(focus=[focus], focus_share=0.5) < 0.7
     assert corner_share(focus=[np.zeros_like(focus)], focus_share=1.0) < 0.1
+
+
+def test_training_steps_run_in_the_precision_asked(scene):
+    """The same seed and steps: float32 twice gives the same weights, bfloat16 different
+    ones (the autocast is in effect), and both learn the scene."""
+    from napari_rockseg.engine.errors import InputError
+
+    image, labels = scene
+    a, b, c = (fit(small_config(precision=p), image, labels)[1] for p in ("fp32", "fp32", "bf16"))
+    sa, sb, sc = (m.state_dict() for m in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    for m in (a, c):
+        seg = drain(segment(m, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu"))
+        assert per_class_iou(seg.labels, labels, 3).min() > 0.9
+    with pytest.raises(InputError, match="unknown precision"):
+        fit(small_config(precision="half"), image, labels)

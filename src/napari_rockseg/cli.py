@@ -452,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, help="CPU threads for torch")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="arithmetic of the training steps: auto = float16 on CUDA, bfloat16 on CPUs with native "
-                        "bfloat16 (AVX512-BF16/AMX), else float32")
+                   help="arithmetic of the training steps: auto = float16 on CUDA, bfloat16 on "
+                        "CPUs with native bfloat16 (AVX512-BF16/AMX), else float32")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUT.ckpt.pt)")
     t.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
@@ -492,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     pr.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                    help="network arithmetic: auto (default) = float16 on CUDA, bfloat16 on CPUs with native "
-                         "bfloat16 (AVX512-BF16/AMX; 1.5-1.9x faster, <0.03 %% of labels change), else float32")
+                    help="network arithmetic: auto (default) = float16 on CUDA, bfloat16 on CPUs "
+                         "with native bfloat16 (AVX512-BF16/AMX; 1.5-1.9x faster, <0.03 %% of "
+                         "labels change), else float32")
     pr.add_argument("--no-rescale", action="store_true", help="do not resample to the model's pixel size")
     pr.add_argument("--pixel-size", type=float, metavar="NM",
                     help="the images' pixel size in nm, for files that do not record it (overrides their metadata)")

@@ -64,8 +64,8 @@ class TrainWidget(Container):
                                  labels=False)
         super().__init__(widgets=[self.image, self.labels_layer, pair_buttons, self.pairs_label, self.new_layer_button,
                                   self.method, self.start_from, self.keep_unpainted, self.loss, self.alpha,
-                                  self.gamma, self.tile, self.minutes, self.steps, self.batch_size, self.device, self.panel, self.plot,
-                                  self.save_path, self.save_button])
+                                  self.gamma, self.tile, self.minutes, self.steps, self.batch_size, self.device,
+                                  self.panel, self.plot, self.save_path, self.save_button])
         self.pairs: list[tuple] = []
         self.trainer = None
         self.model = None

@@ -121,7 +121,8 @@ def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile
 _WORKER_MODELS: dict = {}
 
 
-def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict, precision: str | None = None) -> dict:
+def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict,
+                      precision: str | None = None) -> dict:
     """Runs on a dask worker: the model is loaded once per worker process; ``precision``
     is the submitting process's ROCKSEG_PRECISION (remote workers do not inherit it)."""
     from .bundle import load_model

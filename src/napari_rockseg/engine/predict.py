@@ -51,7 +51,8 @@ def autocast_dtype(dev: torch.device, mode: str | None = None) -> torch.dtype | 
     if mode is None:
         mode = os.environ.get("ROCKSEG_PRECISION", "auto").strip().lower() or "auto"
     if mode not in PRECISIONS:
-        raise InputError(f"unknown precision {mode!r} (ROCKSEG_PRECISION); choose {', '.join(PRECISIONS)}")
+        raise InputError(f"unknown precision {mode!r} (ROCKSEG_PRECISION); "
+                         f"choose {', '.join(PRECISIONS)}")
     if mode == "fp32":
         return None
     if dev.type == "cuda":
@@ -61,8 +62,10 @@ def autocast_dtype(dev: torch.device, mode: str | None = None) -> torch.dtype | 
     return None
 
 
-def _autocast(dev: torch.device):
-    dtype = autocast_dtype(dev)
+def autocast(dev: torch.device, mode: str | None = None):
+    """The context the networks run in on ``dev`` for ``mode`` (see :func:`autocast_dtype`).
+    Float32 is no context at all: a disabled ``torch.autocast`` would switch off one around it."""
+    dtype = autocast_dtype(dev, mode)
     return contextlib.nullcontext() if dtype is None else torch.autocast(dev.type, dtype=dtype)
 
 
@@ -137,7 +140,7 @@ def predict_proba(model, x: np.ndarray, tile: int = TILE, overlap: int = OVERLAP
             chunk = coords[i:i + batch_size]
             batch = np.stack([xp[y:y + th, xx:xx + tw] for y, xx in chunk])[:, None]
             xb = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(dev).contiguous(memory_format=fmt)
-            with _autocast(dev):
+            with autocast(dev):
                 probs = tile_probabilities(model, xb, tta).float().cpu().numpy()
             for (y, xx), p in zip(chunk, probs):
                 acc[:, y:y + th, xx:xx + tw] += p * weight

@@ -30,7 +30,7 @@ from .info import ModelInfo
 from .io import SEMImage, atomic_path, resolve_data_bar, valid_mask
 from .losses import binary_focal_dice, multiclass_loss
 from .nets import UNet
-from .predict import autocast_dtype, resolve_device
+from .predict import autocast, autocast_dtype, resolve_device
 from .tiles import TileSampler, TrainImage, split_validation
 
 METHODS = ("ensemble", "unet", "bag", "lda", "rf")
@@ -464,8 +464,8 @@ class Trainer:
             self.best_state = ckpt.get("best_state") or None
         else:
             self.best_state = None
-        amp = autocast_dtype(dev, c.precision)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+        loss_scaling = autocast_dtype(dev, c.precision) == torch.float16  # float16 on CUDA only
+        scaler = torch.amp.GradScaler("cuda", enabled=loss_scaling)
         rank, world = dist_info()
         frozen = [p for p in model.parameters() if not any(p is q for q in params)]
         for p in frozen:
@@ -500,7 +500,7 @@ class Trainer:
                 xb, yb = sampler.batch(c.batch_size)
                 xb = torch.from_numpy(xb).to(dev)
                 yb = torch.from_numpy(yb).to(dev)
-                with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+                with autocast(dev, c.precision):
                     loss = runner(xb, yb)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
