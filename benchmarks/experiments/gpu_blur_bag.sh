@@ -1,0 +1,65 @@
+#!/bin/bash
+# The shipped members' recipe with the sharpness augmentation (recipes B0-B5 of gpu_sweep.py:
+# seeds 0-5, 2,600 / 2,600 / 3,600 / 3,600 / 6,000 / 6,000 steps, `--blur 1`) on the three
+# leave-one-image-out folds and on all training images: 24 `rockseg train` runs sharing one
+# GPU, interrupted after DEADLINE minutes (an interrupted run saves its best validated
+# weights). Written for a lent GPU machine, run from the repository root there:
+#
+#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]
+#
+# The sample data must be in ../shared/data/shale-sem or in gpu/shale-sem (copied there by
+# hand and carried, since ../shared does not travel to the device machine).
+# CUDA MPS is started when the driver has it and a CUDA check passes under it, so that the
+# 24 processes' small kernels run side by side instead of time-sliced; without it the runs
+# share the GPU by time slices (about 150 steps/s in all on an H200, README).
+# The fold bags are then scored there with each fold's forest at 0.2 (heldout_bag.py; the
+# forests come from gpu/rf/ when carried, else they are trained first). OUTDIR gets
+# logs.tgz (logs, jobs.json with steps and seconds of every run, heldout.json/.txt) and
+# the all-image models as models.tar.* (15 MB parts); the fold models stay there (18 of
+# them at float16 are more than a call may bring back).
+# A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
+set -u
+OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
+DEADLINE=${2:-7}
+SWEEP=${SWEEP:-/tmp/sweep}
+RECIPES=${RECIPES:-B0,B1,B2,B3,B4,B5}
+MEMBERS=${MEMBERS:-0-5}
+DEVICE=${DEVICE:-cuda}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if [ ! -d ../shared/data/shale-sem ]; then
+  mkdir -p ../shared/data && cp -r gpu/shale-sem ../shared/data/ || exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+nproc
+python3 -c "import torch; print('torch', torch.__version__)"
+
+check='import torch; c = torch.nn.Conv2d(1, 4, 3).cuda(); print("cuda check", float(c(torch.ones(1, 1, 8, 8, device="cuda")).sum()))'
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+MPS=off
+if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
+  if timeout 60 python3 -c "$check"; then
+    MPS=on
+  else
+    echo quit | timeout 10 nvidia-cuda-mps-control
+    sleep 2
+  fi
+fi
+echo "MPS: $MPS" | tee "$OUT/mps.txt"
+[ $MPS = on ] || [ "$DEVICE" != cuda ] || timeout 60 python3 -c "$check" || exit 1
+
+mkdir -p runs/rf && cp -n gpu/rf/*.safetensors runs/rf/ 2>/dev/null  # fold forests, if carried
+t0=$(date +%s)
+python3 benchmarks/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --half-folds \
+  --deadline "$DEADLINE" --device "$DEVICE" --out "$SWEEP"
+echo "training took $(( $(date +%s) - t0 )) s"
+[ $MPS = on ] && echo quit | timeout 10 nvidia-cuda-mps-control
+cp "$OUT/mps.txt" "$SWEEP/"
+ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/heldout_bag.py "$SWEEP/folds/B{k}_{i}.safetensors" --members "$MEMBERS" \
+  --name "B0-B5 (--blur 1)" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
+echo "training and scoring took $(( $(date +%s) - t0 )) s"
+tar czf "$OUT/logs.tgz" -C "$SWEEP" logs jobs.json heldout.json heldout.txt mps.txt
+tar cf - -C "$SWEEP" models | split -b 15M - "$OUT/models.tar."
+ls -l "$OUT"
+exit 0

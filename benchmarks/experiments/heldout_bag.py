@@ -1,0 +1,62 @@
+"""A bag of fold models + each fold's 20-tree forest (weight 0.2, as the shipped default)
+scored on the three held-out views of every leave-one-image-out fold: native, zoomed 2.5x,
+zoomed 2.5x + noise (``_folds.held_out_views``). Patterns name the fold models, ``{i}`` =
+the fold (held-out training image i + 1); forests missing from runs/rf/ are trained first.
+
+    python benchmarks/experiments/heldout_bag.py "/tmp/sweep/folds/B{k}_{i}.safetensors" --members 0-5 --json OUT.json
+
+``{k}`` in a pattern is replaced by each of ``--members`` (a range ``a-b`` or a comma list);
+plain patterns are taken as they are. Prints the table row of the bag and per-class means.
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+from _folds import fold_bag, held_out_views, probabilities, score
+
+TAGS = ("native", "zoom", "zoom+noise")
+
+
+def members(spec: str) -> list[str]:
+    if "-" in spec:
+        a, b = spec.split("-")
+        return [str(k) for k in range(int(a), int(b) + 1)]
+    return spec.split(",")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("patterns", nargs="+")
+    p.add_argument("--members", default="0-5", help="values of {k} in the patterns")
+    p.add_argument("--forest-weight", type=float, default=0.2)
+    p.add_argument("--name", default="bag")
+    p.add_argument("--json", default=None, help="write the scores here")
+    a = p.parse_args(argv)
+    patterns = [q.replace("{k}", k) for q in a.patterns for k in (members(a.members) if "{k}" in q else [""])]
+    res = {t: [] for t in TAGS}
+    for i in range(3):
+        bag = fold_bag(patterns, i, a.forest_weight)
+        for tag, img, lab, b, region in held_out_views(i, noisy=True):
+            r = score(probabilities(bag, img, region), img, lab, b)
+            res[tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
+            print(f"fold {i} {tag:10s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
+    cells = []
+    for tag in TAGS:
+        v = [r["miou"] for r in res[tag]]
+        cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
+    print("| bag + forest | native 1 / 2 / 3 | mean | zoomed | mean | zoomed + noise | mean |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {a.name} | " + " | ".join(cells) + " |")
+    print("per class, mean over the held-out images (mineral / organic / pores / clay)")
+    for tag in TAGS:
+        m = np.mean([r["iou"] for r in res[tag]], 0)
+        print(f"  {tag}: {' / '.join(f'{x:.3f}' for x in m)}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"patterns": patterns, "forest_weight": a.forest_weight, "scores": res}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
