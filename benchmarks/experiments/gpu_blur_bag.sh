@@ -25,6 +25,9 @@ SWEEP=${SWEEP:-/tmp/sweep}
 RECIPES=${RECIPES:-B0,B1,B2,B3,B4,B5}
 MEMBERS=${MEMBERS:-0-5}
 DEVICE=${DEVICE:-cuda}
+HELDOUT=${HELDOUT:-$SWEEP/folds/B\{k\}_\{i\}.safetensors}  # fold-model patterns scored as one bag
+NAME=${NAME:-B0-B5 (--blur 1)}
+SPLITS=${SPLITS:-}  # --folds-only: no all-image models
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 if [ ! -d ../shared/data/shale-sem ]; then
@@ -51,15 +54,15 @@ echo "MPS: $MPS" | tee "$OUT/mps.txt"
 
 mkdir -p runs/rf && cp -n gpu/rf/*.safetensors runs/rf/ 2>/dev/null  # fold forests, if carried
 t0=$(date +%s)
-python3 benchmarks/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --half-folds \
+python3 benchmarks/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --half-folds $SPLITS \
   --deadline "$DEADLINE" --device "$DEVICE" --out "$SWEEP"
 echo "training took $(( $(date +%s) - t0 )) s"
 [ $MPS = on ] && echo quit | timeout 10 nvidia-cuda-mps-control
 cp "$OUT/mps.txt" "$SWEEP/"
-ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/heldout_bag.py "$SWEEP/folds/B{k}_{i}.safetensors" --members "$MEMBERS" \
-  --name "B0-B5 (--blur 1)" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
+ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
+  --name "$NAME" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
 echo "training and scoring took $(( $(date +%s) - t0 )) s"
 tar czf "$OUT/logs.tgz" -C "$SWEEP" logs jobs.json heldout.json heldout.txt mps.txt
-tar cf - -C "$SWEEP" models | split -b 15M - "$OUT/models.tar."
+[ -z "$SPLITS" ] && tar cf - -C "$SWEEP" models/*_full.safetensors | split -b 15M - "$OUT/models.tar."
 ls -l "$OUT"
 exit 0
