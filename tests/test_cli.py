@@ -219,7 +219,7 @@ def test_combine_blends_a_forest_trained_on_the_same_images(tmp_path, train_dir)
     (["evaluate", "{tmp}", "{truth}"], "is a directory"),
     (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}"], "is a directory"),
     (["predict", "{tmp}/nothing*.tif", "--out", "{tmp}/o"], "no file matches"),
-    (["predict", "{png}", "--out", "{tmp}/o"], "PNG"),
+    (["predict", "{png}", "--out", "{tmp}/o"], "is a PNG file that cannot be decoded"),
     (["evaluate", "{small}", "{truth}"], "same size"),
     (["predict", "{image}", "--out", "{tmp}/o", "--pixel-size", "0"], "positive number of nanometres"),
     (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"], "does not exist"),

@@ -75,6 +75,67 @@ def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
     assert io.read_image(tmp_path / "bare.tif").pixel_size_nm is None
 
 
+HITACHI_TEXT = ("[SemImageFile]\r\nInstructName=SU8220\r\nSampleName=shale\r\nImageName={name}\r\n"
+                "DataSize=1024x768\r\nMagnification=25000\r\nPixelSize=4.960938\r\n"
+                "WorkingDistance=8100 um\r\n")
+JEOL_TEXT = ("$CM_FORMAT JEOL/SEM\n$CM_MAG 20000\n$CM_FULL_SIZE 1024 688\n$$SM_MICRON_BAR 160\n"
+             "$$SM_MICRON_MARKER 1um\n")
+
+
+def test_pixel_size_from_hitachi_and_jeol_sidecars(tmp_path, real):
+    """Hitachi and JEOL SEMs write a .txt beside each image (any image format): Hitachi
+    ``PixelSize`` in nm, JEOL a scale bar of ``$$SM_MICRON_BAR`` pixels standing for
+    ``$$SM_MICRON_MARKER``; a .txt that is neither is ignored."""
+    from PIL import Image
+
+    tifffile.imwrite(tmp_path / "su.tif", real.data, resolution=(72, 72), resolutionunit="inch")
+    (tmp_path / "su.txt").write_text(HITACHI_TEXT.format(name="su.tif"))
+    Image.fromarray(real.data).save(tmp_path / "jsm.bmp")
+    (tmp_path / "jsm.txt").write_text(JEOL_TEXT)
+    Image.fromarray(real.data).save(tmp_path / "jsm_nm.png")
+    (tmp_path / "jsm_nm.TXT").write_text(JEOL_TEXT.replace("1um", "500nm").replace("$$", "$"))
+    for name, nm in (("su.tif", 4.960938), ("jsm.bmp", 1000 / 160), ("jsm_nm.png", 500 / 160)):
+        assert io.read_image(tmp_path / name).pixel_size_nm == pytest.approx(nm), name
+    assert io.open_lazy(tmp_path / "su.tif").pixel_size_nm == pytest.approx(4.960938)
+    tifffile.imwrite(tmp_path / "notes.tif", real.data)
+    (tmp_path / "notes.txt").write_text("PixelSize=3 written by hand, not by a microscope\n")
+    assert io.read_image(tmp_path / "notes.tif").pixel_size_nm is None
+
+
+def test_png_jpeg_bmp_images_and_lossless_labels(tmp_path, real, test_pair):
+    """Images in PNG, JPEG and BMP (grey, 16-bit, RGB, palette) read like TIFFs, whatever
+    their name; labels read from PNG (colour overlay or integers) but never from JPEG."""
+    from PIL import Image
+
+    grey = real.data
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    Image.fromarray(grey).save(tmp_path / "g.bmp")
+    Image.fromarray(np.repeat(grey[..., None], 3, -1)).save(tmp_path / "rgb.png")
+    Image.fromarray(grey).convert("P").save(tmp_path / "pal.png")
+    Image.fromarray(grey).save(tmp_path / "misnamed.tif", format="PNG")
+    for name in ("g.png", "g.bmp", "rgb.png", "pal.png", "misnamed.tif"):
+        got = io.read_image(tmp_path / name)
+        assert got.data.dtype == np.uint8 and np.array_equal(got.data, grey), name
+        assert got.pixel_size_nm is None
+    wide = grey.astype(np.uint16) * 257
+    Image.fromarray(wide).save(tmp_path / "w.png")
+    assert np.array_equal(io.read_image(tmp_path / "w.png").data, wide)
+    Image.fromarray(grey).save(tmp_path / "g.jpg", quality=95)
+    jpg = io.read_image(tmp_path / "g.jpg").data
+    assert jpg.shape == grey.shape and np.abs(jpg.astype(int) - grey).mean() < 3
+
+    truth = io.read_labels(test_pair[1], SHALE)
+    colours = np.array([[0, 0, 0], [200, 200, 200], [255, 0, 0], [0, 255, 0], [0, 0, 0]], np.uint8)
+    Image.fromarray(colours[truth]).save(tmp_path / "overlay.png")
+    decoded = io.read_labels(tmp_path / "overlay.png", SHALE)
+    assert np.array_equal(decoded[truth > 0], truth[truth > 0])
+    Image.fromarray(truth).save(tmp_path / "ints.png")
+    assert np.array_equal(io.read_labels(tmp_path / "ints.png", SHALE, truth.shape), truth)
+    Image.fromarray(colours[truth]).save(tmp_path / "overlay.jpg")
+    with pytest.raises(InputError, match="JPEG: its compression changes"):
+        io.read_labels(tmp_path / "overlay.jpg", SHALE)
+
+
 def test_data_bar_detected_on_real_images(train_dir, real):
     assert io.detect_data_bar(real.data) == 80
     for path in sorted((train_dir / "images").glob("*.tif")):
@@ -108,9 +169,10 @@ def test_written_labels_keep_pixel_size(tmp_path, real):
     (lambda p: None, "no such file"),
     (lambda p: p.mkdir(), "is a directory"),
     (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "PNG"),
-    (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100), "JPEG"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "a PNG file that cannot be"),
+    (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100), "a JPEG file that cannot be"),
     (lambda p: p.write_bytes(b"II*\x00" + b"\x00" * 20), "not a readable TIFF|holds no image"),
+    (lambda p: p.write_text("just text"), r"not an image file that can be read \(TIFF, PNG"),
 ])
 def test_bad_files_raise_clear_errors(tmp_path, make, message):
     path = tmp_path / "bad.tif"
@@ -159,3 +221,21 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_folders_pick_up_every_image_format(tmp_path):
+    """Batch prediction folders and training folders take PNG / JPEG / BMP beside TIFF;
+    a training image finds its label file by stem whatever the label's format."""
+    from napari_rockseg.engine import batch, train
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("a.tif", "b.png", "c.jpg", "d.bmp", "notes.txt"):
+        (tmp_path / "images" / name).write_bytes(b"x")
+    for name in ("a.tif", "b.png", "c.png", "d.tif"):
+        (tmp_path / "labels" / name).write_bytes(b"x")
+    names = [p.name for p in batch.expand_inputs([tmp_path / "images"])]
+    assert names == ["a.tif", "b.png", "c.jpg", "d.bmp"]
+    images, labels = train.pairs_in_dir(tmp_path)
+    assert [p.name for p in images] == names
+    assert [p.name for p in labels] == ["a.tif", "b.png", "c.png", "d.tif"]

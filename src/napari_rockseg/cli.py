@@ -482,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     cb.set_defaults(func=cmd_combine)
 
     pr = sub.add_parser("predict", help="segment images")
-    pr.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    pr.add_argument("images", nargs="+",
+                    help="image files (TIFF, PNG, JPEG, BMP), folders of them or glob patterns")
     pr.add_argument("--out", required=True, type=Path, help="output folder")
     pr.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
     pr.add_argument("--data-bar", type=int)

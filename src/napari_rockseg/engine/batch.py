@@ -23,14 +23,15 @@ STREAM_MEGAPIXELS = 64.0
 
 
 def expand_inputs(items) -> list[Path]:
-    """Files, folders (their .tif/.tiff files) and glob patterns -> image paths."""
+    """Files, folders (their image files, :data:`io.IMAGE_SUFFIXES`) and glob patterns
+    -> image paths."""
     paths: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff"))
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in io.IMAGE_SUFFIXES)
             if not found:
-                raise InputError(f"{p} holds no .tif images")
+                raise InputError(f"{p} holds no images ({', '.join(io.IMAGE_SUFFIXES)})")
             paths += found
         elif any(ch in str(item) for ch in "*?[") and not p.exists():
             found = sorted(Path(q) for q in glob.glob(str(item)))

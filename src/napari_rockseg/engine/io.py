@@ -3,11 +3,13 @@
 Images come back as 2-D grey arrays with their physical pixel size (nm,
 from the microscope's own metadata -- Zeiss ``CZ_SEM``, FEI / Thermo Fisher
 ``[Scan] PixelWidth``, Tescan ``PixelSizeX`` in the TIFF or a ``.hdr`` file
-beside it -- else TIFF resolution / ImageJ tags with a real unit, else
-``None``).  Labels come back as integer masks through a
-:class:`~.classes.ClassScheme`.  Every write goes to a temporary name in
-the destination folder and is renamed, so a crash leaves the old file or
-the new one, never a torn one.
+beside it, the ``.txt`` file that Hitachi and JEOL SEMs save beside each
+image -- else TIFF resolution / ImageJ tags with a real unit, else
+``None``).  TIFF is read with tifffile; PNG, JPEG and BMP with Pillow.
+Labels come back as integer masks through a :class:`~.classes.ClassScheme`
+(TIFF, PNG or BMP; never JPEG, whose compression changes painted colours).
+Every write goes to a temporary name in the destination folder and is
+renamed, so a crash leaves the old file or the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -58,18 +60,53 @@ def _check_file(path) -> Path:
     return path
 
 
+#: image files read besides TIFF (through Pillow)
+OTHER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: the image files that folders and batch runs pick up
+IMAGE_SUFFIXES = (".tif", ".tiff") + OTHER_SUFFIXES
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"BM": "BMP"}
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in _TIFF_MAGIC
+
+
+def _read_pillow(path: Path) -> tuple[np.ndarray, bool]:
+    """Pixels of a PNG / JPEG / BMP (any format Pillow reads) and whether the format
+    is lossy: palettes become RGB(A), other colour models RGB, grey+alpha grey."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            lossy = im.format == "JPEG"
+            if getattr(im, "n_frames", 1) > 1:
+                raise InputError(f"{path} holds {im.n_frames} images; split it into single images")
+            if im.mode in ("P", "PA"):
+                im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+            elif im.mode == "LA":
+                im = im.convert("L")
+            elif im.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA"):
+                im = im.convert("RGB")
+            data = np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
+        if kind:
+            raise InputError(f"{path} is a {kind} file that cannot be decoded "
+                             f"(truncated or corrupt?): {exc}") from None
+        raise InputError(f"{path} is not an image file that can be read "
+                         "(TIFF, PNG, JPEG or BMP)") from None
+    return data, lossy
+
+
 def _open_tiff(path: Path) -> tifffile.TiffFile:
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # tifffile raises many types on bad bytes
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-        kind = ""
-        if head.startswith(b"\x89PNG"):
-            kind = " (it is a PNG file: save it as TIFF, or rename it to .png)"
-        elif head.startswith(b"\xff\xd8"):
-            kind = " (it is a JPEG file: save it as TIFF, or rename it to .jpg)"
-        raise InputError(f"{path} is not a readable TIFF{kind}: {exc}") from None
+        raise InputError(f"{path} is not a readable TIFF: {exc}") from None
     if not tif.pages:
         tif.close()
         raise InputError(f"{path} holds no image")
@@ -135,11 +172,43 @@ def _tescan_pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
     return None
 
 
+#: Hitachi SEMs save ``<stem>.txt`` beside each image: INI text whose
+#: ``[SemImageFile]`` section has ``PixelSize=`` in nm
+_HITACHI_PIXEL = re.compile(r"^\s*PixelSize\s*=\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)", re.M)
+#: JEOL SEMs save ``<stem>.txt`` with ``$$SM_MICRON_BAR`` (the scale bar's length in
+#: pixels) and ``$$SM_MICRON_MARKER`` (the length it stands for, e.g. ``5um``)
+_JEOL_BAR = re.compile(r"^\s*\$\$?SM_MICRON_BAR\s+([0-9.]+)", re.M)
+_JEOL_MARKER = re.compile(r"^\s*\$\$?SM_MICRON_MARKER\s+([0-9.]+)\s*(nm|um|µm|mm)\b", re.M | re.I)
+_MARKER_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6}
+
+
+def _sidecar_pixel_size(path: Path) -> float | None:
+    """Pixel size (nm) from the Hitachi or JEOL ``.txt`` file beside ``path``."""
+    for side in dict.fromkeys(path.with_suffix(s) for s in (".txt", ".TXT", ".Txt")):
+        if not side.is_file() or side.stat().st_size > 1_000_000:
+            continue
+        try:
+            text = side.read_bytes().decode("latin-1")
+        except OSError:
+            continue
+        value = None
+        m = _HITACHI_PIXEL.search(text)
+        if m and "[SemImageFile]" in text:
+            value = float(m.group(1))
+        bar, marker = _JEOL_BAR.search(text), _JEOL_MARKER.search(text)
+        if value is None and bar and marker and float(bar.group(1)) > 0:
+            marker_nm = float(marker.group(1)) * _MARKER_NM[marker.group(2).lower()]
+            value = marker_nm / float(bar.group(1))
+        if value is not None and 0.01 <= value <= 1e5:
+            return value
+    return None
+
+
 def _pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
     """The image's pixel size in nm: the microscope's own metadata first, then the
     TIFF resolution / ImageJ tags; None when nothing records a physical size."""
     return (_sem_pixel_size(tif) or _fei_pixel_size(tif) or _tescan_pixel_size(tif, path)
-            or _tag_pixel_size(tif))
+            or _sidecar_pixel_size(path) or _tag_pixel_size(tif))
 
 
 def _tag_pixel_size(tif: tifffile.TiffFile) -> float | None:
@@ -190,6 +259,11 @@ def to_grey(data: np.ndarray, colormap: np.ndarray | None = None) -> np.ndarray:
 def read_image(path, plane: int | None = None) -> SEMImage:
     """Read one SEM image as grey pixels with its pixel size (nm) when known."""
     path = _check_file(path)
+    if not _is_tiff(path):  # PNG, JPEG, BMP, whatever the file is called
+        if plane:
+            raise InputError(f"{path} holds one image; plane {plane} does not exist")
+        data, _ = _read_pillow(path)
+        return _grey_image(path, to_grey(data), data.shape, _sidecar_pixel_size(path), {})
     with _open_tiff(path) as tif:
         page, data = _page_array(path, tif)
         if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 and data.shape[0] in (3, 4) \
@@ -208,24 +282,27 @@ def read_image(path, plane: int | None = None) -> SEMImage:
                 f"{path} is a stack of {n_planes} images; split it into single images "
                 "(or open it in napari, where each plane can be segmented on its own)"
             )
-        if grey.ndim != 2:
-            raise InputError(
-                f"{path} has shape {data.shape}; expected one 2-D grey, palette or RGB image"
-            )
-        if grey.dtype.kind == "f":
-            bad = ~np.isfinite(grey)
-            if bad.all():
-                raise InputError(f"{path} holds no finite pixel values (all NaN or Inf)")
-            if bad.any():
-                grey = grey.copy()
-                grey[bad] = np.nanmedian(np.where(bad, np.nan, grey))
-        elif grey.dtype == bool:
-            grey = grey.astype(np.uint8) * 255
         pixel = _pixel_size(tif, path)
         meta = {}
         if tif.is_sem:
             meta = {k: v for k, v in (tif.sem_metadata or {}).items()
                     if isinstance(v, (tuple, list)) and len(v) >= 2}
+    return _grey_image(path, grey, data.shape, pixel, meta)
+
+
+def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: dict) -> SEMImage:
+    """The checks every image passes: one 2-D plane, finite values, a usable size."""
+    if grey.ndim != 2:
+        raise InputError(f"{path} has shape {shape}; expected one 2-D grey, palette or RGB image")
+    if grey.dtype.kind == "f":
+        bad = ~np.isfinite(grey)
+        if bad.all():
+            raise InputError(f"{path} holds no finite pixel values (all NaN or Inf)")
+        if bad.any():
+            grey = grey.copy()
+            grey[bad] = np.nanmedian(np.where(bad, np.nan, grey))
+    elif grey.dtype == bool:
+        grey = grey.astype(np.uint8) * 255
     if min(grey.shape) < 8:
         raise InputError(f"{path} is only {grey.shape[1]} x {grey.shape[0]} pixels; too small to segment")
     return SEMImage(np.ascontiguousarray(grey), pixel, path, meta)
@@ -238,6 +315,9 @@ def open_lazy(path) -> SEMImage:
     import zarr
 
     path = _check_file(path)
+    if not _is_tiff(path):
+        raise InputError(f"{path} is not a TIFF; only TIFF files can be opened lazily "
+                         "(block by block)")
     with _open_tiff(path) as tif:
         page = tif.pages[0]
         if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not is_grey_ramp(page.colormap):
@@ -250,25 +330,31 @@ def open_lazy(path) -> SEMImage:
 
 
 def read_labels(path, scheme: ClassScheme, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a label mask: a colour overlay (palette or RGB TIFF, decoded through
-    ``scheme``) or an integer TIFF with values 0..K used as they are."""
+    """Read a label mask: a colour overlay (palette or RGB TIFF / PNG / BMP, decoded
+    through ``scheme``) or an integer image with values 0..K used as they are."""
     path = _check_file(path)
-    with _open_tiff(path) as tif:
-        page, data = _page_array(path, tif)
-        palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None
-        if palette:
-            rgb = (page.colormap >> 8).astype(np.uint8).T[data]
-            labels = scheme.decode_colors(rgb)
-        elif data.ndim == 3 and data.shape[-1] in (3, 4) and data.dtype == np.uint8:
-            labels = scheme.decode_colors(data[..., :3])
-        elif data.ndim == 2 and data.dtype.kind in "iub":
-            scheme.check_labels(data, what=str(path))
-            labels = data.astype(np.uint8)
-        else:
+    if _is_tiff(path):
+        with _open_tiff(path) as tif:
+            page, data = _page_array(path, tif)
+            if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+                data = (page.colormap >> 8).astype(np.uint8).T[data]  # colours, decoded below
+    else:
+        data, lossy = _read_pillow(path)
+        if lossy:
             raise InputError(
-                f"{path} has shape {data.shape} and type {data.dtype}; labels must be a colour "
-                "overlay (palette or RGB) or a 2-D integer image with values 0..K"
+                f"{path} is a JPEG: its compression changes the painted colours and values, so it "
+                "cannot hold labels; save the labels as TIFF or PNG"
             )
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and data.dtype == np.uint8:
+        labels = scheme.decode_colors(data[..., :3])
+    elif data.ndim == 2 and data.dtype.kind in "iub":
+        scheme.check_labels(data, what=str(path))
+        labels = data.astype(np.uint8)
+    else:
+        raise InputError(
+            f"{path} has shape {data.shape} and type {data.dtype}; labels must be a colour "
+            "overlay (palette or RGB) or a 2-D integer image with values 0..K"
+        )
     if shape is not None and labels.shape != tuple(shape):
         raise InputError(
             f"{path} is {labels.shape[1]} x {labels.shape[0]} pixels but its image is "

@@ -27,7 +27,7 @@ from .ensemble import Bag, Ensemble, NetModel
 from .errors import InputError
 from .events import Progress
 from .info import ModelInfo
-from .io import SEMImage, atomic_path, resolve_data_bar, valid_mask
+from .io import IMAGE_SUFFIXES, SEMImage, atomic_path, resolve_data_bar, valid_mask
 from .losses import binary_focal_dice, multiclass_loss
 from .nets import UNet
 from .predict import autocast, autocast_dtype, resolve_device
@@ -632,10 +632,9 @@ def pairs_in_dir(data_dir) -> tuple[list[Path], list[Path]]:
     idir, ldir = d / "images", d / "labels"
     if not idir.is_dir() or not ldir.is_dir():
         raise InputError(f"{d} must hold the folders images/ and labels/ with matching file names")
-    exts = {".tif", ".tiff", ".png"}
-    images = sorted(p for p in idir.iterdir() if p.suffix.lower() in exts)
+    images = sorted(p for p in idir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise InputError(f"{idir} holds no .tif images")
+        raise InputError(f"{idir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     labels = []
     for p in images:
         lp = ldir / p.name
