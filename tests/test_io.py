@@ -136,6 +136,15 @@ def test_png_jpeg_bmp_images_and_lossless_labels(tmp_path, real, test_pair):
         io.read_labels(tmp_path / "overlay.jpg", SHALE)
 
 
+def test_png_too_large_for_pillow_points_to_tiff(tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4,096 pixels > twice the limit
+    with pytest.raises(InputError, match="too large for Pillow.*TIFF"):
+        io.read_image(tmp_path / "big.png")
+
+
 def test_data_bar_detected_on_real_images(train_dir, real):
     assert io.detect_data_bar(real.data) == 80
     for path in sorted((train_dir / "images").glob("*.tif")):

@@ -90,6 +90,9 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bool]:
             elif im.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA"):
                 im = im.convert("RGB")
             data = np.asarray(im)
+    except Image.DecompressionBombError:
+        raise InputError(f"{path} is too large for Pillow to decode safely; save it as a (tiled) "
+                         "TIFF, which is read and segmented block by block") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         with open(path, "rb") as fh:
             head = fh.read(8)
