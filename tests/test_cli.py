@@ -29,7 +29,8 @@ def test_lda_reproduces_the_original_comparison(train_dir, test_dir, capsys):
     assert "fitted on" in out
 
 
-def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_dir, test_pair, tmp_path):
+def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_dir, test_pair,
+                                                                          tmp_path):
     """A training folder of PNG images with PNG integer labels trains the same model as
     the TIFF folder, and a BMP copy of the test image with a Hitachi .txt beside it is
     segmented as the TIFF is, pixel size included."""
@@ -48,14 +49,16 @@ def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_di
                      "--out", str(tmp_path / f"{name}.safetensors")]) == 0
     image = io.read_image(test_pair[0])
     Image.fromarray(image.data).save(tmp_path / "scan.bmp")
-    (tmp_path / "scan.txt").write_text("[SemImageFile]\r\nImageName=scan.bmp\r\nPixelSize=4.466\r\n")
+    hitachi = "[SemImageFile]\r\nImageName=scan.bmp\r\nPixelSize=4.466\r\n"
+    (tmp_path / "scan.txt").write_text(hitachi)
     results = {}
     for name, path in (("tif", test_pair[0]), ("png", tmp_path / "scan.bmp")):
         out = tmp_path / f"pred_{name}"
         assert main(["predict", str(path), "--out", str(out), "--quiet",
                      "--model", str(tmp_path / f"{name}.safetensors")]) == 0
         report = json.loads((out / f"{path.stem}.json").read_text())
-        results[name] = (io.read_labels(out / f"{path.stem}_labels.tif", SHALE), report["pixel_size_nm"])
+        labels = io.read_labels(out / f"{path.stem}_labels.tif", SHALE)
+        results[name] = (labels, report["pixel_size_nm"])
     assert np.array_equal(results["tif"][0], results["png"][0])
     assert results["png"][1] == pytest.approx(4.466) == results["tif"][1]
 
