@@ -90,6 +90,8 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bool]:
             elif im.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA"):
                 im = im.convert("RGB")
             data = np.asarray(im)
+            if not data.dtype.isnative:  # e.g. "I;16B": big-endian words
+                data = data.astype(data.dtype.newbyteorder("="))
     except Image.DecompressionBombError:
         raise InputError(f"{path} is too large for Pillow to decode safely; save it as a (tiled) "
                          "TIFF, which is read and segmented block by block") from None
