@@ -17,6 +17,12 @@
 # logs.tgz (logs, jobs.json with steps and seconds of every run, heldout.json/.txt) and
 # the all-image models as models.tar.* (15 MB parts); the fold models stay there (18 of
 # them at float16 are more than a call may bring back).
+# Other recipes: RECIPES (names in gpu_sweep.py), SPLITS=--folds-only (no all-image runs),
+# HELDOUT (the fold-model patterns scored as one bag, {i} = fold) and NAME. The shipped
+# recipe trained again (README, Third GPU session):
+#   RECIPES=S0,S1,S2,S3,L4,L5 SPLITS=--folds-only SWEEP=/tmp/sweep2 NAME="shipped recipe, rerun" \
+#   HELDOUT="/tmp/sweep2/folds/S0_{i}.safetensors ... /tmp/sweep2/folds/L5_{i}.safetensors" \
+#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 4.3
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
@@ -63,6 +69,6 @@ ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/held
   --name "$NAME" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
 echo "training and scoring took $(( $(date +%s) - t0 )) s"
 tar czf "$OUT/logs.tgz" -C "$SWEEP" logs jobs.json heldout.json heldout.txt mps.txt
-[ -z "$SPLITS" ] && tar cf - -C "$SWEEP" models/*_full.safetensors | split -b 15M - "$OUT/models.tar."
+[ -z "$SPLITS" ] && (cd "$SWEEP" && tar cf - models/*_full.safetensors) | split -b 15M - "$OUT/models.tar."
 ls -l "$OUT"
 exit 0
