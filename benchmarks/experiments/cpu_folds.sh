@@ -7,6 +7,8 @@
 #   benchmarks/experiments/cpu_folds.sh                                   # the members' recipe
 #   NAME=P8 ARGS="--pixel-size 8" benchmarks/experiments/cpu_folds.sh     # training images at 8 nm
 #   NAME=B1 ARGS="--blur 1" benchmarks/experiments/cpu_folds.sh           # sharpness augmentation
+# BASE replaces the recipe itself, e.g. the training defaults at a 10-minute budget:
+#   NAME=DEF BASE="--minutes 10" benchmarks/experiments/cpu_folds.sh
 # Then:
 #   python benchmarks/experiments/heldout_tta.py "runs/cpufold/U0_{i}.safetensors"
 #   python benchmarks/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only
@@ -19,7 +21,8 @@ for i in 1 2 3; do
   rest=$(for j in 1 2 3; do if [ $j != $i ]; then echo $j; fi; done)
   imgs=$(for j in $rest; do echo $T/images/$j.tif; done)
   labs=$(for j in $rest; do echo $T/labels/$j.tif; done)
-  rockseg train --method unet --patience 0 --seed 0 --steps 2600 --threads 2 ${ARGS:-} --images $imgs --labels $labs \
+  rockseg train ${BASE:---method unet --patience 0 --seed 0 --steps 2600} --threads 2 ${ARGS:-} \
+      --images $imgs --labels $labs \
       --out ${OUT:-runs/cpufold}/${NAME}_$((i-1)).safetensors > ${OUT:-runs/cpufold}/${NAME}_$((i-1)).log 2>&1
 done
 echo done

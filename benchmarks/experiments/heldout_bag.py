@@ -6,7 +6,12 @@ the fold (held-out training image i + 1); forests missing from runs/rf/ are trai
     python benchmarks/experiments/heldout_bag.py "/tmp/sweep/folds/B{k}_{i}.safetensors" --members 0-5 --json OUT.json
 
 ``{k}`` in a pattern is replaced by each of ``--members`` (a range ``a-b`` or a comma list);
-plain patterns are taken as they are. Prints the table row of the bag and per-class means.
+plain patterns are taken as they are. One pattern with ``--forest-weight 0`` scores that
+model file as it is (a U-Net, an ensemble or a bag with its own forest):
+
+    python benchmarks/experiments/heldout_bag.py "runs/budget10/DEF_{i}.safetensors" --forest-weight 0
+
+Prints the table row of the bag and per-class means.
 """
 import argparse
 import json
@@ -14,6 +19,8 @@ import sys
 
 import numpy as np
 from _folds import fold_bag, held_out_views, probabilities, score
+
+from napari_rockseg.engine import bundle
 
 TAGS = ("native", "zoom", "zoom+noise")
 
@@ -36,7 +43,10 @@ def main(argv=None):
     patterns = [q.replace("{k}", k) for q in a.patterns for k in (members(a.members) if "{k}" in q else [""])]
     res = {t: [] for t in TAGS}
     for i in range(3):
-        bag = fold_bag(patterns, i, a.forest_weight)
+        if len(patterns) == 1 and not a.forest_weight:  # one model file, scored as it is
+            bag = bundle.load_model(patterns[0].format(i=i))
+        else:
+            bag = fold_bag(patterns, i, a.forest_weight)
         for tag, img, lab, b, region in held_out_views(i, noisy=True):
             r = score(probabilities(bag, img, region), img, lab, b)
             res[tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
