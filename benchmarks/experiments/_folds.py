@@ -72,6 +72,26 @@ def held_out_views(i: int, noisy: bool = False):
     return out
 
 
+#: the views of ``held_out_views(i, noisy=True)``, in order, and the header of their table
+VIEWS = ("native", "zoom", "zoom+noise")
+VIEW_TABLE_HEAD = ("| {} | native 1 / 2 / 3 | mean | zoomed | mean | zoomed + noise | mean |\n"
+                   "|---|---|---|---|---|---|---|")
+
+
+def view_row(name: str, mious: dict) -> str:
+    """Table row of ``name``: per view of :data:`VIEWS`, the held-out images' mean IoUs
+    (``mious[view]``, images 1 / 2 / 3) and their mean."""
+    cells = []
+    for view in VIEWS:
+        cells += [" / ".join(f"{x:.3f}" for x in mious[view]), f"{np.mean(mious[view]):.3f}"]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def class_means(ious) -> str:
+    """Per-class IoU (mineral / organic / pores / clay) averaged over held-out images."""
+    return " / ".join(f"{x:.3f}" for x in np.mean(ious, 0))
+
+
 def fold_forest(i: int, trees: int = 20):
     """Fold ``i``'s forest (trained on the two other images, 11.16 nm per pixel, as the
     shipped forest), cached at :data:`FOLD_FOREST` (20 trees) or beside it."""

@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import held_out_views, probabilities, score
+from _folds import (
+    VIEW_TABLE_HEAD,
+    VIEWS,
+    class_means,
+    held_out_views,
+    probabilities,
+    score,
+    view_row,
+)
 
 from napari_rockseg.engine import bundle
 
@@ -22,7 +30,6 @@ bags = {"shipped recipe": "runs/foldbag/bag6rf_{i}.safetensors"}
 bags.update({d: f"{d}/bag_{{i}}.safetensors" for d in sys.argv[1:]})
 cache = Path("runs/members")
 cache.mkdir(parents=True, exist_ok=True)
-TAGS = ("native", "zoom", "zoom+noise")
 
 res, cls = {}, {}
 for i in range(3):
@@ -36,15 +43,9 @@ for i in range(3):
             res.setdefault((name, tag), []).append(r["miou"])
             cls.setdefault((name, tag), []).append(np.asarray(r["iou"]))
             print(f"fold {i} {tag:10s} {name:16s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-print("| bag of 6 + forest 0.2 | native 1 / 2 / 3 | mean | zoomed | mean | zoomed + noise | mean |")
-print("|---|---|---|---|---|---|---|")
+print(VIEW_TABLE_HEAD.format("bag of 6 + forest 0.2"))
 for name in bags:
-    cells = []
-    for tag in TAGS:
-        v = res[(name, tag)]
-        cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
-    print(f"| {name} | " + " | ".join(cells) + " |")
+    print(view_row(name, {tag: res[(name, tag)] for tag in VIEWS}))
 print("\nper class, mean over the held-out images (mineral / organic / pores / clay)")
 for name in bags:
-    print(name, "  ".join(f"{tag}: {' / '.join(f'{x:.3f}' for x in np.mean(cls[(name, tag)], 0))}"
-                          for tag in TAGS))
+    print(name, "  ".join(f"{tag}: {class_means(cls[(name, tag)])}" for tag in VIEWS))

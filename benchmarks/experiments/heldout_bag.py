@@ -18,11 +18,18 @@ import json
 import sys
 
 import numpy as np
-from _folds import fold_bag, held_out_views, probabilities, score
+from _folds import (
+    VIEW_TABLE_HEAD,
+    VIEWS,
+    class_means,
+    fold_bag,
+    held_out_views,
+    probabilities,
+    score,
+    view_row,
+)
 
 from napari_rockseg.engine import bundle
-
-TAGS = ("native", "zoom", "zoom+noise")
 
 
 def members(spec: str) -> list[str]:
@@ -41,7 +48,7 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write the scores here")
     a = p.parse_args(argv)
     patterns = [q.replace("{k}", k) for q in a.patterns for k in (members(a.members) if "{k}" in q else [""])]
-    res = {t: [] for t in TAGS}
+    res = {t: [] for t in VIEWS}
     for i in range(3):
         if len(patterns) == 1 and not a.forest_weight:  # one model file, scored as it is
             bag = bundle.load_model(patterns[0].format(i=i))
@@ -51,17 +58,11 @@ def main(argv=None):
             r = score(probabilities(bag, img, region), img, lab, b)
             res[tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
             print(f"fold {i} {tag:10s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    cells = []
-    for tag in TAGS:
-        v = [r["miou"] for r in res[tag]]
-        cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
-    print("| bag + forest | native 1 / 2 / 3 | mean | zoomed | mean | zoomed + noise | mean |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {a.name} | " + " | ".join(cells) + " |")
+    print(VIEW_TABLE_HEAD.format("bag + forest"))
+    print(view_row(a.name, {t: [r["miou"] for r in res[t]] for t in VIEWS}))
     print("per class, mean over the held-out images (mineral / organic / pores / clay)")
-    for tag in TAGS:
-        m = np.mean([r["iou"] for r in res[tag]], 0)
-        print(f"  {tag}: {' / '.join(f'{x:.3f}' for x in m)}")
+    for tag in VIEWS:
+        print(f"  {tag}: {class_means([r['iou'] for r in res[tag]])}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"patterns": patterns, "forest_weight": a.forest_weight, "scores": res}, f, indent=1)
