@@ -60,10 +60,8 @@ def _check_file(path) -> Path:
     return path
 
 
-#: image files read besides TIFF (through Pillow)
-OTHER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-#: the image files that folders and batch runs pick up
-IMAGE_SUFFIXES = (".tif", ".tiff") + OTHER_SUFFIXES
+#: the image files that folders and batch runs pick up (all but TIFF read through Pillow)
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"BM": "BMP"}
 

@@ -135,12 +135,13 @@ def predict_proba(model, x: np.ndarray, tile: int = TILE, overlap: int = OVERLAP
     fmt = torch.channels_last if CHANNELS_LAST else torch.contiguous_format
     model.to(dev, memory_format=fmt).eval()
     t0 = time.perf_counter()
+    amp = autocast(dev)  # resolved once per image, entered per batch
     with torch.inference_mode():
         for i in range(0, len(coords), batch_size):
             chunk = coords[i:i + batch_size]
             batch = np.stack([xp[y:y + th, xx:xx + tw] for y, xx in chunk])[:, None]
             xb = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(dev).contiguous(memory_format=fmt)
-            with autocast(dev):
+            with amp:
                 probs = tile_probabilities(model, xb, tta).float().cpu().numpy()
             for (y, xx), p in zip(chunk, probs):
                 acc[:, y:y + th, xx:xx + tw] += p * weight
