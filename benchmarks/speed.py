@@ -1,7 +1,7 @@
 """Speed benchmark: prediction and training throughput of our default model
 against the original work's configuration, on the same machine in one run.
 
-    python benchmarks/speed.py [--sizes 1 16 64] [--threads N] [--skip-options]
+    python benchmarks/speed.py [--sizes 1 16 64] [--threads N] [--skip-options] [--device cuda]
 
 Every measurement runs in its own subprocess so that its peak RSS is its own.
 The original approach is timed with its network configuration and random
@@ -11,6 +11,9 @@ multi-class member, the synthesizer on their 8 maps), each run on the whole
 image in one forward pass.  Ours: the shipped default (a bag of U-Nets of
 width 16), tiled and blended, at the model's pixel size (the input is not resampled,
 so megapixels per second compare like with like).
+With ``--device cuda`` both run on the GPU (after a warm-up prediction, so that CUDA's
+start-up is not timed), the table adds the peak GPU memory and a row of ours on the
+CPU's cores in the same run, and the "batch 8" option row replaces "contiguous".
 """
 
 from __future__ import annotations
@@ -28,6 +31,30 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve()
+
+
+#: where the cases run (``--device``; passed to the case subprocesses in RS_DEVICE)
+DEVICE = os.environ.get("RS_DEVICE", "cpu")
+
+
+def _gpu_peak_mb() -> float | None:
+    import torch
+
+    if DEVICE != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _warm_up(model) -> None:
+    """One small prediction first on a GPU: CUDA's context and kernels load on first use."""
+    if DEVICE == "cuda":
+        from napari_rockseg.engine.events import drain
+        from napari_rockseg.engine.io import SEMImage
+        from napari_rockseg.engine.predict import segment
+
+        img = np.zeros((256, 256), np.uint8)
+        drain(segment(model, SEMImage(img, model.info.pixel_size_nm), data_bar=0, device=DEVICE))
 
 
 def peak_rss_mb() -> float:
@@ -89,6 +116,10 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     model, what = ours_model()
     if option == "contiguous":
         predict.CHANNELS_LAST = False
+    device = "cpu" if option == "cpu" else DEVICE
+    batch = 8 if option == "b8" else predict.BATCH
+    if device == "cuda":
+        _warm_up(model)
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
     h, w = side * 3 // 4, side
     img = (np.random.default_rng(0).random((h, w)) * 255).astype(np.uint8)
@@ -96,13 +127,14 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     t0 = time.perf_counter()
     if option in ("fp32", "bf16"):  # else the default, ROCKSEG_PRECISION=auto
         os.environ["ROCKSEG_PRECISION"] = option
-    seg = drain(segment(model, image, data_bar=0, tta=tta))
+    seg = drain(segment(model, image, data_bar=0, tta=tta, device=device, batch_size=batch))
     dt = time.perf_counter() - t0
     if os.environ.get("RS_LABELS_OUT"):
         np.save(os.environ["RS_LABELS_OUT"], seg.labels)
-    dtype = predict.autocast_dtype(torch.device("cpu"))
+    dtype = predict.autocast_dtype(torch.device(device))
     return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
-            "precision": "float32" if dtype is None else str(dtype).removeprefix("torch.")}
+            "precision": "float32" if dtype is None else str(dtype).removeprefix("torch."),
+            "gpu_mb": _gpu_peak_mb() if device == "cuda" else None}
 
 
 def case_predict_stream(mp: float) -> dict:
@@ -130,9 +162,10 @@ def case_predict_stream(mp: float) -> dict:
         rss_before = peak_rss_mb()
         image = open_lazy(src)
         image.pixel_size_nm = model.info.pixel_size_nm
+        _warm_up(model)
         t0 = time.perf_counter()
         trace = []  # (fraction of blocks done, resident MB): flat when nothing accumulates
-        gen = segment_to_file(model, image, Path(d) / "labels.tif", data_bar=0)
+        gen = segment_to_file(model, image, Path(d) / "labels.tif", data_bar=0, device=DEVICE)
         try:
             while True:
                 ev = next(gen)
@@ -142,7 +175,7 @@ def case_predict_stream(mp: float) -> dict:
         dt = time.perf_counter() - t0
     at = {q: next((mb for f, mb in trace if f >= q), trace[-1][1]) for q in (0.25, 0.5, 1.0)}
     return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
-            "rss_at": at, "blocks": len(trace), "what": what}
+            "rss_at": at, "blocks": len(trace), "what": what, "gpu_mb": _gpu_peak_mb()}
 
 
 def case_predict_original(mp: float) -> dict:
@@ -151,14 +184,22 @@ def case_predict_original(mp: float) -> dict:
     members, synth = original_nets()
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
     h, w = side * 3 // 4, side
+
+    def run(x):
+        with torch.inference_mode():
+            maps = [torch.sigmoid(m(x)) for m in members[:4]] + [torch.softmax(members[4](x), 1)]
+            return synth(torch.cat(maps, 1)).argmax(1).cpu()  # .cpu() waits for the GPU
+
+    for net in (*members, synth):
+        net.to(DEVICE)
+    if DEVICE == "cuda":
+        run(torch.rand(1, 3, 256, 256, device=DEVICE))
     x = torch.rand(1, 3, h, w)
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        maps = [torch.sigmoid(m(x)) for m in members[:4]] + [torch.softmax(members[4](x), 1)]
-        out = synth(torch.cat(maps, 1)).argmax(1)
+    out = run(x.to(DEVICE))
     dt = time.perf_counter() - t0
     del out
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb()}
+    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "gpu_mb": _gpu_peak_mb()}
 
 
 def case_train_ours(steps: int) -> dict:
@@ -212,7 +253,7 @@ def case_train_original(steps: int) -> dict:
 
 
 def run_case(args_list, threads, labels_out=None) -> dict:
-    env = dict(os.environ)
+    env = dict(os.environ, RS_DEVICE=DEVICE)
     if labels_out:
         env["RS_LABELS_OUT"] = str(labels_out)
     if threads:
@@ -225,6 +266,7 @@ def run_case(args_list, threads, labels_out=None) -> dict:
 
 
 def main(argv=None):
+    global DEVICE
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=float, nargs="+", default=[1, 16, 64], help="megapixels (streaming path)")
     p.add_argument("--threads", type=int)
@@ -232,8 +274,11 @@ def main(argv=None):
     p.add_argument("--skip-options", action="store_true")
     p.add_argument("--parts", nargs="+", default=["predict", "train", "stream"],
                    choices=["predict", "train", "stream"])
+    p.add_argument("--device", choices=["cpu", "cuda"], default=DEVICE,
+                   help="where prediction runs (training rows always run on the CPU)")
     p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    DEVICE = args.device
     if args.case:
         import torch
 
@@ -251,7 +296,10 @@ def main(argv=None):
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"threads {args.threads or torch.get_num_threads()}\n")
+          f"threads {args.threads or torch.get_num_threads()}")
+    if DEVICE == "cuda":
+        print(f"prediction on {torch.cuda.get_device_name(0)}")
+    print()
     if "predict" in args.parts:
         predict_table(args)
     if "train" in args.parts:
@@ -266,9 +314,11 @@ def predict_table(args):
     content; "same labels" compares each option with the default run's labels."""
     import tempfile
 
-    print("## Prediction of a 1024 x 768 image\n")
-    print("| approach | seconds | megapixels/s | peak RSS (MB) | speed-up | same labels as default |")
-    print("|---|---|---|---|---|---|")
+    gpu = DEVICE == "cuda"
+    print(f"## Prediction of a 1024 x 768 image{' on the GPU' if gpu else ''}\n")
+    print(f"| approach | seconds | megapixels/s | peak RSS (MB) |{' peak GPU (MB) |' if gpu else ''} "
+          "speed-up | same labels as default |")
+    print(f"|---|---|---|---|{'---|' if gpu else ''}---|---|")
     tmp = Path(tempfile.mkdtemp())
     orig = run_case(["original", 0.786432], args.threads)
     rows = [("original: 6 U-Nets, width 64, whole image", orig, None)]
@@ -277,12 +327,18 @@ def predict_table(args):
                  "default"))
     rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads, tmp / "tta.npy"),
                  "tta"))
-    if not args.skip_options:
+    if not args.skip_options and gpu:
+        rows.append(("ours, 8 tiles per batch (`--batch-size 8`)",
+                     run_case(["ours", 0.786432, 0, "b8"], args.threads, tmp / "b8.npy"), "b8"))
+    elif not args.skip_options:
         rows.append(("ours, contiguous (not channels-last) memory",
                      run_case(["ours", 0.786432, 0, "contiguous"], args.threads, tmp / "contiguous.npy"),
                      "contiguous"))
         rows.append(("ours, float32 (`--precision fp32`)", run_case(["ours", 0.786432, 0, "fp32"], args.threads,
                                                                     tmp / "fp32.npy"), "fp32"))
+    if gpu:
+        rows.append((f"ours on the CPU ({args.threads or os.cpu_count()} threads), same run",
+                     run_case(["ours", 0.786432, 0, "cpu"], args.threads, tmp / "cpu.npy"), "cpu"))
     base = np.load(tmp / "default.npy") if (tmp / "default.npy").exists() else None
     for name, r, key in rows:
         if "error" in r:
@@ -292,7 +348,9 @@ def predict_table(args):
         same = ""
         if key and base is not None and (tmp / f"{key}.npy").exists():
             same = f"{100 * (np.load(tmp / f'{key}.npy') == base).mean():.2f} %"
-        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} | {ratio} | {same} |")
+        mem = f" {r['gpu_mb']:.0f} |" if gpu and r.get("gpu_mb") else (" |" if gpu else "")
+        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} |{mem} "
+              f"{ratio} | {same} |")
 
 
 def train_table(args):
@@ -308,18 +366,21 @@ def train_table(args):
 
 
 def stream_table(args):
-    print("\n## Memory and time against image size (block-by-block path, tiled TIFF in and out)\n")
+    on = " on the GPU" if DEVICE == "cuda" else ""
+    print(f"\n## Memory and time against image size (block-by-block path, tiled TIFF in and out{on})\n")
+    gpu = DEVICE == "cuda"
     print("| megapixels | blocks | seconds | seconds per megapixel | peak RSS (MB) "
-          "| resident MB after 25 % / 50 % / 100 % of the blocks |")
-    print("|---|---|---|---|---|---|")
+          f"| resident MB after 25 % / 50 % / 100 % of the blocks |{' peak GPU (MB) |' if gpu else ''}")
+    print(f"|---|---|---|---|---|---|{'---|' if gpu else ''}")
     for mp in args.sizes:
         r = run_case(["stream", mp], args.threads)
         if "error" in r:
             print(f"| {mp:g} | failed: {r['error']} | | | | |")
             continue
         at = " / ".join(f"{v:.0f}" for v in r["rss_at"].values())
+        mem = f" {r['gpu_mb']:.0f} |" if gpu else ""
         print(f"| {r['mp']:.1f} | {r['blocks']} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | "
-              f"{r['rss_mb']:.0f} | {at} |", flush=True)
+              f"{r['rss_mb']:.0f} | {at} |{mem}", flush=True)
 
 
 if __name__ == "__main__":

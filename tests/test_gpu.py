@@ -1,7 +1,9 @@
-"""On a CUDA machine: mixed-precision training and prediction give the CPU's results."""
+"""On a CUDA machine: mixed-precision training and prediction give the CPU's results, and the
+shipped default segments the sample test image on the GPU as on the CPU."""
 
 import numpy as np
 import pytest
+import tifffile
 
 from napari_rockseg.engine import train
 from napari_rockseg.engine.analysis import per_class_iou
@@ -27,3 +29,24 @@ def test_cuda_training_with_mixed_precision_learns_and_predicts_like_cpu():
     assert per_class_iou(gpu, labels, 3).min() > 0.9
     assert (gpu == cpu).mean() > 0.995
     assert np.array_equal(gpu.shape, labels.shape)
+
+
+def test_shipped_default_segments_the_test_image_on_cuda_as_on_the_cpu(test_pair, tmp_path, capsys):
+    """The command line on a GPU: `rockseg predict --device cuda` (float16) gives the CPU's
+    labels on the sample test image, and the same score."""
+    import json
+
+    from napari_rockseg.cli import main
+
+    scores, labels = {}, {}
+    for dev in ("cuda", "cpu"):
+        out = tmp_path / dev
+        assert main(["predict", str(test_pair[0]), "--out", str(out), "--device", dev, "--quiet"]) == 0
+        capsys.readouterr()
+        pred = out / f"{test_pair[0].stem}_labels.tif"
+        assert main(["evaluate", str(pred), str(test_pair[1]), "--json"]) == 0
+        scores[dev] = json.loads(capsys.readouterr().out)
+        labels[dev] = tifffile.imread(pred)
+    assert (labels["cuda"] == labels["cpu"]).mean() > 0.99
+    assert scores["cuda"]["miou"] == pytest.approx(scores["cpu"]["miou"], abs=0.005)
+    assert scores["cuda"]["miou"] > 0.61 and min(scores["cuda"]["iou"]) > 0.40, scores

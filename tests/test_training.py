@@ -279,7 +279,7 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     rf = RandomForestClassifier(n_estimators=7, max_depth=9, random_state=0).fit(x, y)
     arrays = PixelForest._flatten(rf, 4)
     test = rng.normal(0, 1, (100_000, 5)).astype(np.float32)  # more rows than one chunk
-    ours = forest_probabilities(arrays, test)  # chunks on two threads
+    ours = forest_probabilities(arrays, test, workers=2)  # chunks on two threads
     assert np.array_equal(ours, forest_probabilities(arrays, test, workers=1))
     theirs = rf.predict_proba(test)
     assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)

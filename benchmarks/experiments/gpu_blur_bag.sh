@@ -23,6 +23,9 @@
 #   RECIPES=S0,S1,S2,S3,L4,L5 SPLITS=--folds-only SWEEP=/tmp/sweep2 NAME="shipped recipe, rerun" \
 #   HELDOUT="/tmp/sweep2/folds/S0_{i}.safetensors ... /tmp/sweep2/folds/L5_{i}.safetensors" \
 #   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 4.3
+# The same recipe with the Lovasz-softmax loss added (README, Fourth GPU session):
+#   RECIPES=Z0,Z1,Z2,Z3,Z4,Z5 HELDOUT="/tmp/sweep/folds/Z{k}_{i}.safetensors" NAME="Z0-Z5 (Lovasz)" \
+#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}

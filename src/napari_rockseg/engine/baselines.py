@@ -96,12 +96,17 @@ def pixel_features(x: np.ndarray, sigma_max: float = 16.0) -> np.ndarray:
                                      sigma_min=1.0, sigma_max=sigma_max, workers=2).astype(np.float32, copy=False)
 
 
-def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: int = 2) -> np.ndarray:
+def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: int | None = None) -> np.ndarray:
     """(N, K) class probabilities of N feature rows ``f`` from the flat tree arrays ``a``
     (``PixelForest._flatten``).  Every row walks each tree for its full depth (a leaf
     points to itself), with flat ``take`` gathers on cache-sized chunks: 2x faster than
-    2-D fancy indexing, the same result.  Chunks go to ``workers`` threads (numpy lets
-    go of the GIL in these gathers: 1.65x faster on two cores, the same result)."""
+    2-D fancy indexing, the same result.  Chunks go to ``workers`` threads, by default
+    torch's thread count (``--threads``; numpy lets go of the GIL in these gathers: 1.65x
+    faster on two cores, the same result)."""
+    if workers is None:
+        import torch
+
+        workers = torch.get_num_threads()
     nf = f.shape[1]
     k = a["value"].shape[1]
     children = np.stack([a["right"], a["left"]], 1).ravel().astype(np.int64)  # [2 * node + go_left]

@@ -111,6 +111,37 @@ def focal_dice(logits, labels, alpha=None, gamma: float = 2.0, dice_weight: floa
     return focal(logits, labels, alpha, gamma) + dice_weight * soft_dice(logits, labels)
 
 
+def lovasz_softmax(logits, labels):
+    """Lovasz-softmax loss (Berman et al. 2018): the convex extension of 1 - IoU, averaged
+    over the classes present in the batch's labels, on labelled pixels.  For hard
+    (one-hot) probabilities it equals 1 - IoU of each class exactly, so it optimises the
+    measure the project is scored with rather than a surrogate of it."""
+    valid, target = _split(logits, labels)
+    if not valid.any():
+        return _zero(logits)
+    k = logits.shape[1]
+    keep = valid.reshape(-1)
+    p = torch.softmax(logits.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, k)[keep]
+    t = target.reshape(-1)[keep]
+    per_class = []
+    for c in range(k):
+        fg = (t == c).float()
+        if not fg.any():
+            continue
+        err, order = torch.sort((fg - p[:, c]).abs(), descending=True)
+        fg = fg[order]
+        # 1 - IoU after the first i errors, and its increments: the extension's gradient
+        n_fg = fg.sum()
+        jaccard = 1 - (n_fg - fg.cumsum(0)) / (n_fg + (1 - fg).cumsum(0))
+        grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        per_class.append((err * grad).sum())  # not torch.dot: autocast would take it to float16
+    return torch.stack(per_class).mean()
+
+
+def focal_dice_lovasz(logits, labels, alpha=None, gamma: float = 2.0):
+    return focal_dice(logits, labels, alpha, gamma) + lovasz_softmax(logits, labels)
+
+
 # -- thin modules ----------------------------------------------------------
 class FocalDiceLoss(nn.Module):
     def __init__(self, alpha=None, gamma=2.0, dice_weight=1.0):
@@ -131,13 +162,18 @@ class BinaryFocalDiceLoss(nn.Module):
 
 
 def multiclass_loss(name: str, alpha=None, gamma: float = 2.0, class_weight=None):
-    """A loss ``f(logits, labels)`` by name: focal-dice, focal, ce, dice."""
+    """A loss ``f(logits, labels)`` by name: focal-dice, focal-dice-lovasz, focal, ce, dice,
+    lovasz."""
     if name == "focal-dice":
         return lambda lg, lb: focal_dice(lg, lb, alpha, gamma)
+    if name == "focal-dice-lovasz":
+        return lambda lg, lb: focal_dice_lovasz(lg, lb, alpha, gamma)
+    if name == "lovasz":
+        return lovasz_softmax
     if name == "focal":
         return lambda lg, lb: focal(lg, lb, alpha, gamma)
     if name == "ce":
         return lambda lg, lb: cross_entropy(lg, lb, class_weight)
     if name == "dice":
         return soft_dice
-    raise ValueError(f"unknown loss {name!r}; choose focal-dice, focal, ce or dice")
+    raise ValueError(f"unknown loss {name!r}; choose focal-dice, focal-dice-lovasz, focal, ce, dice or lovasz")
