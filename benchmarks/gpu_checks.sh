@@ -5,6 +5,7 @@
 # ../shared/data/shale-sem or gpu/shale-sem (copied there by hand and carried).
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR [SIZES...]     # sizes of the streaming rows, MP
+# PARTS picks the tables of speed.py (default: predict breakdown stream; stream needs zarr).
 set -u
 OUT=${1:?usage: gpu_checks.sh OUTDIR [SIZES...]}
 shift
@@ -64,6 +65,6 @@ EOF
   ) 2>&1 | tail -30 | tee -a "$OUT/gpu_tests.txt"
 fi
 echo "tests took $(( $(date +%s) - t0 )) s" | tee -a "$OUT/gpu_tests.txt"
-$PY benchmarks/speed.py --device cuda --parts predict stream --threads "$(nproc)" --sizes $SIZES \
+$PY benchmarks/speed.py --device cuda --parts ${PARTS:-predict breakdown stream} --threads "$(nproc)" --sizes $SIZES \
   2>&1 | tee "$OUT/speed_cuda.md"
 echo "checks took $(( $(date +%s) - t0 )) s"

@@ -137,6 +137,67 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
             "gpu_mb": _gpu_peak_mb() if device == "cuda" else None}
 
 
+def case_breakdown(mp: float) -> dict:
+    """Seconds of the parts of one prediction of the shipped default (median of 3 after a
+    warm-up): the U-Nets on DEVICE, the forest's features on the CPU (2 threads, as
+    shipped, and one per scale), its tree walk with numpy on the CPU and on DEVICE, and
+    ``segment`` end to end with the walk on DEVICE and on the CPU."""
+    import torch
+
+    from napari_rockseg.engine import baselines
+    from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.io import SEMImage
+    from napari_rockseg.engine.predict import predict_proba, resolve_device, segment
+
+    model, what = ours_model()
+    dev = resolve_device(DEVICE)
+    forest = model.forest
+    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
+    img = (np.random.default_rng(0).random((side * 3 // 4, side)) * 255).astype(np.uint8)
+    x = model.info.normalize(img, None)
+    features = baselines.pixel_features
+    spent = []
+
+    def timed(*a, **k):  # the features' share of the forest's time
+        t0 = time.perf_counter()
+        out = features(*a, **k)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    def median(fn, reps=3):
+        fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    def features_with(workers):
+        baselines.pixel_features = lambda x, s: timed(x, s, workers)
+        spent.clear()
+        total = median(lambda: forest.probabilities(x, device=torch.device("cpu")))
+        return sum(spent[len(spent) // 4:]) / 3, total  # per call (one per strip), warm-up left out
+
+    out = {"mp": img.size / 1e6, "what": what}
+    out["nets"] = median(lambda: drain(predict_proba(model, x, device=dev)))
+    n_scales = int(np.log2(forest.sigma_max)) + 1
+    out["features_2"], cpu_forest = features_with(2)
+    out["features_all"], _ = features_with(min(torch.get_num_threads(), n_scales))
+    out["walk_cpu"] = cpu_forest - out["features_2"]
+    baselines.pixel_features = lambda x, s: timed(x, s, 2)
+    spent.clear()
+    out["walk_device"] = median(lambda: forest.probabilities(x, device=dev)) - out["features_2"]
+    image = SEMImage(img, model.info.pixel_size_nm)
+    out["segment"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
+    blend = type(model).blend
+    type(model).blend = lambda self, p, x, device=None: blend(self, p, x, torch.device("cpu"))
+    out["segment_walk_cpu"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
+    type(model).blend = blend
+    out["n_scales"] = n_scales
+    return out
+
+
 def case_predict_stream(mp: float) -> dict:
     """Block-by-block prediction of a tiled TIFF on disk (the huge-image path)."""
     import tempfile
@@ -273,7 +334,7 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-options", action="store_true")
     p.add_argument("--parts", nargs="+", default=["predict", "train", "stream"],
-                   choices=["predict", "train", "stream"])
+                   choices=["predict", "train", "stream", "breakdown"])
     p.add_argument("--device", choices=["cpu", "cuda"], default=DEVICE,
                    help="where prediction runs (training rows always run on the CPU)")
     p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
@@ -287,6 +348,7 @@ def main(argv=None):
         name, *rest = args.case
         fn = {"ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
               "stream": lambda: case_predict_stream(float(rest[0])),
+              "breakdown": lambda: case_breakdown(float(rest[0])),
               "original": lambda: case_predict_original(float(rest[0])),
               "train_ours": lambda: case_train_ours(int(rest[0])),
               "train_original": lambda: case_train_original(int(rest[0]))}[name]
@@ -306,6 +368,8 @@ def main(argv=None):
         train_table(args)
     if "stream" in args.parts:
         stream_table(args)
+    if "breakdown" in args.parts:
+        breakdown_table(args)
     return 0
 
 
@@ -363,6 +427,29 @@ def train_table(args):
         print(f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
               f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |")
 
+
+
+def breakdown_table(args):
+    r = run_case(["breakdown", 0.786432], args.threads)
+    if "error" in r:
+        print(f"\nbreakdown failed: {r['error']}")
+        return
+    threads = args.threads or os.cpu_count()
+    print(f"\n## Where the time of one prediction goes ({r['mp']:.2f} MP at the model's scale, "
+          f"{r['what']}; median of 3)\n")
+    print("| part | seconds |")
+    print("|---|---|")
+    rows = [(f"the U-Nets, tiles on {DEVICE}", "nets"),
+            ("forest features on the CPU, 2 threads (as shipped)", "features_2"),
+            (f"forest features on the CPU, {min(threads, r['n_scales'])} threads (one per scale)", "features_all"),
+            (f"forest tree walk, numpy on the CPU ({threads} threads)", "walk_cpu"),
+            (f"forest tree walk, torch on {DEVICE}", "walk_device"),
+            (f"`segment` end to end, walk on {DEVICE}", "segment"),
+            ("`segment` end to end, walk on the CPU", "segment_walk_cpu")]
+    if DEVICE == "cpu":  # the walk is numpy's on the CPU
+        rows = [row for row in rows if row[1] not in ("walk_device", "segment")]
+    for name, key in rows:
+        print(f"| {name} | {r[key]:.3f} |")
 
 
 def stream_table(args):

@@ -50,3 +50,19 @@ def test_shipped_default_segments_the_test_image_on_cuda_as_on_the_cpu(test_pair
     assert (labels["cuda"] == labels["cpu"]).mean() > 0.99
     assert scores["cuda"]["miou"] == pytest.approx(scores["cpu"]["miou"], abs=0.005)
     assert scores["cuda"]["miou"] > 0.61 and min(scores["cuda"]["iou"]) > 0.40, scores
+
+
+def test_forest_walk_on_cuda_gives_the_cpu_probabilities(test_pair):
+    """The shipped bag's forest walks its trees on the GPU when the bag predicts there:
+    the same probabilities as numpy's walk on the CPU."""
+    import torch
+
+    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.io import read_image
+    from napari_rockseg.models import DEFAULT, model_path
+
+    model = load_model(model_path(DEFAULT))
+    x = model.info.normalize(read_image(test_pair[0]).data[:300, :400], None)
+    on_gpu = model.forest.probabilities(x, device=torch.device("cuda"))
+    on_cpu = model.forest.probabilities(x, device=torch.device("cpu"))
+    assert np.array_equal(on_gpu, on_cpu)

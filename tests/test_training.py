@@ -271,7 +271,7 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     own probabilities (classes missing from the training labels get 0)."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from napari_rockseg.engine.baselines import PixelForest, forest_probabilities
+    from napari_rockseg.engine.baselines import PixelForest, forest_probabilities, forest_probabilities_torch
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (3000, 5)).astype(np.float32)
@@ -281,6 +281,8 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     test = rng.normal(0, 1, (100_000, 5)).astype(np.float32)  # more rows than one chunk
     ours = forest_probabilities(arrays, test, workers=2)  # chunks on two threads
     assert np.array_equal(ours, forest_probabilities(arrays, test, workers=1))
+    # the walk a GPU does, run here by torch on the CPU: the same probabilities, bit for bit
+    assert np.array_equal(ours, forest_probabilities_torch(PixelForest(arrays=arrays).on_device("cpu"), test))
     theirs = rf.predict_proba(test)
     assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)
 

@@ -86,14 +86,15 @@ class GreyLDA:
         return cls(t["coef"], t["intercept"], t["classes"])
 
 
-def pixel_features(x: np.ndarray, sigma_max: float = 16.0) -> np.ndarray:
+def pixel_features(x: np.ndarray, sigma_max: float = 16.0, workers: int = 2) -> np.ndarray:
     """(H, W, F) multiscale grey, edge and texture features (as ilastik / APOC).  Two
     threads: as fast as one per core on two cores, with less memory in flight (a 2.7 MP
     strip: +550 MB against +770 MB)."""
     from skimage.feature import multiscale_basic_features
 
     return multiscale_basic_features(np.asarray(x, np.float32), intensity=True, edges=True, texture=True,
-                                     sigma_min=1.0, sigma_max=sigma_max, workers=2).astype(np.float32, copy=False)
+                                     sigma_min=1.0, sigma_max=sigma_max,
+                                     workers=workers).astype(np.float32, copy=False)
 
 
 def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: int | None = None) -> np.ndarray:
@@ -139,6 +140,28 @@ def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: in
     return out
 
 
+def forest_probabilities_torch(t: dict, f: np.ndarray) -> np.ndarray:
+    """``forest_probabilities`` on a torch device (a GPU): the same walk with the same
+    float32 comparisons and sums in the same order, so the same probabilities.  ``t`` is
+    ``PixelForest.on_device``'s tensors."""
+    import torch
+
+    dev = t["value"].device
+    ff = torch.from_numpy(np.ascontiguousarray(f, np.float32)).to(dev)
+    n, nf = ff.shape
+    flat = ff.reshape(-1)
+    base = torch.arange(n, device=dev, dtype=torch.int64) * nf
+    children, feature, threshold, value = t["children"], t["feature"], t["threshold"], t["value"]
+    acc = torch.zeros((n, value.shape[1]), dtype=torch.float32, device=dev)
+    for root in t["roots"]:
+        node = torch.full((n,), int(root), dtype=torch.int64, device=dev)
+        for _ in range(t["depth"]):
+            go_left = flat[base + feature[node]] <= threshold[node]
+            node = children[2 * node + go_left.long()]
+        acc += value[node]
+    return (acc / len(t["roots"])).cpu().numpy()
+
+
 class PixelForest:
     """Random forest on multiscale features of the normalised image.
 
@@ -152,6 +175,23 @@ class PixelForest:
         self.info = info or ModelInfo()
         self.arrays = arrays
         self.sigma_max = sigma_max
+        self._device_arrays = {}
+
+    def on_device(self, device) -> dict:
+        """The tree arrays as tensors on ``device``, made once per device."""
+        import torch
+
+        key = str(device)
+        if key not in self._device_arrays:
+            a = self.arrays
+            children = np.stack([a["right"], a["left"]], 1).ravel()  # [2 * node + go_left]
+            self._device_arrays[key] = {
+                "children": torch.from_numpy(children.astype(np.int64)).to(device),
+                "feature": torch.from_numpy(a["feature"].astype(np.int64)).to(device),
+                "threshold": torch.from_numpy(a["threshold"].astype(np.float32)).to(device),
+                "value": torch.from_numpy(a["value"].astype(np.float32)).to(device),
+                "roots": [int(r) for r in a["roots"]], "depth": int(a["depth"][0])}
+        return self._device_arrays[key]
 
     def fit(self, images, labels, per_class: int = 20000, n_trees: int = 60, max_depth: int = 14,
             seed: int = 0, progress=None) -> PixelForest:
@@ -212,11 +252,13 @@ class PixelForest:
                 "value": np.concatenate(val).astype(np.float32), "roots": np.array(roots, np.int32),
                 "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32)}
 
-    def probabilities(self, x: np.ndarray, rows: int = 256) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, rows: int = 256, device=None) -> np.ndarray:
         """(K, H, W) class probabilities of the normalised image ``x``, computed in strips
         of ``rows`` rows whose features see 4 sigma_max + 2 rows of context on each side
         (the Gaussians' reach): the same result as the whole image at once, while the
-        feature stack (20 floats per pixel) never holds more than one strip."""
+        feature stack (20 floats per pixel) never holds more than one strip.  The trees
+        are walked on ``device`` when it is a GPU (same result), else with numpy."""
+        gpu = device is not None and getattr(device, "type", str(device)) not in ("cpu", "auto")
         x = np.asarray(x, np.float32)
         h, w = x.shape
         k = self.arrays["value"].shape[1]
@@ -226,7 +268,11 @@ class PixelForest:
             y1 = min(h, y0 + rows)
             a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
             feats = pixel_features(x[a0:a1], self.sigma_max)[y0 - a0:y1 - a0]
-            p = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
+            feats = feats.reshape(-1, feats.shape[-1])
+            if gpu:
+                p = forest_probabilities_torch(self.on_device(device), feats)
+            else:
+                p = forest_probabilities(self.arrays, feats)
             out[:, y0:y1] = p.T.reshape(k, y1 - y0, w)
         return out
 

@@ -163,13 +163,14 @@ class Bag(nn.Module):
             total = total + torch.softmax(m(x).float(), dim=1)
         return total / len(self.members)
 
-    def blend(self, probs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def blend(self, probs: np.ndarray, x: np.ndarray, device=None) -> np.ndarray:
         """(K, H, W) probabilities of the members (``probs``) blended with the forest's
-        on the same normalised image ``x`` at the model's scale; unchanged without a forest."""
+        on the same normalised image ``x`` at the model's scale (its trees walked on
+        ``device`` if that is a GPU); unchanged without a forest."""
         if self.forest is None or self.forest_weight == 0:
             return probs
         w = self.forest_weight
-        out = self.forest.probabilities(x)
+        out = self.forest.probabilities(x, device=device)
         out *= w
         out += (1 - w) * probs
         return out

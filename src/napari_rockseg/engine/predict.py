@@ -196,15 +196,16 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
     if abs(factor - 1.0) > 0.02:
         shape = tuple(max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape)
         x = _resize(x, shape, order=1)
+    dev = resolve_device(device) if isinstance(device, str) else device
     if kind == "rf":
         yield Progress("predict", 0, 1, message="pixel features and forest")
-        probs = model.probabilities(x)
+        probs = model.probabilities(x, device=dev)
         yield Progress("predict", 1, 1)
     else:
-        probs = yield from predict_proba(model, x, tile, overlap, batch_size, device, tta)
+        probs = yield from predict_proba(model, x, tile, overlap, batch_size, dev, tta)
         if getattr(model, "forest", None) is not None:
             yield Progress("forest", 0, 1, message="pixel features and forest")
-            probs = model.blend(probs, x)
+            probs = model.blend(probs, x, dev)
             yield Progress("forest", 1, 1, message="pixel features and forest")
     if probs.shape[1:] != region.shape:
         probs = np.stack([_resize(p, region.shape, order=1) for p in probs])
