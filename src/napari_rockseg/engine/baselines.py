@@ -97,6 +97,11 @@ def pixel_features(x: np.ndarray, sigma_max: float = 16.0, workers: int = 2) -> 
                                      workers=workers).astype(np.float32, copy=False)
 
 
+def _child_table(a: dict) -> np.ndarray:
+    """Children of every node as one int64 table, indexed by ``2 * node + go_left``."""
+    return np.stack([a["right"], a["left"]], 1).ravel().astype(np.int64)
+
+
 def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: int | None = None) -> np.ndarray:
     """(N, K) class probabilities of N feature rows ``f`` from the flat tree arrays ``a``
     (``PixelForest._flatten``).  Every row walks each tree for its full depth (a leaf
@@ -110,7 +115,7 @@ def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: in
         workers = torch.get_num_threads()
     nf = f.shape[1]
     k = a["value"].shape[1]
-    children = np.stack([a["right"], a["left"]], 1).ravel().astype(np.int64)  # [2 * node + go_left]
+    children = _child_table(a)
     feature, threshold, value = a["feature"].astype(np.int64), a["threshold"], a["value"]
     out = np.zeros((f.shape[0], k), np.float32)
     depth = int(a["depth"][0])
@@ -184,9 +189,8 @@ class PixelForest:
         key = str(device)
         if key not in self._device_arrays:
             a = self.arrays
-            children = np.stack([a["right"], a["left"]], 1).ravel()  # [2 * node + go_left]
             self._device_arrays[key] = {
-                "children": torch.from_numpy(children.astype(np.int64)).to(device),
+                "children": torch.from_numpy(_child_table(a)).to(device),
                 "feature": torch.from_numpy(a["feature"].astype(np.int64)).to(device),
                 "threshold": torch.from_numpy(a["threshold"].astype(np.float32)).to(device),
                 "value": torch.from_numpy(a["value"].astype(np.float32)).to(device),
