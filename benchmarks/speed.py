@@ -140,8 +140,9 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
 def case_breakdown(mp: float) -> dict:
     """Seconds of the parts of one prediction of the shipped default (median of 3 after a
     warm-up): the U-Nets on DEVICE, the forest's features on the CPU (2 threads, as
-    shipped, and one per scale), its tree walk with numpy on the CPU and on DEVICE, and
-    ``segment`` end to end with the walk on DEVICE and on the CPU."""
+    shipped, and one per scale) and its tree walk with numpy, the forest on DEVICE
+    (features and walk with torch, used on a GPU), and ``segment`` end to end with the
+    forest on DEVICE and on the CPU."""
     import torch
 
     from napari_rockseg.engine import baselines
@@ -185,14 +186,13 @@ def case_breakdown(mp: float) -> dict:
     out["features_2"], cpu_forest = features_with(2)
     out["features_all"], _ = features_with(min(torch.get_num_threads(), n_scales))
     out["walk_cpu"] = cpu_forest - out["features_2"]
-    baselines.pixel_features = lambda x, s: timed(x, s, 2)
-    spent.clear()
-    out["walk_device"] = median(lambda: forest.probabilities(x, device=dev)) - out["features_2"]
+    baselines.pixel_features = features
+    out["forest_device"] = median(lambda: forest.probabilities(x, device=dev))
     image = SEMImage(img, model.info.pixel_size_nm)
     out["segment"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
     blend = type(model).blend
     type(model).blend = lambda self, p, x, device=None: blend(self, p, x, torch.device("cpu"))
-    out["segment_walk_cpu"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
+    out["segment_forest_cpu"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
     type(model).blend = blend
     out["n_scales"] = n_scales
     return out
@@ -443,11 +443,11 @@ def breakdown_table(args):
             ("forest features on the CPU, 2 threads (as shipped)", "features_2"),
             (f"forest features on the CPU, {min(threads, r['n_scales'])} threads (one per scale)", "features_all"),
             (f"forest tree walk, numpy on the CPU ({threads} threads)", "walk_cpu"),
-            (f"forest tree walk, torch on {DEVICE}", "walk_device"),
-            (f"`segment` end to end, walk on {DEVICE}", "segment"),
-            ("`segment` end to end, walk on the CPU", "segment_walk_cpu")]
-    if DEVICE == "cpu":  # the walk is numpy's on the CPU
-        rows = [row for row in rows if row[1] not in ("walk_device", "segment")]
+            (f"forest on {DEVICE}: features and tree walk with torch", "forest_device"),
+            (f"`segment` end to end, forest on {DEVICE}", "segment"),
+            ("`segment` end to end, forest on the CPU", "segment_forest_cpu")]
+    if DEVICE == "cpu":  # the forest is scikit-image's and numpy's on the CPU
+        rows = [row for row in rows if row[1] not in ("forest_device", "segment")]
     for name, key in rows:
         print(f"| {name} | {r[key]:.3f} |")
 

@@ -52,9 +52,10 @@ def test_shipped_default_segments_the_test_image_on_cuda_as_on_the_cpu(test_pair
     assert scores["cuda"]["miou"] > 0.61 and min(scores["cuda"]["iou"]) > 0.40, scores
 
 
-def test_forest_walk_on_cuda_gives_the_cpu_probabilities(test_pair):
-    """The shipped bag's forest walks its trees on the GPU when the bag predicts there:
-    the same probabilities as numpy's walk on the CPU."""
+def test_forest_on_cuda_gives_the_cpu_probabilities(test_pair):
+    """The shipped bag's forest computes its features and walks its trees on the GPU when
+    the bag predicts there: the CPU's probabilities up to float32 rounding of the features
+    (on the CPU, torch's features flip one tree's vote on 313 of 704,512 test pixels)."""
     import torch
 
     from napari_rockseg.engine.bundle import load_model
@@ -62,7 +63,8 @@ def test_forest_walk_on_cuda_gives_the_cpu_probabilities(test_pair):
     from napari_rockseg.models import DEFAULT, model_path
 
     model = load_model(model_path(DEFAULT))
-    x = model.info.normalize(read_image(test_pair[0]).data[:300, :400], None)
+    x = model.info.normalize(read_image(test_pair[0]).data[:688], None)
     on_gpu = model.forest.probabilities(x, device=torch.device("cuda"))
     on_cpu = model.forest.probabilities(x, device=torch.device("cpu"))
-    assert np.array_equal(on_gpu, on_cpu)
+    differ = np.abs(on_gpu - on_cpu).max(0) > 0
+    assert differ.mean() < 0.002 and np.abs(on_gpu - on_cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees

@@ -287,6 +287,39 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)
 
 
+def test_torch_features_match_scikit_image(test_pair):
+    """The features a GPU computes (torch), run here on the CPU, against scikit-image's on a
+    crop of the test image: the same to float32 rounding, in the same order."""
+    from napari_rockseg.engine.baselines import pixel_features, pixel_features_torch
+    from napari_rockseg.engine.io import read_image
+
+    x = (read_image(test_pair[0]).data[100:300, 200:500].astype(np.float32) - 128) / 40
+    ref = pixel_features(x)
+    ours = pixel_features_torch(x).numpy()
+    assert ours.shape == ref.shape == (200, 300, 20)
+    assert np.abs(ours - ref).max() < 1e-5 * max(1.0, np.abs(ref).max())
+    assert np.abs(pixel_features_torch(x, sigma_max=4).numpy() - pixel_features(x, 4)).max() < 1e-5
+
+
+def test_forest_on_the_gpu_path_gives_the_cpu_probabilities(test_pair, monkeypatch):
+    """The forest's GPU path (torch features and walk, strip by strip), run here with torch on
+    the CPU, gives the numpy path's probabilities up to one tree's vote on a few pixels."""
+    import torch
+
+    from napari_rockseg.engine import baselines
+    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.io import read_image
+    from napari_rockseg.models import DEFAULT, model_path
+
+    forest = load_model(model_path(DEFAULT)).forest
+    x = (read_image(test_pair[0]).data[:600, :500].astype(np.float32) - 128) / 40
+    cpu = forest.probabilities(x)
+    monkeypatch.setattr(baselines, "_is_gpu", lambda device: True)
+    gpu_path = forest.probabilities(x, device=torch.device("cpu"))
+    differ = np.abs(gpu_path - cpu).max(0) > 0
+    assert differ.mean() < 0.002 and np.abs(gpu_path - cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees
+
+
 def test_forest_in_strips_equals_the_whole_image_at_once():
     """The forest computes its features strip by strip (flat memory on big blocks); with
     the Gaussians' reach as context the probabilities equal the whole image's."""
