@@ -127,6 +127,27 @@ def test_segment_shows_the_pixel_size_and_takes_one_for_images_without_it(viewer
     assert np.mean(unknown != sample) > 0.01
 
 
+def test_segment_reads_the_pixel_size_beside_a_png_opened_by_napari(viewer, tmp_path, test_pair):
+    """A PNG opened by napari's own reader has no scale; the Segment widget finds the
+    pixel size in the Hitachi .txt beside the file, and none without it."""
+    from PIL import Image
+
+    from napari_rockseg._widgets.segment import SegmentWidget
+    from napari_rockseg.engine.io import read_image
+
+    grey = read_image(test_pair[0]).data
+    for name in ("with.png", "without.png"):
+        Image.fromarray(grey).save(tmp_path / name)
+    (tmp_path / "with.txt").write_text("[SemImageFile]\nPixelSize=4.466\n", encoding="latin-1")
+    w = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    for name, expected in (("with.png", 4.466), ("without.png", 0.0)):
+        layer = viewer.open(str(tmp_path / name), plugin="napari")[0]
+        assert float(layer.scale[-1]) == 1.0 and not layer.metadata.get("pixel_size_nm")
+        w.image.value = layer
+        assert w.pixel_size.value == pytest.approx(expected, abs=1e-3)
+
+
 def test_train_changes_the_model_and_plot_then_cancel(viewer, qtbot):
     from napari_rockseg._widgets._state import STORE
     from napari_rockseg._widgets.train import TrainWidget

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,7 @@ from magicgui.widgets import (
 from .._layers import labels_kwargs
 from ..engine.batch import STREAM_MEGAPIXELS
 from ..engine.ensemble import FUSIONS
-from ..engine.io import SEMImage
+from ..engine.io import SEMImage, sidecar_pixel_size
 from ..engine.predict import lazy_labels, resolve_device, segment
 from ._state import STORE
 from ._worker import RunPanel, notify_error
@@ -30,10 +31,15 @@ if TYPE_CHECKING:
 
 
 def pixel_size_of(layer) -> float | None:
-    """Pixel size in nm: the reader's metadata, else the layer's scale (set in nm by the reader)."""
+    """Pixel size in nm: the reader's metadata, else the layer's scale (set in nm by the
+    reader), else the Hitachi / JEOL ``.txt`` beside the file the layer was opened from
+    (a PNG, JPEG or BMP opened by napari's own reader)."""
     px = (layer.metadata or {}).get("pixel_size_nm")
     if px is None and float(layer.scale[-1]) != 1.0:
         px = float(layer.scale[-1])
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if px is None and path:
+        px = sidecar_pixel_size(Path(path))
     return px
 
 

@@ -185,7 +185,7 @@ _JEOL_MARKER = re.compile(r"^\s*\$\$?SM_MICRON_MARKER\s+([0-9.]+)\s*(nm|um|µm|m
 _MARKER_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6}
 
 
-def _sidecar_pixel_size(path: Path) -> float | None:
+def sidecar_pixel_size(path: Path) -> float | None:
     """Pixel size (nm) from the Hitachi or JEOL ``.txt`` file beside ``path``."""
     for side in dict.fromkeys(path.with_suffix(s) for s in (".txt", ".TXT", ".Txt")):
         if not side.is_file() or side.stat().st_size > 1_000_000:
@@ -211,7 +211,7 @@ def _pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
     """The image's pixel size in nm: the microscope's own metadata first, then the
     TIFF resolution / ImageJ tags; None when nothing records a physical size."""
     return (_sem_pixel_size(tif) or _fei_pixel_size(tif) or _tescan_pixel_size(tif, path)
-            or _sidecar_pixel_size(path) or _tag_pixel_size(tif))
+            or sidecar_pixel_size(path) or _tag_pixel_size(tif))
 
 
 def _tag_pixel_size(tif: tifffile.TiffFile) -> float | None:
@@ -266,7 +266,7 @@ def read_image(path, plane: int | None = None) -> SEMImage:
         if plane:
             raise InputError(f"{path} holds one image; plane {plane} does not exist")
         data, _ = _read_pillow(path)
-        return _grey_image(path, to_grey(data), data.shape, _sidecar_pixel_size(path), {})
+        return _grey_image(path, to_grey(data), data.shape, sidecar_pixel_size(path), {})
     with _open_tiff(path) as tif:
         page, data = _page_array(path, tif)
         if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 and data.shape[0] in (3, 4) \
