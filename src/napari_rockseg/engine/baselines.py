@@ -116,13 +116,24 @@ def _np_gradient(a, dim: int):
     return torch.cat([first, inner, last], dim)
 
 
+def _correlate(t, taps, dim: int):
+    """``t`` (padded by the taps' radius along ``dim``) correlated with ``taps`` as a sum of
+    shifted slices: plain float32 arithmetic, where a convolution on a GPU may run in TF32."""
+    n = t.shape[dim] - len(taps) + 1
+    out = t.narrow(dim, 0, n) * float(taps[0])
+    for i in range(1, len(taps)):
+        out = out + t.narrow(dim, i, n) * float(taps[i])
+    return out
+
+
 def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
     """``pixel_features`` computed with torch on ``device`` (for a GPU), as an (H, W, F)
     float32 tensor there: per scale the Gaussian-smoothed image (scipy's kernel, edges
     repeated as scikit-image's ``gaussian`` does), its Sobel magnitude and the two
     eigenvalues of its Hessian from numpy-style gradients, in scikit-image's order.
-    Float32 throughout, so the values differ from scikit-image's by rounding (at most
-    5e-7 on a training image); on a CPU scikit-image is faster (0.20 against 0.26 s)."""
+    Float32 throughout, with no convolution (a GPU may run those in TF32), so the values
+    differ from scikit-image's by rounding (at most 7e-7 on a training image).  The CPU
+    keeps scikit-image's features, with which every accuracy number was measured."""
     import torch
     import torch.nn.functional as F
 
@@ -133,10 +144,10 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
     feats = []
     with torch.inference_mode():
         for sigma in np.logspace(0, np.log2(sigma_max), num=n_scales, base=2):
-            k = torch.tensor(_gaussian_taps(sigma), dtype=torch.float32, device=t.device)
-            r = (k.numel() - 1) // 2
-            g = F.conv2d(F.pad(t, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-            g = F.conv2d(F.pad(g, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+            taps = _gaussian_taps(sigma)
+            r = (len(taps) - 1) // 2
+            g = _correlate(F.pad(t, (r, r, 0, 0), mode="replicate"), taps, 3)
+            g = _correlate(F.pad(g, (0, 0, r, r), mode="replicate"), taps, 2)
             p = F.pad(g, (1, 1, 1, 1), mode="replicate")  # scipy's "reflect" for one pixel
             d0 = p[..., 2:, :] - p[..., :-2, :]
             d0 = (d0[..., :-2] + 2 * d0[..., 1:-1] + d0[..., 2:]) / 4
