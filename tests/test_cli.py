@@ -307,6 +307,11 @@ def test_train_options_default_to_the_engine_defaults():
               "keep_confident", "stroke_share", "synth_share", "normalization", "seed",
               "checkpoint_every", "blur", "members"]
     assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}
+    # the loss names too (the Train widget takes them from losses.LOSSES)
+    from napari_rockseg.engine.losses import LOSSES
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    assert next(a for a in train_parser._actions if a.dest == "loss").choices == list(LOSSES)
     # on purpose: the command line trains one U-Net without early stopping (measured best on
     # held-out images at a 10-minute budget, README); the engine keeps the Paw-Net ensemble and
     # the early stopping that the Train widget's short fine-tuning runs use

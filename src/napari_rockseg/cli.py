@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stride", type=int, help="walk the original's stride grid instead of random crops")
     t.add_argument("--cutout", type=float, help="drop tiles where one class exceeds this fraction")
     t.add_argument("--loss", choices=["focal-dice", "focal-dice-lovasz", "focal", "ce", "dice", "lovasz"],
-                   default="focal-dice",
+                   default="focal-dice",  # losses.LOSSES (no torch for --help)
                    help="multi-class loss (losses.multiclass_loss); focal-dice-lovasz adds the "
                         "Lovasz-softmax IoU loss")
     t.add_argument("--alpha", help="focal alpha: one value, or one per class separated by commas")

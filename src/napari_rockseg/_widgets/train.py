@@ -13,6 +13,7 @@ from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpin
 from .._layers import labels_kwargs, scheme_of_layer
 from ..engine.bundle import save_model
 from ..engine.classes import SHALE
+from ..engine.losses import LOSSES
 from ..engine.train import TrainConfig, Trainer
 from ._plot import TrainingPlot
 from ._state import STORE
@@ -46,8 +47,7 @@ class TrainWidget(Container):
                     "half the crops are centred on your strokes (the rest of the image stays as it was). "
                     "Off: only the strokes (they are followed more, and the rest of the image can change). "
                     "Measured on held-out images: README, 'Correcting a segmentation'.")
-        self.loss = ComboBox(label="loss", value="focal-dice",
-                             choices=["focal-dice", "focal-dice-lovasz", "focal", "ce", "dice", "lovasz"])
+        self.loss = ComboBox(label="loss", value="focal-dice", choices=list(LOSSES))
         self.alpha = LineEdit(label="alpha", value="", tooltip="focal alpha: empty for automatic, one value, "
                                                                 "or one per class separated by commas")
         self.gamma = FloatSpinBox(label="gamma", value=2.0, min=0.0, max=10.0, step=0.5)

@@ -161,6 +161,10 @@ class BinaryFocalDiceLoss(nn.Module):
         return binary_focal_dice(logits, target, valid, self.alpha, self.gamma, self.dice_weight)
 
 
+#: the names ``multiclass_loss`` knows (``rockseg train --loss``, the Train widget)
+LOSSES = ("focal-dice", "focal-dice-lovasz", "focal", "ce", "dice", "lovasz")
+
+
 def multiclass_loss(name: str, alpha=None, gamma: float = 2.0, class_weight=None):
     """A loss ``f(logits, labels)`` by name: focal-dice, focal-dice-lovasz, focal, ce, dice,
     lovasz."""
@@ -176,4 +180,4 @@ def multiclass_loss(name: str, alpha=None, gamma: float = 2.0, class_weight=None
         return lambda lg, lb: cross_entropy(lg, lb, class_weight)
     if name == "dice":
         return soft_dice
-    raise ValueError(f"unknown loss {name!r}; choose focal-dice, focal-dice-lovasz, focal, ce, dice or lovasz")
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
