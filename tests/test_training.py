@@ -7,7 +7,7 @@ import torch
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.analysis import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
-from napari_rockseg.engine.errors import BundleError
+from napari_rockseg.engine.errors import BundleError, InputError
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.nets import UNet
@@ -141,6 +141,66 @@ def test_cancel_keeps_best_so_far_and_resume_matches_uninterrupted(tmp_path, sce
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_weight_average_follows_its_formula_and_is_put_in_and_taken_out():
+    net = UNet(1, 3, 4, 2)
+    avg = train.WeightAverage([net], 0.9)
+    expected = {k: v.clone() for k, v in net.state_dict().items()}
+    for n in range(1, 5):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        avg.update()
+        d = min(0.9, (1 + n) / (10 + n))
+        for k, v in net.state_dict().items():
+            expected[k] = d * expected[k] + (1 - d) * v if v.dtype.is_floating_point else v.clone()
+    raw = {k: v.clone() for k, v in net.state_dict().items()}
+    with avg.applied():
+        for k, v in net.state_dict().items():
+            assert torch.allclose(v, expected[k], atol=1e-6), k
+            if v.dtype.is_floating_point and k.endswith("weight"):
+                assert not torch.allclose(v, raw[k]), k
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, raw[k]), k
+    with pytest.raises(InputError, match="decay"):
+        train.WeightAverage([net], 1.0)
+
+
+def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, scene):
+    """``ema`` with no validation blocks: the model is the final moving average of the
+    weights, not the last weights; a run stopped and resumed ends with the same average."""
+    image, labels = scene
+    cfg = small_config(steps=40, eval_every=10, ema=0.9, checkpoint=str(tmp_path / "c.pt"),
+                       checkpoint_every=10)
+    trainer, full = fit(cfg, image, labels)
+    assert not any("miou" in h for h in trainer.history)  # nothing held back to validate
+    average = trainer.weight_average.shadow[0]
+    for k, v in full.net.state_dict().items():
+        assert torch.allclose(v, average[k].cpu()), k
+    _, plain = fit(small_config(steps=40, eval_every=10), image, labels)
+    differs = [not torch.allclose(a.float(), b.float(), atol=1e-4)
+               for a, b in zip(full.state_dict().values(), plain.state_dict().values())]
+    assert any(differs)
+    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
+    gen = trainer.run()
+    for ev in gen:
+        if ev.step == 20:
+            break
+    gen.close()
+    _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_no_validation_blocks_when_the_fraction_is_zero():
+    from napari_rockseg.engine.tiles import TrainImage, split_validation
+
+    item = TrainImage(np.zeros((512, 512), np.float32), np.ones((512, 512), np.uint8))
+    train_items, val = split_validation([item], 128, 0.0)
+    assert val == [] and (train_items[0].labels > 0).all()
+    train_items, val = split_validation([item], 128, 0.2)
+    assert len(val) == 3 and (train_items[0].labels == 0).mean() == pytest.approx(3 / 16)
 
 
 def test_unet_original_configuration_builds():

@@ -68,13 +68,18 @@ RECIPES = {
     # the same with the Lovasz-softmax IoU loss added to focal-dice
     **{f"Z{k}": f"--method unet --patience 0 --seed {k} --steps {n} --loss focal-dice-lovasz"
        for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    # the same with a moving average of the weights (decay 0.999) kept instead of the best
+    # validated weights, and no validation blocks held back: every labelled pixel trains
+    **{f"M{k}": f"--method unet --patience 0 --seed {k} --steps {n} --ema 0.999 --val-fraction 0"
+       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
 }
 #: bags scored besides the recipes: members' probabilities averaged
 BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1", "U2", "U3"], "U0+U1+W": ["U0", "U1", "W"], "E+U0+U1": ["E", "U0", "U1"],
         "L4+L5": ["L4", "L5"], "S0+S1+S2+S3": ["S0", "S1", "S2", "S3"],
         "S0+S1+S2+S3+L4+L5": ["S0", "S1", "S2", "S3", "L4", "L5"],
         "B0+...+B5": ["B0", "B1", "B2", "B3", "B4", "B5"],
-        "Z0+...+Z5": ["Z0", "Z1", "Z2", "Z3", "Z4", "Z5"]}
+        "Z0+...+Z5": ["Z0", "Z1", "Z2", "Z3", "Z4", "Z5"],
+        "M0+...+M5": ["M0", "M1", "M2", "M3", "M4", "M5"]}
 FUSIONS = ("mean", "stacked", "binary")
 SPLITS = ["0", "1", "2", "full"]  # --folds-only drops "full"
 

@@ -112,7 +112,8 @@ def cmd_train(args):
         checkpoint_every=args.checkpoint_every, lr=args.lr, finetune_lr=args.finetune_lr,
         keep_confident=args.keep_confident, stroke_share=args.stroke_share, normalization=args.normalization,
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
-        trees=args.trees, forest_weight=args.forest_weight, precision=args.precision,
+        trees=args.trees, forest_weight=args.forest_weight, precision=args.precision, ema=args.ema,
+        val_fraction=args.val_fraction,
     )
     import shlex
 
@@ -446,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=0,
                    help="stop a stage after this many validations without a better score (default 0: "
                         "never; the best validated weights are kept)")
+    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and keep an exponential moving average of the weights with this decay "
+                        "(e.g. 0.999; default 0: off)")
+    t.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the image blocks held back to validate (default 0.2); 0: train on every "
+                        "pixel and keep the weights of the lowest training loss (with --ema, the final average)")
     t.add_argument("--blur", type=float, default=0.0,
                    help="sharpness augmentation: half the training crops are blurred with a Gaussian of "
                         "sigma up to this many pixels (0: off)")

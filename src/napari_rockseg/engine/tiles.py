@@ -74,7 +74,9 @@ class TrainImage:
 def split_validation(items: list[TrainImage], block: int = 256, fraction: float = 0.15, seed: int = 0):
     """Hold back whole spatial blocks for validation (tiles from the same place
     would leak).  Returns (train items with those blocks unlabelled, list of
-    validation crops)."""
+    validation crops; no validation crops when ``fraction`` is 0)."""
+    if fraction <= 0:
+        return list(items), []
     rng = np.random.default_rng(seed)
     train, val = [], []
     base = block

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -68,7 +69,13 @@ class TrainConfig:
     #: resample training images to this pixel size (nm); None keeps them as they are
     pixel_size_nm: float | None = None
     normalization: str = "median"
+    #: share of the image blocks held back to validate (and keep the best-validated weights);
+    #: 0: train on every pixel and keep the weights of the lowest training loss (with ``ema``,
+    #: the final average)
     val_fraction: float = 0.2
+    #: decay of an exponential moving average of the weights (and batch-norm statistics) that
+    #: is validated and kept instead of the raw weights; 0: off
+    ema: float = 0.0
     val_block: int = 256
     #: share of the budget that the synthesizer gets (ensemble only)
     synth_share: float = 0.3
@@ -182,6 +189,7 @@ class Trainer:
         self.command = command
         self.model = None
         self.best_state = None
+        self.weight_average = None
         self.class_freqs = None
         self.history: list[dict] = []
         #: steps each stage ran (recorded in the model's provenance)
@@ -456,8 +464,12 @@ class Trainer:
         opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=c.weight_decay)
         max_steps, max_secs = self._budget(stages, index)
         best, bad_evals = -1.0, 0
+        ema = WeightAverage(nets, c.ema) if c.ema > 0 else None
+        self.weight_average = ema  # the stage's, for inspection
         if ckpt is not None:
             opt.load_state_dict(ckpt["optimizer"])
+            if ema is not None and ckpt.get("ema"):
+                ema.load(ckpt["ema"])
             sampler.rng.bit_generator.state = _rng_from_tensor(ckpt["sampler_rng"])
             torch.set_rng_state(ckpt["torch_rng"])
             best, bad_evals = float(ckpt["best"]), int(ckpt["bad_evals"])
@@ -506,6 +518,8 @@ class Trainer:
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
+                if ema is not None:
+                    ema.update()
                 step += 1
                 lv = float(loss.detach())
                 loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
@@ -518,17 +532,20 @@ class Trainer:
                 if step % c.eval_every == 0 or last:
                     for n in nets:
                         n.eval()
-                    metrics = self._validate(stage, model, val, dev)
-                    score = metrics.get("score", -lv)
-                    if _agree(score > best, dev):  # rank 0 decides, so all processes keep the same model
-                        best, bad_evals = score, 0
-                        self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    else:
-                        bad_evals += 1
+                    with ema.applied() if ema is not None else _nothing():  # the average is what is kept
+                        metrics = self._validate(stage, model, val, dev)
+                        score = metrics.get("score", -lv)
+                        # rank 0 decides, so all processes keep the same model; with nothing to
+                        # validate on, the moving average is always the model to keep
+                        if _agree(score > best or (ema is not None and not metrics), dev):
+                            best, bad_evals = score, 0
+                            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                        else:
+                            bad_evals += 1
                     self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
                 stop_early = _agree(c.patience is not None and bad_evals >= c.patience, dev)
                 if c.checkpoint and rank == 0 and (step % c.checkpoint_every == 0 or last or stop_early):
-                    self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals)
+                    self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals, ema)
                 yield Progress(stage, step, total, loss_avg, metrics, eta,
                                message=f"stage {index + 1}/{len(stages)}: {stage}")
                 if stop_early:
@@ -543,7 +560,7 @@ class Trainer:
             self.best_state = None
             self._save_checkpoint(model, None, sampler, index + 1, 0, 0.0, -1.0, 0)
 
-    def _save_checkpoint(self, model, opt, sampler, stage, step, elapsed, best, bad_evals):
+    def _save_checkpoint(self, model, opt, sampler, stage, step, elapsed, best, bad_evals, ema=None):
         data = {
             "method": self.config.method,
             "stage": stage, "step": step, "elapsed": elapsed,
@@ -554,9 +571,69 @@ class Trainer:
             "best": best, "bad_evals": bad_evals,
             "best_state": self.best_state or {},
             "history": self.history,
+            "ema": ema.state() if ema is not None else {},
         }
         with atomic_path(self.config.checkpoint, suffix=".pt") as tmp:
             torch.save(data, tmp)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+class WeightAverage:
+    """Exponential moving average of the weights and batch-norm statistics of ``nets``
+    (Polyak averaging, as timm's ModelEmaV2): after each step, average <- d average +
+    (1 - d) weights, with d = min(decay, (1 + n) / (10 + n)) after n updates so that the
+    first steps' random weights fade fast.  ``applied()`` puts the average into the nets
+    for a while (to validate or keep it)."""
+
+    def __init__(self, nets, decay: float):
+        if not 0 < decay < 1:
+            raise InputError(f"the weight average's decay must be between 0 and 1, not {decay}")
+        self.nets, self.decay, self.updates = nets, decay, 0
+        self.shadow = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in nets]
+
+    def _pairs(self):
+        for n, sh in zip(self.nets, self.shadow):
+            for k, v in n.state_dict().items():
+                yield sh[k], v
+
+    @torch.no_grad()
+    def update(self):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        avg, cur = [], []
+        for a, v in self._pairs():
+            if v.dtype.is_floating_point:
+                avg.append(a)
+                cur.append(v.detach())
+            else:  # batch counters
+                a.copy_(v)
+        torch._foreach_lerp_(avg, cur, 1 - d)
+
+    @contextmanager
+    def applied(self):
+        saved = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
+        for n, sh in zip(self.nets, self.shadow):
+            n.load_state_dict(sh)
+        try:
+            yield
+        finally:
+            for n, st in zip(self.nets, saved):
+                n.load_state_dict(st)
+
+    def state(self) -> dict:
+        out = {f"{i}.{k}": v.detach().cpu().clone() for i, sh in enumerate(self.shadow) for k, v in sh.items()}
+        out["updates"] = torch.tensor(self.updates)
+        return out
+
+    def load(self, state: dict):
+        self.updates = int(state["updates"])
+        for i, sh in enumerate(self.shadow):
+            for k in sh:
+                sh[k].copy_(state[f"{i}.{k}"])
 
 
 class _StageLoss(torch.nn.Module):
