@@ -72,6 +72,9 @@ RECIPES = {
     # validated weights, and no validation blocks held back: every labelled pixel trains
     **{f"M{k}": f"--method unet --patience 0 --seed {k} --steps {n} --ema 0.999 --val-fraction 0"
        for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    # the moving average alone: validation blocks held back as in the shipped recipe
+    **{f"A{k}": f"--method unet --patience 0 --seed {k} --steps {n} --ema 0.999"
+       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
 }
 #: bags scored besides the recipes: members' probabilities averaged
 BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1", "U2", "U3"], "U0+U1+W": ["U0", "U1", "W"], "E+U0+U1": ["E", "U0", "U1"],
@@ -79,7 +82,8 @@ BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1"
         "S0+S1+S2+S3+L4+L5": ["S0", "S1", "S2", "S3", "L4", "L5"],
         "B0+...+B5": ["B0", "B1", "B2", "B3", "B4", "B5"],
         "Z0+...+Z5": ["Z0", "Z1", "Z2", "Z3", "Z4", "Z5"],
-        "M0+...+M5": ["M0", "M1", "M2", "M3", "M4", "M5"]}
+        "M0+...+M5": ["M0", "M1", "M2", "M3", "M4", "M5"],
+        "A0+...+A5": ["A0", "A1", "A2", "A3", "A4", "A5"]}
 FUSIONS = ("mean", "stacked", "binary")
 SPLITS = ["0", "1", "2", "full"]  # --folds-only drops "full"
 
