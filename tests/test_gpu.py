@@ -55,7 +55,9 @@ def test_shipped_default_segments_the_test_image_on_cuda_as_on_the_cpu(test_pair
 def test_forest_on_cuda_gives_the_cpu_probabilities(test_pair):
     """The shipped bag's forest computes its features and walks its trees on the GPU when
     the bag predicts there: the CPU's probabilities up to float32 rounding of the features
-    (on the CPU, torch's features flip one tree's vote on 314 of 704,512 test pixels)."""
+    (on the CPU, torch's features flip one tree's vote on 314 of 704,512 test pixels) and of
+    the final division by the number of trees (a GPU multiplies by the reciprocal: one unit in
+    the last place, 6e-8, on 45 % of the pixels of an H200; one tree's vote moved on 0.044 %)."""
     import torch
 
     from napari_rockseg.engine.bundle import load_model
@@ -66,5 +68,5 @@ def test_forest_on_cuda_gives_the_cpu_probabilities(test_pair):
     x = model.info.normalize(read_image(test_pair[0]).data[:688], None)
     on_gpu = model.forest.probabilities(x, device=torch.device("cuda"))
     on_cpu = model.forest.probabilities(x, device=torch.device("cpu"))
-    differ = np.abs(on_gpu - on_cpu).max(0) > 0
+    differ = np.abs(on_gpu - on_cpu).max(0) > 1e-6
     assert differ.mean() < 0.002 and np.abs(on_gpu - on_cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees
