@@ -31,6 +31,22 @@ def fit(config, image, labels, **kw):
     return trainer, drain(trainer.run())
 
 
+def stop_after(config, image, labels, step, stage=None):
+    """A trainer stopped after ``step`` (of ``stage``) as a cancel does: by no longer iterating."""
+    trainer = train.Trainer(config, [SEMImage(image)], [labels], SCHEME)
+    gen = trainer.run()
+    for ev in gen:
+        if ev.step == step and stage in (None, ev.stage):
+            break
+    gen.close()
+    return trainer
+
+
+def assert_same_weights(a, b):
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(x.float(), y.float(), atol=1e-6), k
+
+
 @pytest.fixture(scope="module")
 def scene():
     torch.set_num_threads(2)
@@ -129,18 +145,11 @@ def test_cancel_keeps_best_so_far_and_resume_matches_uninterrupted(tmp_path, sce
     cfg = small_config(steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=10,
                        val_fraction=0.0)
     _, full = fit(cfg, image, labels)
-    # stop after 20 steps as a cancel does: just stop iterating
-    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
-    gen = trainer.run()
-    for ev in gen:
-        if ev.step == 20:
-            break
-    gen.close()
+    trainer = stop_after(cfg, image, labels, 20)
     assert trainer.result() is not None
     assert train.checkpoint_info(tmp_path / "c.pt")["step"] == 20
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
-    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    assert_same_weights(full, resumed)
 
 
 def test_weight_average_follows_its_formula_and_is_put_in_and_taken_out():
@@ -182,15 +191,9 @@ def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, s
     differs = [not torch.allclose(a.float(), b.float(), atol=1e-4)
                for a, b in zip(full.state_dict().values(), plain.state_dict().values())]
     assert any(differs)
-    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
-    gen = trainer.run()
-    for ev in gen:
-        if ev.step == 20:
-            break
-    gen.close()
+    stop_after(cfg, image, labels, 20)
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
-    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    assert_same_weights(full, resumed)
 
 
 def test_no_validation_blocks_when_the_fraction_is_zero():
@@ -256,16 +259,10 @@ def test_bag_resumes_in_its_second_member_where_it_stopped(tmp_path, scene):
     cfg = small_config(method="bag", members=2, steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"),
                        checkpoint_every=10)
     _, full = fit(cfg, image, labels)
-    trainer = train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME)
-    gen = trainer.run()
-    for ev in gen:
-        if ev.stage == "net2" and ev.step == 10:
-            break
-    gen.close()
+    stop_after(cfg, image, labels, 10, stage="net2")
     assert train.checkpoint_info(tmp_path / "c.pt") == {"method": "bag", "stage": 1, "step": 10}
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
-    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    assert_same_weights(full, resumed)
 
 
 def test_bagging_trained_models_checks_they_fit_together():
