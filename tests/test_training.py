@@ -194,6 +194,8 @@ def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, s
     stop_after(cfg, image, labels, 20)
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
     assert_same_weights(full, resumed)
+    with pytest.raises(InputError, match="--ema"):
+        train.Trainer(small_config(ema=1.0), [SEMImage(image)], [labels], SCHEME)
 
 
 def test_no_validation_blocks_when_the_fraction_is_zero():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -179,6 +179,9 @@ class Trainer:
             raise InputError(f"unknown method {config.method!r}; choose {', '.join(METHODS)}")
         if not 0 <= config.forest_weight < 1:
             raise InputError(f"the forest's weight must be at least 0 and below 1, not {config.forest_weight}")
+        if not 0 <= config.ema < 1:
+            raise InputError(f"the weight average's decay (--ema) must be at least 0 (off) and below 1, "
+                             f"not {config.ema}")
         if not images:
             raise InputError("no training images given")
         if len(images) != len(labels):
@@ -532,7 +535,7 @@ class Trainer:
                 if step % c.eval_every == 0 or last:
                     for n in nets:
                         n.eval()
-                    with ema.applied() if ema is not None else _nothing():  # the average is what is kept
+                    with ema.applied() if ema is not None else nullcontext():  # the average is what is kept
                         metrics = self._validate(stage, model, val, dev)
                         score = metrics.get("score", -lv)
                         # rank 0 decides, so all processes keep the same model; with nothing to
@@ -577,11 +580,6 @@ class Trainer:
             torch.save(data, tmp)
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 class WeightAverage:
     """Exponential moving average of the weights and batch-norm statistics of ``nets``
     (Polyak averaging, as timm's ModelEmaV2): after each step, average <- d average +
@@ -591,7 +589,7 @@ class WeightAverage:
 
     def __init__(self, nets, decay: float):
         if not 0 < decay < 1:
-            raise InputError(f"the weight average's decay must be between 0 and 1, not {decay}")
+            raise InputError(f"the weight average's decay must be above 0 and below 1, not {decay}")
         self.nets, self.decay, self.updates = nets, decay, 0
         self.shadow = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in nets]
 
