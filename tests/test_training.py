@@ -194,6 +194,12 @@ def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, s
     stop_after(cfg, image, labels, 20)
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
     assert_same_weights(full, resumed)
+    # cancelled before the first validation: the average so far, not the raw weights
+    early = stop_after(small_config(steps=40, eval_every=10, ema=0.9), image, labels, 5)
+    average = {k: v.clone() for k, v in early.weight_average.shadow[0].items()}
+    kept = early.result().net.state_dict()
+    for k, v in average.items():
+        assert torch.allclose(kept[k], v), k
     with pytest.raises(InputError, match="--ema"):
         train.Trainer(small_config(ema=1.0), [SEMImage(image)], [labels], SCHEME)
 

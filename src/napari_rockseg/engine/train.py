@@ -305,11 +305,14 @@ class Trainer:
         return model
 
     def result(self):
-        """The best model validated so far (after a cancel, too)."""
+        """The best model validated so far (after a cancel, too; before the stage's first
+        validation, its moving average of the weights where there is one)."""
         if self.model is None:
             return None
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        elif self.weight_average is not None:
+            self.weight_average.put()
         if self.stage_steps and getattr(self.model, "info", None) is not None:
             self.model.info.provenance["steps"] = dict(self.stage_steps)
         return self.model.cpu().eval()
@@ -611,11 +614,15 @@ class WeightAverage:
                 a.copy_(v)
         torch._foreach_lerp_(avg, cur, 1 - d)
 
+    def put(self):
+        """Load the average into the nets."""
+        for n, sh in zip(self.nets, self.shadow):
+            n.load_state_dict(sh)
+
     @contextmanager
     def applied(self):
         saved = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
-        for n, sh in zip(self.nets, self.shadow):
-            n.load_state_dict(sh)
+        self.put()
         try:
             yield
         finally:
