@@ -1,46 +1,65 @@
-"""Can a model find an image's scale itself when the pixel size is unknown? On the
-leave-one-image-out folds, the bag of fold models given as patterns (``{i}`` = held-out
-image) predicts each held-out view (native, zoomed 2.5x, zoomed 2.5x + noise) zoomed by
-a range of factors, and label-free criteria of the probabilities are recorded per factor:
-mean entropy, mean top probability. The true factor is the view's pixel size over the
-model's; the mean IoU at each factor shows what a wrong guess costs.
+"""Can the model find an image's scale when its pixel size is unknown?  For each held-out
+view (native, zoomed 2.5x, zoomed 2.5x + noise) the fold model predicts at a grid of
+resampling factors, without being told the pixel size; the factor whose prediction is
+most confident (mean of the per-pixel maximum probability, or lowest mean entropy) is
+compared with the true factor (the view's pixel size / the model's), and the mean IoU at
+the chosen factor with the IoU at the true factor and at no resampling (what prediction
+does today when the pixel size is unknown).
 
-    python benchmarks/experiments/scale_search.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
-
-Slow on two cores (the larger factors of the zoomed views are 3,600 x 2,500 pixels for six
-U-Nets); it was stopped after two views, whose entropy minima (1.0 for a true 1.25, 0.35
-for a true 0.50) showed the criterion cannot stand in for a known pixel size.
+    python benchmarks/experiments/scale_search.py "runs/budget10/UNET_{i}.safetensors" [--json OUT]
 """
+import argparse
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
-from _folds import fold_bag, held_out_views, score
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _folds import held_out_views, score
+
+from napari_rockseg.engine import bundle
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import region_probabilities
+from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
-patterns = [a for a in sys.argv[1:] if not a.startswith("--")]
-FACTORS = np.round(2.0 ** (np.arange(-8, 3) / 4), 3)  # 0.25 .. 1.68
-
-
-def criteria(p):
-    q = np.clip(p, 1e-6, 1)
-    ent = float(-(q * np.log(q)).sum(0).mean())
-    return ent, float(p.max(0).mean())
+GRID = [2 ** (k / 4) for k in range(-8, 4)]  # 0.25 ... 1.68
 
 
-for i in range(3):
-    bag = fold_bag(patterns, i)
-    for tag, img, lab, b, region in held_out_views(i, noisy=True):
-        true_f = img.pixel_size_nm / bag.info.pixel_size_nm
-        res = []
-        for f in FACTORS:
-            p = drain(region_probabilities(bag, region, float(f)))
-            ent, top = criteria(p)
-            r = score(p, img, lab, b)
-            res.append((f, ent, top, r["miou"]))
-        best = min(res, key=lambda t: t[1])
-        print(f"fold {i} {tag:10s} true factor {true_f:.3f}; entropy picks {best[0]:.3f} "
-              f"(mIoU {best[3]:.3f}); at factor 1: {res[list(FACTORS).index(1.0)][3]:.3f}")
-        for f, ent, top, m in res:
-            print(f"   f {f:5.3f} entropy {ent:.4f} top {top:.4f} mIoU {m:.3f}", flush=True)
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("pattern")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    rows = []
+    for i in range(3):
+        model = bundle.load_model(args.pattern.format(i=i))
+        for tag, img, lab, bar, region in held_out_views(i, noisy=True):
+            true_f, _ = scale_factor(model, img)
+            per = []
+            for f in GRID:
+                probs = drain(region_probabilities(model, region, f))
+                pmax = probs.max(0)
+                ent = -(probs * np.log(np.clip(probs, 1e-8, 1))).sum(0)
+                per.append({"factor": f, "confidence": float(pmax.mean()), "entropy": float(ent.mean()),
+                            "miou": score(probs, img, lab, bar)["miou"]})
+            at_true = score(drain(region_probabilities(model, region, true_f)), img, lab, bar)["miou"]
+            at_one = score(drain(region_probabilities(model, region, 1.0)), img, lab, bar)["miou"]
+            by_conf = max(per, key=lambda r: r["confidence"])
+            by_ent = min(per, key=lambda r: r["entropy"])
+            row = {"fold": i, "view": tag, "true_factor": true_f, "miou_true": at_true, "miou_none": at_one,
+                   "conf_factor": by_conf["factor"], "miou_conf": by_conf["miou"],
+                   "ent_factor": by_ent["factor"], "miou_ent": by_ent["miou"], "grid": per}
+            rows.append(row)
+            print(f"fold {i} {tag:10s} true {true_f:.2f} ({at_true:.3f}) | none ({at_one:.3f}) | "
+                  f"confidence -> {by_conf['factor']:.2f} ({by_conf['miou']:.3f}) | "
+                  f"entropy -> {by_ent['factor']:.2f} ({by_ent['miou']:.3f})", flush=True)
+            print("   " + " ".join(f"{r['factor']:.2f}:{r['confidence']:.3f}/{r['miou']:.3f}" for r in per), flush=True)
+    for key in ("miou_true", "miou_none", "miou_conf", "miou_ent"):
+        print(key, " / ".join(f"{np.mean([r[key] for r in rows if r['view'] == v]):.3f}"
+                              for v in ("native", "zoom", "zoom+noise")))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
