@@ -15,8 +15,9 @@
 # The fold bags are then scored there with each fold's forest at 0.2 (heldout_bag.py; the
 # forests come from gpu/rf/ when carried, else they are trained first). OUTDIR gets
 # logs.tgz (logs, jobs.json with steps and seconds of every run, heldout.json/.txt) and
-# the all-image models as models.tar.* (15 MB parts); the fold models stay there (18 of
-# them at float16 are more than a call may bring back).
+# the all-image models as models.tar.* (15 MB parts); the fold models stay there unless
+# FOLDS_BACK=1, which also packs them as folds.tar.* (18 at float16: about 22 MB), so that
+# bags mixing them with other fold models can be scored later on a CPU.
 # Other recipes: RECIPES (names in gpu_sweep.py), SPLITS=--folds-only (no all-image runs),
 # HELDOUT (the fold-model patterns scored as one bag, {i} = fold) and NAME. The shipped
 # recipe trained again (README, Third GPU session):
@@ -73,5 +74,6 @@ ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/held
 echo "training and scoring took $(( $(date +%s) - t0 )) s"
 tar czf "$OUT/logs.tgz" -C "$SWEEP" logs jobs.json heldout.json heldout.txt mps.txt
 [ -z "$SPLITS" ] && (cd "$SWEEP" && tar cf - models/*_full.safetensors) | split -b 15M - "$OUT/models.tar."
+[ "${FOLDS_BACK:-0}" = 1 ] && (cd "$SWEEP" && tar cf - folds/*.safetensors) | split -b 15M - "$OUT/folds.tar."
 ls -l "$OUT"
 exit 0
