@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from helpers import synthetic_scene
-from napari_rockseg.cli import _init_distributed
+from napari_rockseg.cli import _end_distributed, _init_distributed
 from napari_rockseg.engine import train
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
@@ -27,3 +27,4 @@ model = drain(trainer.run())
 for name, m in (("rank%d" % rank, model), ("start%d" % rank, start)):
     params = {k: p.detach().contiguous() for k, p in m.named_parameters()}
     save_file(params, f"{out}/{name}.safetensors")
+_end_distributed()

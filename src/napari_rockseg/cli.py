@@ -122,13 +122,16 @@ def cmd_train(args):
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()
+    interrupted = False
     try:
         model = _bar(trainer.run(), f"train {args.method}", quiet=rank != 0)
     except KeyboardInterrupt:
+        interrupted = True
         model = trainer.result()
         if model is None:
             raise RockSegError("training interrupted before anything was learned; nothing written") from None
         print("interrupted: saving the best model validated so far", file=sys.stderr)
+    _end_distributed(wait=not interrupted)
     if rank != 0:
         return 0
     bundle.save_model(model, out, half=args.half)
@@ -161,6 +164,17 @@ def _init_distributed(device: str):
     elif device == "auto":
         device = "cpu"
     return dist.get_rank(), device
+
+
+def _end_distributed(wait: bool = True):
+    """Leave a torchrun launch: wait for every process (``wait``), then take the process
+    group down, so that no process exits while the others' gloo threads still talk to it
+    (which can abort a process: "terminate called without an active exception")."""
+    dist = sys.modules.get("torch.distributed")  # loaded by _init_distributed when launched
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def cmd_convert(args):
