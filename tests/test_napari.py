@@ -118,6 +118,9 @@ def test_segment_shows_the_pixel_size_and_takes_one_for_images_without_it(viewer
     w.run()
     wait_for(qtbot, w.panel)
     assert "pixel size is unknown" in w.panel.status.value
+    # the long note wraps at the dock's width instead of widening the dock over the canvas
+    hint = w.panel.status.native.minimumSizeHint().width()  # 1924 px when it did not wrap
+    assert hint < 400, hint
     unknown = viewer.layers["plain segmentation"].data.copy()
     w.pixel_size.value = 4.466
     w.run()

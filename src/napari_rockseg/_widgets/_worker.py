@@ -7,6 +7,7 @@ a progress bar and a status line; errors become napari notifications.
 from __future__ import annotations
 
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 from ..engine.errors import RockSegError
 
@@ -70,6 +71,9 @@ class RunPanel(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
+        # long notes wrap at the dock's width instead of widening it
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
         self.worker = None

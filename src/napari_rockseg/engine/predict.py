@@ -179,7 +179,9 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
         return 1.0, None
     if image.pixel_size_nm is None:
         return 1.0, (f"the image's pixel size is unknown; it is segmented as is (the model was "
-                     f"trained at {trained:.3g} nm per pixel)")
+                     f"trained at {trained:.3g} nm per pixel). Give it (rockseg predict --pixel-size, "
+                     f"the Segment widget's image pixel size): an image at a higher magnification segmented "
+                     f"as is loses 0.10-0.17 mean IoU on held-out images (README)")
     return image.pixel_size_nm / trained, None
 
 
