@@ -47,6 +47,16 @@ from _folds import DATA, held_out_views, images, probabilities, score
 from napari_rockseg.engine import bundle, train
 from napari_rockseg.engine.classes import SHALE
 
+#: the shipped bag's members' step counts (seeds 0-5; S0-S3, L4, L5 below)
+MEMBER_STEPS = (2600, 2600, 3600, 3600, 6000, 6000)
+
+
+def shipped_members(prefix: str, extra: str) -> dict:
+    """Recipes ``prefix``0-5: the shipped members' recipe with the options ``extra``."""
+    return {f"{prefix}{k}": f"--method unet --patience 0 --seed {k} --steps {n} {extra}"
+            for k, n in enumerate(MEMBER_STEPS)}
+
+
 #: recipe name -> ``rockseg train`` options (besides data, budget, device and output)
 RECIPES = {
     "E": "--method ensemble --synth-share 0.2 --patience 0",
@@ -63,18 +73,14 @@ RECIPES = {
     "L4": "--method unet --patience 0 --seed 4 --steps 6000",
     "L5": "--method unet --patience 0 --seed 5 --steps 6000",
     # the shipped members' recipe (S0-S3, L4, L5) with the sharpness augmentation
-    **{f"B{k}": f"--method unet --patience 0 --seed {k} --steps {n} --blur 1"
-       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    **shipped_members("B", "--blur 1"),
     # the same with the Lovasz-softmax IoU loss added to focal-dice
-    **{f"Z{k}": f"--method unet --patience 0 --seed {k} --steps {n} --loss focal-dice-lovasz"
-       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    **shipped_members("Z", "--loss focal-dice-lovasz"),
     # the same with a moving average of the weights (decay 0.999) kept instead of the best
     # validated weights, and no validation blocks held back: every labelled pixel trains
-    **{f"M{k}": f"--method unet --patience 0 --seed {k} --steps {n} --ema 0.999 --val-fraction 0"
-       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    **shipped_members("M", "--ema 0.999 --val-fraction 0"),
     # the moving average alone: validation blocks held back as in the shipped recipe
-    **{f"A{k}": f"--method unet --patience 0 --seed {k} --steps {n} --ema 0.999"
-       for k, n in enumerate((2600, 2600, 3600, 3600, 6000, 6000))},
+    **shipped_members("A", "--ema 0.999"),
 }
 #: bags scored besides the recipes: members' probabilities averaged
 BAGS = {"U0+U1": ["U0", "U1"], "U2+U3": ["U2", "U3"], "U0+U1+U2+U3": ["U0", "U1", "U2", "U3"], "U0+U1+W": ["U0", "U1", "W"], "E+U0+U1": ["E", "U0", "U1"],

@@ -218,8 +218,9 @@ def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: in
 def forest_probabilities_torch(t: dict, f) -> np.ndarray:
     """``forest_probabilities`` on a torch device (a GPU): the same walk with the same
     float32 comparisons and sums in the same order, so the same probabilities up to the
-    last division (a GPU multiplies by the reciprocal: at most 6e-8 apart on an H200).  ``t`` is
-    ``PixelForest.on_device``'s tensors; ``f`` the (N, F) features, an array or a tensor."""
+    last division (a GPU multiplies by the reciprocal: at most 6e-8 apart on an H200).
+    ``t`` is ``PixelForest.on_device``'s tensors; ``f`` the (N, F) features, an array or
+    a tensor."""
     import torch
 
     dev = t["value"].device
@@ -334,7 +335,8 @@ class PixelForest:
         (the Gaussians' reach): the same result as the whole image at once, while the
         feature stack (20 floats per pixel) never holds more than one strip.  On a GPU
         ``device`` the features (``pixel_features_torch``: the same to float32 rounding) and
-        the tree walk (the same, to the last division's rounding) run there, else scikit-image and numpy on the CPU."""
+        the tree walk (the same, to the last division's rounding) run there, else
+        scikit-image and numpy on the CPU."""
         gpu = _is_gpu(device)
         x = np.asarray(x, np.float32)
         h, w = x.shape
