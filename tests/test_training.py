@@ -464,6 +464,29 @@ def test_crops_centre_on_the_strokes_when_asked():
     assert corner_share(focus=[np.zeros_like(focus)], focus_share=1.0) < 0.1
 
 
+def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
+    """--balance: that share of the crops is centred on a class drawn uniformly (so a class
+    covering 0.4 % of the image is in about half the crops at 1.0 with two classes), none at 0;
+    values outside 0..1 are refused with a message naming the option."""
+    from napari_rockseg.engine.errors import InputError
+    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+
+    labels = np.ones((256, 256), np.uint8)
+    labels[100:116, 100:116] = 2  # 0.4 % of the image
+    item = TrainImage(np.zeros((256, 256), np.float32), labels)
+
+    def rare_share(balance):
+        s = TileSampler([item], 32, 2, seed=0, balance=balance, scale_jitter=0.0, augment=False)
+        return np.mean([(s.sample()[1] == 2).any() for _ in range(400)])
+
+    assert rare_share(0.0) < 0.1
+    assert 0.4 < rare_share(1.0) < 0.6
+    assert rare_share(0.0) < rare_share(0.5) < rare_share(1.0)
+    with pytest.raises(InputError, match="--balance"):
+        train.Trainer(small_config(balance=1.5), [SEMImage(np.zeros((64, 64), np.float32))],
+                      [np.ones((64, 64), np.uint8)], SCHEME)
+
+
 def test_training_steps_run_in_the_precision_asked(scene):
     """The same seed and steps: float32 twice gives the same weights, bfloat16 different
     ones (the autocast is in effect), and both learn the scene."""

@@ -27,6 +27,11 @@
 # The same recipe with the Lovasz-softmax loss added (README, Fourth GPU session):
 #   RECIPES=Z0,Z1,Z2,Z3,Z4,Z5 HELDOUT="/tmp/sweep/folds/Z{k}_{i}.safetensors" NAME="Z0-Z5 (Lovasz)" \
 #   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
+# Several bags scored one after the other: BAGS="NAME=PATTERN;..." (each PATTERN with {k} over
+# MEMBERS), e.g. the loss and sampler screen (two seeds per setting, README):
+#   RECIPES=S0,S1,Q0,Q1,R0,R1,C0,C1,K0,K1 SPLITS=--folds-only MEMBERS=0-1 \
+#   BAGS="S=/tmp/sweep/folds/S{k}_{i}.safetensors;Q=/tmp/sweep/folds/Q{k}_{i}.safetensors;..." \
+#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 5.5
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
@@ -38,7 +43,7 @@ DEVICE=${DEVICE:-cuda}
 HELDOUT=${HELDOUT:-$SWEEP/folds/B\{k\}_\{i\}.safetensors}  # fold-model patterns scored as one bag
 NAME=${NAME:-B0-B5 (--blur 1)}
 SPLITS=${SPLITS:-}  # --folds-only: no all-image models
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 if [ ! -d ../shared/data/shale-sem ]; then
   mkdir -p ../shared/data && cp -r gpu/shale-sem ../shared/data/ || exit 1
@@ -69,10 +74,20 @@ python3 benchmarks/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --hal
 echo "training took $(( $(date +%s) - t0 )) s"
 [ $MPS = on ] && echo quit | timeout 10 nvidia-cuda-mps-control
 cp "$OUT/mps.txt" "$SWEEP/"
-ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)} python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
-  --name "$NAME" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
+export ROCKSEG_THREADS=${ROCKSEG_THREADS:-$(nproc)}
+if [ -n "${BAGS:-}" ]; then  # several bags: "NAME=PATTERN;NAME=PATTERN", each with MEMBERS
+  : > "$SWEEP/heldout.txt"
+  IFS=';' read -ra bags <<< "$BAGS"
+  for b in "${bags[@]}"; do
+    python3 benchmarks/experiments/heldout_bag.py "${b#*=}" --members "$MEMBERS" --name "${b%%=*}" \
+      --json "$SWEEP/heldout_${b%%=*}.json" 2>&1 | tee -a "$SWEEP/heldout.txt"
+  done
+else
+  python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
+    --name "$NAME" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
+fi
 echo "training and scoring took $(( $(date +%s) - t0 )) s"
-tar czf "$OUT/logs.tgz" -C "$SWEEP" logs jobs.json heldout.json heldout.txt mps.txt
+(cd "$SWEEP" && tar czf "$OUT/logs.tgz" logs jobs.json heldout*.json heldout.txt mps.txt)
 [ -z "$SPLITS" ] && (cd "$SWEEP" && tar cf - models/*_full.safetensors) | split -b 15M - "$OUT/models.tar."
 [ "${FOLDS_BACK:-0}" = 1 ] && (cd "$SWEEP" && tar cf - folds/*.safetensors) | split -b 15M - "$OUT/folds.tar."
 ls -l "$OUT"

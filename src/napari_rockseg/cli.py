@@ -105,7 +105,7 @@ def cmd_train(args):
     cfg = train.TrainConfig(
         method=args.method, tile=args.tile, batch_size=args.batch_size, loss=args.loss, alpha=alpha,
         gamma=args.gamma, steps=args.steps, epochs=args.epochs, minutes=args.minutes, width=args.width,
-        depth=args.depth, cutout=args.cutout, sampling="grid" if args.stride else "random",
+        depth=args.depth, cutout=args.cutout, balance=args.balance, sampling="grid" if args.stride else "random",
         stride=args.stride, pixel_size_nm=None if args.pixel_size == 0 else args.pixel_size,
         seed=args.seed, device=device, data_bar=args.data_bar,
         checkpoint=args.checkpoint or (str(out) + ".ckpt.pt" if args.method in ("ensemble", "unet", "bag") else None),
@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tile", type=int, default=128)
     t.add_argument("--stride", type=int, help="walk the original's stride grid instead of random crops")
     t.add_argument("--cutout", type=float, help="drop tiles where one class exceeds this fraction")
+    t.add_argument("--balance", type=float, default=0.5,
+                   help="share of the training crops centred on a pixel of a class drawn uniformly among "
+                        "the classes present, so that rare classes are seen (default 0.5; 0: uniform crops)")
     t.add_argument("--loss", choices=["focal-dice", "focal-dice-lovasz", "focal", "ce", "dice", "lovasz"],
                    default="focal-dice",  # losses.LOSSES (no torch for --help)
                    help="multi-class loss (losses.multiclass_loss); focal-dice-lovasz adds the "

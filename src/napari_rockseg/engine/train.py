@@ -182,6 +182,9 @@ class Trainer:
         if not 0 <= config.ema < 1:
             raise InputError(f"the weight average's decay (--ema) must be at least 0 (off) and below 1, "
                              f"not {config.ema}")
+        if not 0 <= config.balance <= 1:
+            raise InputError(f"the share of class-centred crops (--balance) must be between 0 and 1, "
+                             f"not {config.balance}")
         if not images:
             raise InputError("no training images given")
         if len(images) != len(labels):
