@@ -109,6 +109,14 @@ def test_train_a_bag_from_the_command_line(train_dir, tmp_path, capsys):
     assert bag.info.provenance["command"].startswith("rockseg train --method bag --members 2")
 
 
+def test_train_passes_the_sampler_balance_on(train_dir, tmp_path, capsys):
+    """--balance reaches the trainer: an impossible share is refused there, naming the option."""
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--balance", "1.5", "--steps", "1", "--threads", "1",
+                 "--data-dir", str(train_dir), "--out", str(out)]) == 2
+    assert "--balance" in capsys.readouterr().err and not out.exists()
+
+
 def test_predict_uses_the_shipped_default(test_pair, tmp_path):
     code, out, err = run_cli("predict", test_pair[0], "--out", tmp_path, "--quiet")
     assert code == 0, err
