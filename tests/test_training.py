@@ -275,7 +275,6 @@ def test_bag_resumes_in_its_second_member_where_it_stopped(tmp_path, scene):
 
 def test_bagging_trained_models_checks_they_fit_together():
     from napari_rockseg.engine.ensemble import Bag, Ensemble, NetModel
-    from napari_rockseg.engine.errors import InputError
     from napari_rockseg.engine.info import ModelInfo
 
     def unet(px=11.16, contrast=0.5):
@@ -304,7 +303,6 @@ def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it
     """Probabilities of a bag with a forest: 0.8 x the members' mean + 0.2 x the forest's,
     at the model's scale, also after a float16 round trip; forest_weight 0 trains none;
     an impossible weight is refused before training; fine-tuning keeps the forest."""
-    from napari_rockseg.engine.errors import InputError
     from napari_rockseg.engine.predict import region_probabilities
 
     monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16's
@@ -403,7 +401,6 @@ def test_forest_in_strips_equals_the_whole_image_at_once():
 def test_training_at_a_pixel_size_needs_every_images_pixel_size(scene):
     """Images without a pixel size are not resampled, so the model must not claim one;
     a mix of known and unknown pixel sizes cannot be matched and is refused."""
-    from napari_rockseg.engine.errors import InputError
 
     image, labels = scene
     cfg = small_config(method="rf", trees=2, pixel_size_nm=11.16)
@@ -468,7 +465,6 @@ def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
     """--balance: that share of the crops is centred on a class drawn uniformly (so a class
     covering 0.4 % of the image is in about half the crops at 1.0 with two classes), none at 0;
     values outside 0..1 are refused with a message naming the option."""
-    from napari_rockseg.engine.errors import InputError
     from napari_rockseg.engine.tiles import TileSampler, TrainImage
 
     labels = np.ones((256, 256), np.uint8)
@@ -490,7 +486,6 @@ def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
 def test_training_steps_run_in_the_precision_asked(scene):
     """The same seed and steps: float32 twice gives the same weights, bfloat16 different
     ones (the autocast is in effect), and both learn the scene."""
-    from napari_rockseg.engine.errors import InputError
 
     image, labels = scene
     a, b, c = (fit(small_config(precision=p), image, labels)[1] for p in ("fp32", "fp32", "bf16"))
