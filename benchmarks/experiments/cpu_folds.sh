@@ -3,7 +3,8 @@
 # shipped bag's members (no early stopping, 2,600 steps, seed 0) plus extra training
 # arguments ARGS (default none), written to ${OUT:-runs/cpufold}/${NAME:-U0}_{0,1,2}.safetensors
 # (fold i holds out training image i+1). Run from the repository root; about 16-19 minutes
-# per fold on two cores (THREADS, default 2: torch threads of each run).
+# per fold on two cores (THREADS, default 2: torch threads of each run). TRAIN: another folder
+# with images/ and labels/ named 1-3.tif (default: the sample training data).
 #   benchmarks/experiments/cpu_folds.sh                                   # the members' recipe
 #   NAME=P8 ARGS="--pixel-size 8" benchmarks/experiments/cpu_folds.sh     # training images at 8 nm
 #   NAME=B1 ARGS="--blur 1" benchmarks/experiments/cpu_folds.sh           # sharpness augmentation
@@ -16,7 +17,7 @@ set -e
 source .venv/bin/activate
 NAME=${NAME:-U0}
 mkdir -p "${OUT:-runs/cpufold}"
-T=../shared/data/shale-sem/train
+T=${TRAIN:-../shared/data/shale-sem/train}
 for i in 1 2 3; do
   rest=$(for j in 1 2 3; do if [ $j != $i ]; then echo $j; fi; done)
   imgs=$(for j in $rest; do echo $T/images/$j.tif; done)
