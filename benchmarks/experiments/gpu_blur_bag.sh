@@ -32,6 +32,10 @@
 #   RECIPES=S0,S1,Q0,Q1,R0,R1,C0,C1,K0,K1 SPLITS=--folds-only MEMBERS=0-1 \
 #   BAGS="S=/tmp/sweep/folds/S{k}_{i}.safetensors;Q=/tmp/sweep/folds/Q{k}_{i}.safetensors;..." \
 #   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 5.5
+# The shipped recipe with --lr 1e-3 (recipes H0-H5; rule in README, "The loss's and the
+# sampler's settings..."), folds and all images:
+#   RECIPES=H0,H1,H2,H3,H4,H5 HELDOUT="/tmp/sweep/folds/H{k}_{i}.safetensors" NAME="H0-H5 (--lr 1e-3)" \
+#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
