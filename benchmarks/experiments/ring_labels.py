@@ -12,14 +12,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _folds import DATA
+from _folds import images, labels  # the training pairs, read once there
 from skimage.segmentation import find_boundaries
 
-from napari_rockseg.engine.classes import SHALE
-from napari_rockseg.engine.io import read_image, read_labels, write_labels
+from napari_rockseg.engine.io import write_labels
+
+GRAIN = 1  # mineral grain's integer label
 
 
-def ring_removed(labels: np.ndarray, grain: int = 1) -> np.ndarray:
+def ring_removed(labels: np.ndarray, grain: int = GRAIN) -> np.ndarray:
     """``labels`` with the grain pixels that touch another class (4-connectivity) set to 0."""
     ring = find_boundaries(labels, connectivity=1, mode="outer", background=grain) & (labels == grain)
     out = labels.copy()
@@ -28,19 +29,17 @@ def ring_removed(labels: np.ndarray, grain: int = 1) -> np.ndarray:
 
 
 def main(out: Path):
-    src = DATA / "train"
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
-    for img in sorted((src / "images").glob("*.tif")):
-        link = out / "images" / img.name
+    for sem, lab in zip(images, labels):
+        name = Path(sem.path).name
+        link = out / "images" / name
         if not link.exists():
-            link.symlink_to(img.resolve())
-        sem = read_image(img)
-        lab = read_labels(src / "labels" / img.name, SHALE, sem.data.shape)
+            link.symlink_to(Path(sem.path).resolve())
         new = ring_removed(lab)
-        write_labels(out / "labels" / img.name, new, sem.pixel_size_nm)
+        write_labels(out / "labels" / name, new, sem.pixel_size_nm)
         dropped = int((lab != new).sum())
-        print(f"{img.name}: {dropped} grain pixels unlabelled ({dropped / max(1, int((lab == 1).sum())):.1%} of grain)")
+        print(f"{name}: {dropped} grain pixels unlabelled ({dropped / max(1, int((lab == GRAIN).sum())):.1%} of grain)")
 
 
 if __name__ == "__main__":
