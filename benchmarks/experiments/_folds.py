@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from accuracy import zoomed
@@ -16,7 +15,7 @@ from napari_rockseg.engine.analysis import evaluate
 from napari_rockseg.engine.classes import SHALE
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
-from napari_rockseg.engine.predict import region_probabilities, scale_factor
+from napari_rockseg.engine.predict import region_probabilities, scale_factor, texture
 
 torch.set_num_threads(int(os.environ.get("ROCKSEG_THREADS", "2")))  # 1 beside a training run
 DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
@@ -33,13 +32,6 @@ def fold_model(i: int):
     """The model of fold ``i`` (held-out image i): the pattern given as first argument."""
     pattern = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODELS
     return bundle.load_model(pattern.format(i=i))
-
-
-def texture(grey: np.ndarray) -> float:
-    """Pixel-scale texture in grey levels: robust std of the image minus its sigma = 1 px blur."""
-    g = np.asarray(grey, np.float32)
-    hp = g - gaussian_filter(g, 1)
-    return float(np.median(np.abs(hp - np.median(hp))) * 1.4826)
 
 
 def with_noise(img: io.SEMImage, target: float, seed: int) -> io.SEMImage:
