@@ -21,13 +21,19 @@ predicted by a bag of fold models + the fold's 20-tree forest at 0.2 with:
 
     python benchmarks/experiments/lowmag.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --json OUT.json
+
+``--test-image 0.25,0.2`` instead scores the shipped default on the test image (rows
+0-687) shrunk by those factors, enlarged with and without the texture restored (read
+after the window was adopted, not used to choose it):
+
+    python benchmarks/experiments/lowmag.py --test-image 0.25,0.2
 """
 import argparse
 import json
 import sys
 
 import numpy as np
-from _folds import class_means, fold_bag, images, labels, score, texture, with_noise
+from _folds import DATA, class_means, fold_bag, images, labels, score, texture, with_noise
 from scipy.ndimage import gaussian_filter
 
 from napari_rockseg.engine import io
@@ -77,14 +83,40 @@ def predict(bag, img, option: str) -> np.ndarray:
     return drain(region_probabilities(bag, region, f))
 
 
+def test_image_report(factors):
+    """The shipped default on the test image shrunk by ``factors`` (clean and noisy)."""
+    from napari_rockseg.engine import bundle
+    from napari_rockseg.engine.classes import SHALE
+    from napari_rockseg.models import default_model_path
+
+    test = DATA / "test"
+    img, lab = io.read_image(test / "images/1.tif"), io.read_labels(test / "labels/1.tif", SHALE)
+    rows = 688  # the evaluation protocol's rows
+    model = bundle.load_model(default_model_path())
+    for factor in factors:
+        shape = (int(round(rows * factor)), int(round(img.data.shape[1] * factor)))
+        small = io.SEMImage(_resize(img.data[:rows].astype(np.float32), shape, 1), img.pixel_size_nm / factor)
+        noisy = with_noise(small, texture(img.data[:rows]), seed=7)
+        for tag, view in (("shrunk", small), ("shrunk+noise", noisy)):
+            lab_small = _resize(lab[:rows], shape, 0)
+            for option in ("enlarge", "shipped"):
+                r = score(predict(model, view, option), view, lab_small, 0)
+                print(f"test image at {view.pixel_size_nm:.1f} nm, {tag:12s} {option:8s} {r['miou']:.3f} "
+                      f"{np.round(r['iou'], 3)}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("patterns", nargs="+")
+    p.add_argument("patterns", nargs="*")
+    p.add_argument("--test-image", default=None, help="factors: score the shipped default on the test image")
     p.add_argument("--factor", type=float, default=0.5)
     p.add_argument("--options", default=",".join(OPTIONS))
     p.add_argument("--forest-weight", type=float, default=0.2, help="0: the fold models without a forest")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    if a.test_image:
+        test_image_report([float(v) for v in a.test_image.split(",")])
+        return 0
     options = a.options.split(",")
     tags = ("shrunk", "shrunk+noise")
     res = {o: {t: [] for t in tags} for o in options}
