@@ -123,3 +123,25 @@ def test_batch_on_local_dask_cluster(model, big, tmp_path, test_pair):
         labels = tifffile.imread(tmp_path / "out" / f"{p.stem}_labels.tif")
         assert labels.shape == tifffile.imread(p).shape
         assert json.loads((tmp_path / "out" / f"{p.stem}.json").read_text())["model_kind"] == "unet"
+
+
+def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, big, tmp_path, monkeypatch):
+    """Pixels 2x the model's: every block is enlarged and gets the texture back (its own
+    seeded noise), so the file's labels match the in-memory prediction except where
+    the model is unsure."""
+    from napari_rockseg.engine import predict
+
+    calls = []
+    real = predict.restore_texture
+    monkeypatch.setattr(predict, "restore_texture", lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k))
+    path, img = big
+    lazy = io.open_lazy(path)
+    lazy.pixel_size_nm = 20.0
+    out = tmp_path / "low.tif"
+    summary = drain(segment_to_file(model, lazy, out, data_bar=0, block=256, tile=64, overlap=16))
+    assert summary["scale"] == pytest.approx(2.0) and "Lower magnifications" in summary["notes"][0]
+    blocks = len(calls)
+    assert blocks >= 4 and max(h * w for h, w in calls) < 1400 * 2600 / 2  # once per block, never whole
+    memory = drain(segment(model, SEMImage(img, 20.0), data_bar=0, tile=64, overlap=16))
+    assert len(calls) == blocks + 1 and calls[-1] == (1400, 2600)  # in memory: the whole image, enlarged 2x
+    assert (tifffile.imread(out) == memory.labels).mean() > 0.95
