@@ -73,3 +73,16 @@ def test_texture_changes_what_the_shipped_model_sees_only_inside_its_window(ship
     assert np.abs(on - off).max() > 0.05
     on, off = both(3.0)
     np.testing.assert_array_equal(on, off)
+
+
+def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
+    from types import SimpleNamespace
+
+    def model(kind, norm="median"):
+        return SimpleNamespace(kind=kind, info=SimpleNamespace(normalization=norm))
+
+    assert predict._restores_texture(model("unet"), 2.0) and predict._restores_texture(model("bag"), 1.4)
+    # the stacked ensemble lost with it on held-out images; forests and LDA see grey values
+    for kind in ("ensemble", "rf", "lda"):
+        assert not predict._restores_texture(model(kind), 2.0)
+    assert not predict._restores_texture(model("bag", "percentile"), 2.0)  # its units differ

@@ -36,7 +36,7 @@ import numpy as np
 from _folds import DATA, class_means, fold_bag, images, labels, score, texture, with_noise
 from scipy.ndimage import gaussian_filter
 
-from napari_rockseg.engine import io
+from napari_rockseg.engine import bundle, io
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
 from napari_rockseg.engine import predict as predict_module
@@ -85,7 +85,6 @@ def predict(bag, img, option: str) -> np.ndarray:
 
 def test_image_report(factors):
     """The shipped default on the test image shrunk by ``factors`` (clean and noisy)."""
-    from napari_rockseg.engine import bundle
     from napari_rockseg.engine.classes import SHALE
     from napari_rockseg.models import default_model_path
 
@@ -121,7 +120,10 @@ def main(argv=None):
     tags = ("shrunk", "shrunk+noise")
     res = {o: {t: [] for t in tags} for o in options}
     for i in range(3):
-        bag = fold_bag(a.patterns, i, a.forest_weight)
+        if len(a.patterns) == 1 and not a.forest_weight:  # one model file as it is (e.g. an ensemble)
+            bag = bundle.load_model(a.patterns[0].format(i=i))
+        else:
+            bag = fold_bag(a.patterns, i, a.forest_weight)
         for tag, img, lab in shrunk_views(i, a.factor):
             b = resolve_data_bar(img.data, 0)
             for o in options:
