@@ -244,6 +244,33 @@ def test_blur_augmentation_smooths_some_crops_only_when_asked():
     assert 0.2 < smoothed.mean() < 0.8
 
 
+def test_lower_magnification_augmentation_coarsens_crops_as_prediction_sees_them():
+    """``lower_magnification``: the same field recorded 2x coarser and enlarged back: edges
+    spread over about twice the pixels, the mean grey and the size stay, the pixel-scale
+    texture is back to at least what prediction restores; the sampler applies it to the
+    share of crops asked for, and to none by default."""
+    from napari_rockseg.engine.predict import TEXTURE_TARGET, texture
+    from napari_rockseg.engine.tiles import TileSampler, TrainImage, lower_magnification
+
+    yy, xx = np.mgrid[:128, :128]
+    disc = ((yy - 64) ** 2 + (xx - 64) ** 2 < 30**2).astype(np.float32)
+    img = disc + np.random.default_rng(0).normal(0, 0.05, disc.shape).astype(np.float32)
+    out = lower_magnification(img, 2.0, seed=3)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert abs(float(out.mean() - img.mean())) < 0.01
+    row = np.convolve(out[64], np.ones(3) / 3, mode="same")  # the disc's edge along one row
+    rise = lambda r: int(np.sum((r[20:50] > 0.15) & (r[20:50] < 0.85)))  # noqa: E731
+    assert rise(row) > rise(np.convolve(img[64], np.ones(3) / 3, mode="same"))
+    assert texture(out) >= 0.9 * TEXTURE_TARGET
+    assert np.array_equal(out, lower_magnification(img, 2.0, seed=3))
+
+    item = TrainImage(img, np.where(disc > 0, 2, 1).astype(np.uint8))
+    plain = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0).sample()[0]
+    default = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0, lowmag=0.0).sample()[0]
+    coarse = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0, lowmag=1.0).sample()[0]
+    assert np.array_equal(plain, default) and not np.allclose(plain, coarse)
+
+
 def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
     image, labels = scene
     _, model = fit(small_config(method="bag", members=2, steps=300), image, labels)

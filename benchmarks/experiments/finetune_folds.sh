@@ -8,6 +8,10 @@
 #   OUT=runs/ftblur ARGS="--blur 1" benchmarks/experiments/finetune_folds.sh
 #   OUT=runs/ftplain benchmarks/experiments/finetune_folds.sh            # the control
 # Then: python benchmarks/experiments/finetuned_bag.py runs/ftblur runs/ftplain
+# INIT: another fold bag to start from, {i} = the fold (default: the shipped recipe's, above);
+# THREADS: torch threads per run (default 2), STEPS: all members' steps together, e.g.
+#   OUT=runs/ftlm/LM INIT="runs/ftlm/sss_{i}.safetensors" STEPS=750 THREADS=1 ARGS="--lowmag 0.3" \
+#       benchmarks/experiments/finetune_folds.sh
 set -e
 source .venv/bin/activate
 T=../shared/data/shale-sem/train
@@ -15,14 +19,17 @@ OUT=${OUT:?set OUT}
 mkdir -p runs/foldbag "$OUT"
 for i in 1 2 3; do
   f=$((i-1))
-  [ -f runs/foldbag/bag6rf_$f.safetensors ] || rockseg combine runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_$f.safetensors \
+  init=$INIT
+  [ -n "$init" ] || init="runs/foldbag/bag6rf_{i}.safetensors"
+  init=$(echo "$init" | sed "s/{i}/$f/g")
+  [ -n "$INIT" ] || [ -f runs/foldbag/bag6rf_$f.safetensors ] || rockseg combine runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_$f.safetensors \
       --forest runs/rf/rf20_$f.safetensors --forest-weight 0.2 --out runs/foldbag/bag6rf_$f.safetensors
   rest=$(for j in 1 2 3; do if [ $j != $i ]; then echo $j; fi; done)
   imgs=$(for j in $rest; do echo $T/images/$j.tif; done)
   labs=$(for j in $rest; do echo $T/labels/$j.tif; done)
   [ -f $OUT/bag_$f.safetensors ] && continue
-  rockseg train --method bag --init runs/foldbag/bag6rf_$f.safetensors --patience 0 --steps ${STEPS:-1500} \
-    --finetune-lr ${LR:-5e-4} --threads 2 ${ARGS:-} --images $imgs --labels $labs \
+  rockseg train --method bag --init $init --patience 0 --steps ${STEPS:-1500} \
+    --finetune-lr ${LR:-5e-4} --threads ${THREADS:-2} ${ARGS:-} --images $imgs --labels $labs \
     --out $OUT/bag_$f.safetensors > $OUT/bag_$f.log 2>&1
 done
 echo done

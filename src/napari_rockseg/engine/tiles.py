@@ -117,7 +117,8 @@ class TileSampler:
     def __init__(self, items: list[TrainImage], tile: int, n_classes: int, seed: int = 0,
                  balance: float = 0.5, cutout: float | None = None, mode: str = "random",
                  stride: int | None = None, augment: bool = True, scale_jitter: float = 0.15,
-                 noise: float = 0.0, blur: float = 0.0, focus=None, focus_share: float = 0.0):
+                 noise: float = 0.0, blur: float = 0.0, focus=None, focus_share: float = 0.0,
+                 lowmag: float = 0.0):
         if not items:
             raise InputError("no training images")
         keep = [(it.labels > 0).any() for it in items]
@@ -133,6 +134,7 @@ class TileSampler:
         self.rng = np.random.default_rng(seed)
         self.balance, self.cutout, self.mode = balance, cutout, mode
         self.augment, self.scale_jitter, self.noise, self.blur = augment, scale_jitter, noise, blur
+        self.lowmag = lowmag
         self.stride = stride or tile // 2
         # grey value that pads crops reaching past an image edge (computed once: a median
         # of a whole image per crop cost most of the sampling time)
@@ -238,9 +240,35 @@ class TileSampler:
             from scipy.ndimage import gaussian_filter
 
             img = gaussian_filter(np.asarray(img, np.float32), self.rng.uniform(0.0, self.blur), mode="reflect")
+        if self.lowmag > 0 and self.rng.random() < self.lowmag:
+            img = lower_magnification(np.asarray(img, np.float32), float(self.rng.uniform(*LOWMAG_FACTORS)),
+                                      int(self.rng.integers(2**31)))
         if self.noise > 0:
             img = img + self.rng.normal(0, self.noise * self.rng.random(), img.shape)
         return img, lab
+
+
+#: the lower-magnification augmentation shrinks crops by this range of factors (the
+#: enlargements prediction restores texture for, predict.TEXTURE_FACTORS)
+LOWMAG_FACTORS = (1.4, 2.5)
+
+
+def lower_magnification(img: np.ndarray, factor: float, seed: int) -> np.ndarray:
+    """``img`` (normalised) as a microscope would record the same field ``factor`` times
+    coarser, enlarged back to its size as prediction enlarges it: shrunk with
+    anti-aliasing, its own pixel-scale texture restored at the coarser grid (an SEM's
+    per-pixel noise does not depend on the magnification), enlarged linearly and given
+    back 4 grey levels of texture (``predict.restore_texture``)."""
+    from skimage.transform import resize
+
+    from .predict import restore_texture, texture
+
+    h, w = img.shape
+    small = resize(img, (max(8, round(h / factor)), max(8, round(w / factor))), order=1, anti_aliasing=True,
+                   preserve_range=True).astype(np.float32)
+    small = restore_texture(small, target=texture(img), seed=seed)
+    big = resize(small, (h, w), order=1, anti_aliasing=False, preserve_range=True).astype(np.float32)
+    return restore_texture(big, seed=seed + 1)
 
 
 def _resize_pair(img, lab, size):

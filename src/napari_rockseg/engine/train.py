@@ -66,6 +66,9 @@ class TrainConfig:
     noise: float = 0.02
     #: largest Gaussian blur sigma (pixels) of the sharpness augmentation; 0: off
     blur: float = 0.0
+    #: share of the crops made to look like a 1.4-2.5x lower magnification, enlarged back as
+    #: prediction enlarges such images (tiles.lower_magnification); 0: off
+    lowmag: float = 0.0
     #: resample training images to this pixel size (nm); None keeps them as they are
     pixel_size_nm: float | None = None
     normalization: str = "median"
@@ -278,7 +281,7 @@ class Trainer:
         rank, _ = dist_info()
         sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
                               c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise,
-                              blur=c.blur, focus=focus, focus_share=c.stroke_share)
+                              blur=c.blur, focus=focus, focus_share=c.stroke_share, lowmag=c.lowmag)
         model = self._new_model(info)
         self.model = model.to(dev)
         counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
