@@ -37,24 +37,27 @@ from _folds import DATA, class_means, fold_bag, images, labels, score, texture, 
 from scipy.ndimage import gaussian_filter
 
 from napari_rockseg.engine import bundle, io
+from napari_rockseg.engine import predict as predict_module
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
-from napari_rockseg.engine import predict as predict_module
 from napari_rockseg.engine.predict import _resize, region_probabilities, scale_factor
 
 SHIPPED_TEXTURE = predict_module.TEXTURE_FACTORS
 
 
+def shrink(grey: np.ndarray, lab: np.ndarray, pixel_size_nm: float, factor: float, seed: int, path=None):
+    """``grey`` and ``lab`` (above the data bar) shrunk ``factor`` x: the clean image, the
+    same with white noise up to ``grey``'s pixel-scale texture, and the labels."""
+    shape = (int(round(grey.shape[0] * factor)), int(round(grey.shape[1] * factor)))
+    small = io.SEMImage(_resize(grey.astype(np.float32), shape, 1), pixel_size_nm / factor, path)
+    return small, with_noise(small, texture(grey), seed=seed), _resize(lab, shape, 0)
+
+
 def shrunk_views(i: int, factor: float = 0.5):
     """(tag, image, labels) of held-out image ``i`` shrunk ``factor`` x (above its bar)."""
     img = images[i]
-    bar = io.detect_data_bar(img.data)
-    rows = img.data.shape[0] - bar
-    shape = (int(round(rows * factor)), int(round(img.data.shape[1] * factor)))
-    grey = _resize(img.data[:rows].astype(np.float32), shape, 1)
-    lab = _resize(labels[i][:rows], shape, 0)
-    small = io.SEMImage(grey, img.pixel_size_nm / factor, img.path)
-    noisy = with_noise(small, texture(img.data[:rows]), seed=10 + i)
+    rows = img.data.shape[0] - io.detect_data_bar(img.data)
+    small, noisy, lab = shrink(img.data[:rows], labels[i][:rows], img.pixel_size_nm, factor, 10 + i, img.path)
     return [("shrunk", small, lab), ("shrunk+noise", noisy, lab)]
 
 
@@ -93,11 +96,8 @@ def test_image_report(factors):
     rows = 688  # the evaluation protocol's rows
     model = bundle.load_model(default_model_path())
     for factor in factors:
-        shape = (int(round(rows * factor)), int(round(img.data.shape[1] * factor)))
-        small = io.SEMImage(_resize(img.data[:rows].astype(np.float32), shape, 1), img.pixel_size_nm / factor)
-        noisy = with_noise(small, texture(img.data[:rows]), seed=7)
+        small, noisy, lab_small = shrink(img.data[:rows], lab[:rows], img.pixel_size_nm, factor, 7)
         for tag, view in (("shrunk", small), ("shrunk+noise", noisy)):
-            lab_small = _resize(lab[:rows], shape, 0)
             for option in ("enlarge", "shipped"):
                 r = score(predict(model, view, option), view, lab_small, 0)
                 print(f"test image at {view.pixel_size_nm:.1f} nm, {tag:12s} {option:8s} {r['miou']:.3f} "
