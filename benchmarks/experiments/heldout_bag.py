@@ -45,11 +45,12 @@ def main(argv=None):
     p.add_argument("--members", default="0-5", help="values of {k} in the patterns")
     p.add_argument("--forest-weight", type=float, default=0.2)
     p.add_argument("--name", default="bag")
+    p.add_argument("--folds", default="0,1,2", help="folds to score (e.g. 0 for runs stopped after fold 0)")
     p.add_argument("--json", default=None, help="write the scores here")
     a = p.parse_args(argv)
     patterns = [q.replace("{k}", k) for q in a.patterns for k in (members(a.members) if "{k}" in q else [""])]
     res = {t: [] for t in VIEWS}
-    for i in range(3):
+    for i in (int(f) for f in a.folds.split(",")):
         if len(patterns) == 1 and not a.forest_weight:  # one model file, scored as it is
             bag = bundle.load_model(patterns[0].format(i=i))
         else:
