@@ -313,7 +313,7 @@ def test_train_options_default_to_the_engine_defaults():
     engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     shared = ["tile", "loss", "gamma", "batch_size", "width", "depth", "lr", "finetune_lr",
               "keep_confident", "stroke_share", "synth_share", "normalization", "seed",
-              "checkpoint_every", "blur", "lowmag", "members", "ema", "val_fraction", "balance"]
+              "checkpoint_every", "blur", "lowmag", "contrast", "members", "ema", "val_fraction", "balance"]
     assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}
     # the loss names too (the Train widget takes them from losses.LOSSES)
     from napari_rockseg.engine.losses import LOSSES

@@ -271,6 +271,27 @@ def test_lower_magnification_augmentation_coarsens_crops_as_prediction_sees_them
     assert np.array_equal(plain, default) and not np.allclose(plain, coarse)
 
 
+def test_contrast_augmentation_scales_each_crop_within_its_range():
+    """``contrast``: crops of one scene (median 0, as the median normalisation gives) get
+    their contrast scaled by at most exp(+-R): the spread of their grey-level spreads grows
+    with R; 0.2 is the default and draws the same crops as before the option existed."""
+    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+
+    yy, xx = np.mgrid[:96, :96]
+    img = np.where((yy // 12 + xx // 12) % 2 == 0, 0.5, -0.5).astype(np.float32)  # a checkerboard
+    item = TrainImage(img, np.where(img > 0, 2, 1).astype(np.uint8))
+
+    def spreads(**kw):
+        s = TileSampler([item], 48, 2, seed=4, scale_jitter=0.0, noise=0.0, **kw)
+        return np.array([float(np.ptp(s.sample()[0])) for _ in range(200)])
+
+    assert np.array_equal(spreads(), spreads(contrast=0.2))
+    none, wide = spreads(contrast=0.0), spreads(contrast=0.7)
+    assert np.allclose(none, 1.0, atol=1e-5)  # gamma keeps the range; no gain: no change
+    assert wide.min() >= np.exp(-0.7) - 1e-5 and wide.max() <= np.exp(0.7) + 1e-5
+    assert wide.min() < 0.6 and wide.max() > 1.7  # the range is used
+
+
 def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
     image, labels = scene
     _, model = fit(small_config(method="bag", members=2, steps=300), image, labels)

@@ -113,7 +113,7 @@ def cmd_train(args):
         keep_confident=args.keep_confident, stroke_share=args.stroke_share, normalization=args.normalization,
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
         trees=args.trees, forest_weight=args.forest_weight, precision=args.precision, ema=args.ema,
-        val_fraction=args.val_fraction, lowmag=args.lowmag,
+        val_fraction=args.val_fraction, lowmag=args.lowmag, contrast=args.contrast,
     )
     import shlex
 
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lowmag", type=float, default=0.0,
                    help="lower-magnification augmentation: this share of the training crops is shrunk 1.4-2.5x "
                         "(noise restored) and enlarged back as prediction does (0: off)")
+    t.add_argument("--contrast", type=float, default=0.2, metavar="R",
+                   help="detector-contrast augmentation: each training crop's contrast is scaled by up to "
+                        "exp(+-R) (default 0.2: 0.82-1.22x)")
     t.add_argument("--pixel-size", type=float, default=11.16,
                    help="resample training images to this pixel size in nm (0: keep as they are)")
     t.add_argument("--normalization", choices=["median", "percentile"], default="median",

@@ -118,7 +118,7 @@ class TileSampler:
                  balance: float = 0.5, cutout: float | None = None, mode: str = "random",
                  stride: int | None = None, augment: bool = True, scale_jitter: float = 0.15,
                  noise: float = 0.0, blur: float = 0.0, focus=None, focus_share: float = 0.0,
-                 lowmag: float = 0.0):
+                 lowmag: float = 0.0, contrast: float = 0.2):
         if not items:
             raise InputError("no training images")
         keep = [(it.labels > 0).any() for it in items]
@@ -134,7 +134,7 @@ class TileSampler:
         self.rng = np.random.default_rng(seed)
         self.balance, self.cutout, self.mode = balance, cutout, mode
         self.augment, self.scale_jitter, self.noise, self.blur = augment, scale_jitter, noise, blur
-        self.lowmag = lowmag
+        self.lowmag, self.contrast = lowmag, contrast
         self.stride = stride or tile // 2
         # grey value that pads crops reaching past an image edge (computed once: a median
         # of a whole image per crop cost most of the sampling time)
@@ -233,7 +233,7 @@ class TileSampler:
         span = max(hi - lo, 1e-3)
         g = np.exp(self.rng.uniform(-0.3, 0.3))
         img = lo + span * np.clip((img - lo) / span, 0, 1) ** g
-        img = img * np.exp(self.rng.uniform(-0.2, 0.2)) + self.rng.uniform(-0.1, 0.1)
+        img = img * np.exp(self.rng.uniform(-self.contrast, self.contrast)) + self.rng.uniform(-0.1, 0.1)
         # sharpness: resampling to the model's pixel size (and lower magnifications or
         # slower scans) smooth the grain texture; half the crops get a Gaussian blur
         if self.blur > 0 and self.rng.random() < 0.5:

@@ -69,6 +69,9 @@ class TrainConfig:
     #: share of the crops made to look like a 1.4-2.5x lower magnification, enlarged back as
     #: prediction enlarges such images (tiles.lower_magnification); 0: off
     lowmag: float = 0.0
+    #: detector-contrast augmentation: each crop's contrast is scaled by exp(u), u uniform in
+    #: +-``contrast`` (0.2: 0.82-1.22x)
+    contrast: float = 0.2
     #: resample training images to this pixel size (nm); None keeps them as they are
     pixel_size_nm: float | None = None
     normalization: str = "median"
@@ -281,7 +284,8 @@ class Trainer:
         rank, _ = dist_info()
         sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
                               c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise,
-                              blur=c.blur, focus=focus, focus_share=c.stroke_share, lowmag=c.lowmag)
+                              blur=c.blur, focus=focus, focus_share=c.stroke_share, lowmag=c.lowmag,
+                              contrast=c.contrast)
         model = self._new_model(info)
         self.model = model.to(dev)
         counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]

@@ -1,0 +1,125 @@
+"""Detector contrast: how much does a different contrast (amplifier gain) cost, and can
+prediction undo it?
+
+The median normalisation keeps the microscope's contrast (grey-level differences
+between phases), and training varies contrast by exp(+-0.2) = 0.82-1.22x. An SEM's
+brightness/contrast knobs can move further than that. Each fold's held-out image
+(above its data bar) gets its contrast scaled k x about its median, clipped to 0-255
+as a detector saturates (the pixel noise scales with it, as it does behind the
+amplifier), then is predicted by a bag of fold models + the fold's 20-tree forest at
+0.2 with the image's grey scale (``full``, the span that maps to 4 units) taken as:
+
+- ``shipped``: the bit depth (255): what prediction does,
+- ``oracle``: 255 x k (undoes the change exactly; the upper bound),
+- ``range``: the image's 0.5-99.5 % range matched to the training images' mean
+  (``ModelInfo.contrast``; what prediction already does for images using < 1/8 of
+  their bit depth),
+- ``iqr``: the image's interquartile range matched to the training images' mean
+  interquartile range (the dominant phase's spread; less dependent on how much of
+  the darkest and brightest phases an image holds than the 0.5-99.5 % range).
+
+``--views`` adds the three standard views at k = 1 (native, zoomed 2.5x, zoomed 2.5x +
+noise) for the same options, to check that an option costs nothing on unchanged images.
+
+    python benchmarks/experiments/contrast.py "runs/budget10/UNET_{i}.safetensors" \
+        "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --json OUT.json
+"""
+import argparse
+import json
+
+import numpy as np
+from _folds import VIEWS, class_means, fold_bag, held_out_views, images, labels, score
+
+from napari_rockseg.engine import io
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.info import contrast_of
+from napari_rockseg.engine.predict import region_probabilities, scale_factor
+
+OPTIONS = ("shipped", "oracle", "range", "iqr")
+
+
+def iqr(grey) -> float:
+    q1, q3 = np.percentile(io.sample_grid(grey), [25, 75])
+    return float(q3 - q1)
+
+
+def above_bar(i: int) -> np.ndarray:
+    g = images[i].data
+    return g[: g.shape[0] - io.detect_data_bar(g)]
+
+
+def with_contrast(grey: np.ndarray, k: float) -> np.ndarray:
+    """``grey`` with its contrast scaled ``k`` x about its median, clipped to 0-255."""
+    g = grey.astype(np.float32)
+    med = float(np.median(g))
+    return np.clip(med + k * (g - med), 0, 255)
+
+
+def full_scale(option: str, region: np.ndarray, k: float, bag, train_iqr: float) -> float | None:
+    if option == "shipped":
+        return None
+    if option == "oracle":
+        return 255.0 * k
+    if option == "range":
+        return 255.0 * contrast_of(region) / bag.info.contrast
+    if option == "iqr":
+        return 255.0 * iqr(region) / train_iqr
+    raise ValueError(option)
+
+
+def predict(bag, img: io.SEMImage, region: np.ndarray, option: str, k: float, train_iqr: float) -> np.ndarray:
+    f, _ = scale_factor(bag, img)
+    full = full_scale(option, region, k, bag, train_iqr)
+    bounds = None if full is None else (float(np.median(io.sample_grid(region))), full)
+    return drain(region_probabilities(bag, region, f, bounds))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("patterns", nargs="+")
+    p.add_argument("--k", default="0.5,0.7,1.4,2", help="contrast factors")
+    p.add_argument("--options", default=",".join(OPTIONS))
+    p.add_argument("--views", action="store_true", help="also the three standard views at k = 1")
+    p.add_argument("--forest-weight", type=float, default=0.2)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    ks = [float(v) for v in a.k.split(",")] if a.k else []
+    options = a.options.split(",")
+    tags = [f"k={k:g}" for k in ks] + (list(VIEWS) if a.views else [])
+    res = {o: {t: [] for t in tags} for o in options}
+    for i in range(3):
+        bag = fold_bag(a.patterns, i, a.forest_weight)
+        train_iqr = float(np.mean([iqr(above_bar(j)) for j in range(3) if j != i]))
+        base = above_bar(i)
+        lab = labels[i][: base.shape[0]]
+        views = []
+        for k in ks:
+            g = with_contrast(base, k)
+            views.append((f"k={k:g}", io.SEMImage(g, images[i].pixel_size_nm, images[i].path), g, lab, 0, k))
+        if a.views:
+            for tag, img, vlab, bar, region in held_out_views(i, noisy=True):
+                views.append((tag, img, region, vlab, bar, 1.0))
+        for tag, img, region, vlab, bar, k in views:
+            for o in options:
+                r = score(predict(bag, img, region, o, k, train_iqr), img, vlab, bar)
+                res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
+                print(f"fold {i} {tag:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
+    print("| scale | " + " | ".join(f"{t} 1 / 2 / 3 | mean" for t in tags) + " |")
+    print("|---|" + "---|---|" * len(tags))
+    for o in options:
+        cells = []
+        for t in tags:
+            v = [r["miou"] for r in res[o][t]]
+            cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
+        print(f"| {o} | " + " | ".join(cells) + " |")
+    for o in options:
+        for t in tags:
+            print(f"{o:8s} {t:10s} per class {class_means([r['iou'] for r in res[o][t]])}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
