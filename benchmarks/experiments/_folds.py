@@ -79,6 +79,23 @@ def view_row(name: str, mious: dict) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+def print_option_table(res: dict, first: str, heads) -> None:
+    """Markdown table of ``res[option][tag]`` (one {"miou", "iou"} per held-out image):
+    per option, each tag's images 1 / 2 / 3 and their mean; then the per-class means."""
+    tags = list(next(iter(res.values())))
+    print(f"| {first} | " + " | ".join(f"{h} 1 / 2 / 3 | mean" for h in heads) + " |")
+    print("|---|" + "---|---|" * len(tags))
+    for o, by_tag in res.items():
+        cells = []
+        for t in tags:
+            v = [r["miou"] for r in by_tag[t]]
+            cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
+        print(f"| {o} | " + " | ".join(cells) + " |")
+    for o, by_tag in res.items():
+        print(f"{o}, per class (mineral / organic / pores / clay):",
+              "; ".join(f"{t}: {class_means([r['iou'] for r in by_tag[t]])}" for t in tags))
+
+
 def class_means(ious) -> str:
     """Per-class IoU (mineral / organic / pores / clay) averaged over held-out images."""
     return " / ".join(f"{x:.3f}" for x in np.mean(ious, 0))

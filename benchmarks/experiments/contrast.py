@@ -28,7 +28,7 @@ import argparse
 import json
 
 import numpy as np
-from _folds import VIEWS, class_means, fold_bag, held_out_views, images, labels, score
+from _folds import VIEWS, fold_bag, held_out_views, images, labels, print_option_table, score
 
 from napari_rockseg.engine import io
 from napari_rockseg.engine.events import drain
@@ -104,17 +104,7 @@ def main(argv=None):
                 r = score(predict(bag, img, region, o, k, train_iqr), img, vlab, bar)
                 res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
                 print(f"fold {i} {tag:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    print("| scale | " + " | ".join(f"{t} 1 / 2 / 3 | mean" for t in tags) + " |")
-    print("|---|" + "---|---|" * len(tags))
-    for o in options:
-        cells = []
-        for t in tags:
-            v = [r["miou"] for r in res[o][t]]
-            cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
-        print(f"| {o} | " + " | ".join(cells) + " |")
-    for o in options:
-        for t in tags:
-            print(f"{o:8s} {t:10s} per class {class_means([r['iou'] for r in res[o][t]])}")
+    print_option_table(res, "grey scale", tags)
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(res, fh, indent=1)

@@ -33,7 +33,7 @@ import json
 import sys
 
 import numpy as np
-from _folds import DATA, class_means, fold_bag, images, labels, score, texture, with_noise
+from _folds import DATA, fold_bag, images, labels, print_option_table, score, texture, with_noise
 from scipy.ndimage import gaussian_filter
 
 from napari_rockseg.engine import bundle, io
@@ -130,16 +130,7 @@ def main(argv=None):
                 r = score(predict(bag, img, o), img, lab, b)
                 res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
                 print(f"fold {i} {tag:12s} {o:10s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    print("| prediction | shrunk 1 / 2 / 3 | mean | shrunk + noise 1 / 2 / 3 | mean |\n|---|---|---|---|---|")
-    for o in options:
-        cells = []
-        for t in tags:
-            v = [r["miou"] for r in res[o][t]]
-            cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
-        print(f"| {o} | " + " | ".join(cells) + " |")
-    for o in options:
-        print(f"{o}, per class (mineral / organic / pores / clay):",
-              "; ".join(f"{t}: {class_means([r['iou'] for r in res[o][t]])}" for t in tags))
+    print_option_table(res, "prediction", ("shrunk", "shrunk + noise"))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"patterns": a.patterns, "factor": a.factor, "scores": res}, f, indent=1)
