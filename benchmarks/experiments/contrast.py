@@ -20,17 +20,24 @@ amplifier), then is predicted by a bag of fold models + the fold's 20-tree fores
 
 ``--views`` adds the three standard views at k = 1 (native, zoomed 2.5x, zoomed 2.5x +
 noise) for the same options, to check that an option costs nothing on unchanged images.
+One pattern with ``--forest-weight 0`` scores that model file as it is (a U-Net alone, or
+a fine-tuned fold bag with its own forest).
 
     python benchmarks/experiments/contrast.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --json OUT.json
+
+``--test-image`` instead scores the shipped default on the test image (rows 0-687) at
+the contrast factors ``--k`` (read after the decisions, not used for them):
+
+    python benchmarks/experiments/contrast.py --test-image
 """
 import argparse
 import json
 
 import numpy as np
-from _folds import VIEWS, fold_bag, held_out_views, images, labels, print_option_table, score
+from _folds import DATA, VIEWS, fold_bag, held_out_views, images, labels, print_option_table, score
 
-from napari_rockseg.engine import io
+from napari_rockseg.engine import bundle, io
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.info import contrast_of
 from napari_rockseg.engine.predict import region_probabilities, scale_factor
@@ -74,9 +81,26 @@ def predict(bag, img: io.SEMImage, region: np.ndarray, option: str, k: float, tr
     return drain(region_probabilities(bag, region, f, bounds))
 
 
+def test_image_report(ks):
+    """The shipped default on the test image's evaluated rows with contrast scaled by ``ks``."""
+    from napari_rockseg.engine.classes import SHALE
+    from napari_rockseg.models import default_model_path
+
+    test = DATA / "test"
+    img, lab = io.read_image(test / "images/1.tif"), io.read_labels(test / "labels/1.tif", SHALE)
+    rows = 688  # the evaluation protocol's rows
+    model = bundle.load_model(default_model_path())
+    for k in [1.0] + ks:
+        g = with_contrast(img.data[:rows], k)
+        view = io.SEMImage(g, img.pixel_size_nm, img.path)
+        r = score(predict(model, view, g, "shipped", k, 0.0), view, lab[:rows], 0)
+        print(f"test image, contrast x {k:g}: {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("patterns", nargs="+")
+    p.add_argument("patterns", nargs="*")
+    p.add_argument("--test-image", action="store_true", help="score the shipped default on the test image")
     p.add_argument("--k", default="0.5,0.7,1.4,2", help="contrast factors")
     p.add_argument("--options", default=",".join(OPTIONS))
     p.add_argument("--views", action="store_true", help="also the three standard views at k = 1")
@@ -84,11 +108,17 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     ks = [float(v) for v in a.k.split(",")] if a.k else []
+    if a.test_image:
+        test_image_report(ks)
+        return 0
     options = a.options.split(",")
     tags = [f"k={k:g}" for k in ks] + (list(VIEWS) if a.views else [])
     res = {o: {t: [] for t in tags} for o in options}
     for i in range(3):
-        bag = fold_bag(a.patterns, i, a.forest_weight)
+        if len(a.patterns) == 1 and not a.forest_weight:  # one model file as it is (e.g. a fine-tuned bag)
+            bag = bundle.load_model(a.patterns[0].format(i=i))
+        else:
+            bag = fold_bag(a.patterns, i, a.forest_weight)
         train_iqr = float(np.mean([iqr(above_bar(j)) for j in range(3) if j != i]))
         base = above_bar(i)
         lab = labels[i][: base.shape[0]]
