@@ -36,6 +36,10 @@
 # sampler's settings..."), folds and all images:
 #   RECIPES=H0,H1,H2,H3,H4,H5 HELDOUT="/tmp/sweep/folds/H{k}_{i}.safetensors" NAME="H0-H5 (--lr 1e-3)" \
 #   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
+# The same with the detector-contrast augmentation widened (recipes G0-G5), the fold models
+# brought back to score held-out images of another contrast on a CPU (contrast.py):
+#   RECIPES=G0,G1,G2,G3,G4,G5 HELDOUT="/tmp/sweep/folds/G{k}_{i}.safetensors" FOLDS_BACK=1 \
+#   NAME="G0-G5 (--contrast 0.5)" bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
