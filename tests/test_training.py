@@ -273,8 +273,8 @@ def test_lower_magnification_augmentation_coarsens_crops_as_prediction_sees_them
 
 def test_contrast_augmentation_scales_each_crop_within_its_range():
     """``contrast``: crops of one scene (median 0, as the median normalisation gives) get
-    their contrast scaled by at most exp(+-R): the spread of their grey-level spreads grows
-    with R; 0.2 is the default and draws the same crops as before the option existed."""
+    their contrast scaled by at most exp(+-R), and the whole range is used; 0.2 is the
+    default; a negative or absurd range is refused before training."""
     from napari_rockseg.engine.tiles import TileSampler, TrainImage
 
     yy, xx = np.mgrid[:96, :96]
@@ -290,6 +290,9 @@ def test_contrast_augmentation_scales_each_crop_within_its_range():
     assert np.allclose(none, 1.0, atol=1e-5)  # gamma keeps the range; no gain: no change
     assert wide.min() >= np.exp(-0.7) - 1e-5 and wide.max() <= np.exp(0.7) + 1e-5
     assert wide.min() < 0.6 and wide.max() > 1.7  # the range is used
+    scene = synthetic_scene()
+    with pytest.raises(InputError, match="--contrast"):
+        train.Trainer(small_config(contrast=-0.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
 
 
 def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):

@@ -191,6 +191,9 @@ class Trainer:
         if not 0 <= config.balance <= 1:
             raise InputError(f"the share of class-centred crops (--balance) must be between 0 and 1, "
                              f"not {config.balance}")
+        if not 0 <= config.contrast <= 2:
+            raise InputError(f"the contrast augmentation's range (--contrast) must be between 0 (off) and 2 "
+                             f"(exp(+-2): 0.14-7.4x), not {config.contrast}")
         if not images:
             raise InputError("no training images given")
         if len(images) != len(labels):
