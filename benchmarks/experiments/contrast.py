@@ -118,6 +118,8 @@ def main(argv=None):
     if a.test_image:
         test_image_report(ks)
         return 0
+    if not a.patterns:
+        p.error("name the fold models (a pattern with {i}), or give --test-image")
     options = a.options.split(",")
     tags = [f"k={k:g}" for k in ks] + (list(VIEWS) if a.views else [])
     res = {o: {t: [] for t in tags} for o in options}
