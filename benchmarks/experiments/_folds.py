@@ -34,6 +34,12 @@ def fold_model(i: int):
     return bundle.load_model(pattern.format(i=i))
 
 
+def above_bar(i: int) -> np.ndarray:
+    """Training image ``i``'s grey values above its data bar."""
+    g = images[i].data
+    return g[: g.shape[0] - io.detect_data_bar(g)]
+
+
 def with_noise(img: io.SEMImage, target: float, seed: int) -> io.SEMImage:
     """``img`` with white noise added until its texture (:func:`texture`) is ``target``."""
     g = img.data.astype(np.float32)

@@ -37,7 +37,17 @@ import argparse
 import json
 
 import numpy as np
-from _folds import DATA, VIEWS, fold_bag, held_out_views, images, labels, print_option_table, score
+from _folds import (
+    DATA,
+    VIEWS,
+    above_bar,
+    fold_bag,
+    held_out_views,
+    images,
+    labels,
+    print_option_table,
+    score,
+)
 
 from napari_rockseg.engine import bundle, io
 from napari_rockseg.engine.events import drain
@@ -52,11 +62,6 @@ MIX = (0.75, 1.0, 1.33)
 def iqr(grey) -> float:
     q1, q3 = np.percentile(io.sample_grid(grey), [25, 75])
     return float(q3 - q1)
-
-
-def above_bar(i: int) -> np.ndarray:
-    g = images[i].data
-    return g[: g.shape[0] - io.detect_data_bar(g)]
 
 
 def with_contrast(grey: np.ndarray, k: float) -> np.ndarray:
@@ -80,12 +85,11 @@ def full_scale(option: str, region: np.ndarray, k: float, bag, train_iqr: float)
 
 def predict(bag, img: io.SEMImage, region: np.ndarray, option: str, k: float, train_iqr: float) -> np.ndarray:
     f, _ = scale_factor(bag, img)
+    med = float(np.median(io.sample_grid(region)))  # as ModelInfo.stats takes it
     if option == "mix":
-        med = float(np.median(io.sample_grid(region)))
         return sum(drain(region_probabilities(bag, region, f, (med, 255.0 * m))) for m in MIX) / len(MIX)
     full = full_scale(option, region, k, bag, train_iqr)
-    bounds = None if full is None else (float(np.median(io.sample_grid(region))), full)
-    return drain(region_probabilities(bag, region, f, bounds))
+    return drain(region_probabilities(bag, region, f, None if full is None else (med, full)))
 
 
 def test_image_report(ks):

@@ -33,7 +33,17 @@ import json
 import sys
 
 import numpy as np
-from _folds import DATA, fold_bag, images, labels, print_option_table, score, texture, with_noise
+from _folds import (
+    DATA,
+    above_bar,
+    fold_bag,
+    images,
+    labels,
+    print_option_table,
+    score,
+    texture,
+    with_noise,
+)
 from scipy.ndimage import gaussian_filter
 
 from napari_rockseg.engine import bundle, io
@@ -55,9 +65,8 @@ def shrink(grey: np.ndarray, lab: np.ndarray, pixel_size_nm: float, factor: floa
 
 def shrunk_views(i: int, factor: float = 0.5):
     """(tag, image, labels) of held-out image ``i`` shrunk ``factor`` x (above its bar)."""
-    img = images[i]
-    rows = img.data.shape[0] - io.detect_data_bar(img.data)
-    small, noisy, lab = shrink(img.data[:rows], labels[i][:rows], img.pixel_size_nm, factor, 10 + i, img.path)
+    img, grey = images[i], above_bar(i)
+    small, noisy, lab = shrink(grey, labels[i][: grey.shape[0]], img.pixel_size_nm, factor, 10 + i, img.path)
     return [("shrunk", small, lab), ("shrunk+noise", noisy, lab)]
 
 

@@ -241,16 +241,14 @@ class TileSampler:
 
             img = gaussian_filter(np.asarray(img, np.float32), self.rng.uniform(0.0, self.blur), mode="reflect")
         if self.lowmag > 0 and self.rng.random() < self.lowmag:
-            img = lower_magnification(np.asarray(img, np.float32), float(self.rng.uniform(*LOWMAG_FACTORS)),
+            # shrunk by the enlargements prediction restores texture for
+            from .predict import TEXTURE_FACTORS
+
+            img = lower_magnification(np.asarray(img, np.float32), float(self.rng.uniform(*TEXTURE_FACTORS)),
                                       int(self.rng.integers(2**31)))
         if self.noise > 0:
             img = img + self.rng.normal(0, self.noise * self.rng.random(), img.shape)
         return img, lab
-
-
-#: the lower-magnification augmentation shrinks crops by this range of factors (the
-#: enlargements prediction restores texture for, predict.TEXTURE_FACTORS)
-LOWMAG_FACTORS = (1.4, 2.5)
 
 
 def lower_magnification(img: np.ndarray, factor: float, seed: int) -> np.ndarray:
