@@ -110,6 +110,18 @@ def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     tifffile.imwrite(tmp_path / "n.tif", narrow)
     stretched = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
     assert (stretched == eight).mean() > 0.9
+    # an image below CONTRAST_FLOOR x the training images' contrast is stretched to that floor, with a note
+    from napari_rockseg.engine.info import CONTRAST_FLOOR, LOW_CONTRAST, contrast_of
+
+    med = float(np.median(image))
+    dull = np.clip(med + 0.4 * (image.astype(np.float32) - med), 0, 255).round().astype(np.uint8)
+    own, floor = contrast_of(dull), CONTRAST_FLOOR * model.info.contrast
+    assert LOW_CONTRAST < own < floor
+    (_, full), note = model.info.stats_and_note(dull)
+    assert full == pytest.approx(255.0 * own / floor) and "low contrast" in note
+    assert model.info.stats_and_note(image)[1] is None  # the training contrast is left as recorded
+    seg = drain(segment(model, SEMImage(dull), data_bar=0))
+    assert any("low contrast" in n for n in seg.notes)
     tiny = image[:20, :30]
     out = drain(segment(model, SEMImage(tiny), data_bar=0, tile=256)).labels
     assert out.shape == (20, 30) and out.min() >= 1

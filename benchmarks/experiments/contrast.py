@@ -9,7 +9,9 @@ as a detector saturates (the pixel noise scales with it, as it does behind the
 amplifier), then is predicted by a bag of fold models + the fold's 20-tree forest at
 0.2 with the image's grey scale (``full``, the span that maps to 4 units) taken as:
 
-- ``shipped``: the bit depth (255): what prediction does,
+- ``shipped``: what prediction does: the bit depth (255), except that an image below
+  ``info.CONTRAST_FLOOR`` x the training images' contrast is stretched to that floor (since
+  session 17; before, the bit depth alone),
 - ``oracle``: 255 x k (undoes the change exactly; the upper bound),
 - ``range``: the image's 0.5-99.5 % range matched to the training images' mean
   (``ModelInfo.contrast``; what prediction already does for images using < 1/8 of
@@ -17,6 +19,9 @@ amplifier), then is predicted by a bag of fold models + the fold's 20-tree fores
 - ``iqr``: the image's interquartile range matched to the training images' mean
   interquartile range (the dominant phase's spread; less dependent on how much of
   the darkest and brightest phases an image holds than the 0.5-99.5 % range),
+- ``floor``: an image whose 0.5-99.5 % range is below ``FLOOR`` x the training images' mean
+  (``ModelInfo.contrast``) is stretched to exactly that; images above it are untouched (the
+  experiment that adopted it; prediction now does the same, so it equals ``shipped``),
 - ``mix``: the mean of the probabilities at grey scales 255 x 0.75, 255 and 255 x 1.33
   (test-time augmentation over the contrast; 3x the prediction time).
 
@@ -54,7 +59,9 @@ from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.info import contrast_of
 from napari_rockseg.engine.predict import region_probabilities, scale_factor
 
-OPTIONS = ("shipped", "oracle", "range", "iqr", "mix")
+OPTIONS = ("shipped", "oracle", "range", "iqr", "floor", "mix")
+#: ``floor``: the lowest contrast, as a share of the training images' mean, left as it is
+FLOOR = 0.6
 #: the grey scales (x the bit depth) that ``mix`` averages over
 MIX = (0.75, 1.0, 1.33)
 
@@ -78,6 +85,9 @@ def full_scale(option: str, region: np.ndarray, k: float, bag, train_iqr: float)
         return 255.0 * k
     if option == "range":
         return 255.0 * contrast_of(region) / bag.info.contrast
+    if option == "floor":
+        c = contrast_of(region)
+        return 255.0 * c / (FLOOR * bag.info.contrast) if c < FLOOR * bag.info.contrast else None
     if option == "iqr":
         return 255.0 * iqr(region) / train_iqr
     raise ValueError(option)

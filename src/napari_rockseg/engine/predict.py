@@ -280,8 +280,9 @@ def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TIL
     region = grey[: grey.shape[0] - bar]
     k = model.info.scheme.n_classes
     factor, note = scale_factor(model, image, rescale)
-    notes = [note] if note else []
-    probs = yield from region_probabilities(model, region, factor, None, tile, overlap, batch_size, device, tta)
+    bounds, contrast_note = (None, None) if getattr(model, "kind", None) == "lda" else model.info.stats_and_note(region)
+    notes = [n for n in (note, contrast_note) if n]
+    probs = yield from region_probabilities(model, region, factor, bounds, tile, overlap, batch_size, device, tta)
     labels = np.zeros(grey.shape, np.uint8)
     labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1
     out = Segmentation(labels, bar, factor, notes=notes)
@@ -395,7 +396,7 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
         raise InputError(f"--data-bar {bar} must be between 0 and {h - 1} rows")
     valid_rows = h - bar
     factor, note = scale_factor(model, image, rescale)
-    bounds = None if getattr(model, "kind", None) == "lda" else model.info.stats(data, valid_rows)
+    bounds, contrast_note = (None, None) if getattr(model, "kind", None) == "lda" else model.info.stats_and_note(data, valid_rows)
     halo = _block_halo(overlap, factor)
     k = model.info.scheme.n_classes
     counts = np.zeros(k + 1, np.int64)
@@ -474,7 +475,7 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
                 writer.join()
             if errors:
                 raise InputError(f"cannot write {out_path}: {errors[0]}")
-    return {"data_bar": bar, "scale": factor, "counts": counts[1:].tolist(), "notes": [note] if note else []}
+    return {"data_bar": bar, "scale": factor, "counts": counts[1:].tolist(), "notes": [n for n in (note, contrast_note) if n]}
 
 
 def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int = 1024, tile: int = TILE,
