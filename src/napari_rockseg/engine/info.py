@@ -91,7 +91,7 @@ class ModelInfo:
             if target is not None:
                 full = (hi - lo) / target
                 note = (f"low contrast: the image's grey values span {100 * own:.0f} % of its bit depth "
-                        f"(0.5-99.5 %), stretched {target / own:.2g}x to {100 * target:.0f} %"
+                        f"(0.5-99.5 %), stretched {target / own:.3g}x to {100 * target:.0f} %"
                         + (f" (the training images: {100 * self.contrast:.0f} %)" if self.contrast else ""))
             return (float(np.median(sample)), full), note
         if self.normalization == "percentile":
