@@ -325,3 +325,7 @@ def test_train_options_default_to_the_engine_defaults():
     # the early stopping that the Train widget's short fine-tuning runs use
     assert (args.method, args.patience) == ("unet", 0)
     assert (engine["method"], engine["patience"]) == ("ensemble", 12)
+    # --noise is in grey levels of an 8-bit image; not given, the engine's default stays
+    assert args.noise is None
+    noisy = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors", "--noise", "12.75"])
+    assert noisy.noise * 4.0 / 255 == pytest.approx(0.2)

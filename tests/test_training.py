@@ -295,6 +295,26 @@ def test_contrast_augmentation_scales_each_crop_within_its_range():
         train.Trainer(small_config(contrast=-0.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
 
 
+def test_noise_augmentation_adds_white_noise_up_to_its_sigma():
+    """``noise``: each crop gets white noise of a standard deviation drawn up to ``noise``
+    (normalised units); 0 adds none; outside 0-1 is refused before training."""
+    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+
+    img = np.zeros((96, 96), np.float32)
+    item = TrainImage(img, np.ones((96, 96), np.uint8))
+
+    def sigmas(noise):
+        s = TileSampler([item], 48, 1, seed=5, scale_jitter=0.0, noise=noise, contrast=0.0)
+        return np.array([float(np.std(s.sample()[0])) for _ in range(200)])
+
+    assert np.allclose(sigmas(0.0), 0.0)
+    wide = sigmas(0.2)
+    assert wide.max() <= 0.2 * 1.1 and wide.max() > 0.18 and wide.min() < 0.02  # up to sigma, range used
+    scene = synthetic_scene()
+    with pytest.raises(InputError, match="--noise"):
+        train.Trainer(small_config(noise=1.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
+
+
 def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
     image, labels = scene
     _, model = fit(small_config(method="bag", members=2, steps=300), image, labels)

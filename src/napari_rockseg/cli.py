@@ -114,6 +114,7 @@ def cmd_train(args):
         synth_share=args.synth_share, patience=args.patience or None, blur=args.blur, members=args.members,
         trees=args.trees, forest_weight=args.forest_weight, precision=args.precision, ema=args.ema,
         val_fraction=args.val_fraction, lowmag=args.lowmag, contrast=args.contrast,
+        **({} if args.noise is None else {"noise": args.noise * 4.0 / 255}),
     )
     import shlex
 
@@ -479,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--contrast", type=float, default=0.2, metavar="R",
                    help="detector-contrast augmentation: each training crop's contrast is scaled by up to "
                         "exp(+-R) (default 0.2: 0.82-1.22x)")
+    t.add_argument("--noise", type=float, default=None, metavar="S",
+                   help="noise augmentation: white noise of sigma up to S grey levels of an 8-bit image "
+                        "(1/255 of the full scale) added to each training crop (default 1.3)")
     t.add_argument("--pixel-size", type=float, default=11.16,
                    help="resample training images to this pixel size in nm (0: keep as they are)")
     t.add_argument("--normalization", choices=["median", "percentile"], default="median",

@@ -63,6 +63,8 @@ class TrainConfig:
     sampling: str = "random"
     stride: int | None = None
     scale_jitter: float = 0.15
+    #: largest standard deviation of the white noise added to each crop (median-normalised
+    #: units, full scale 4: 0.02 = 1.3 grey levels of an 8-bit image); CLI --noise in grey levels
     noise: float = 0.02
     #: largest Gaussian blur sigma (pixels) of the sharpness augmentation; 0: off
     blur: float = 0.0
@@ -191,6 +193,9 @@ class Trainer:
         if not 0 <= config.balance <= 1:
             raise InputError(f"the share of class-centred crops (--balance) must be between 0 and 1, "
                              f"not {config.balance}")
+        if not 0 <= config.noise <= 1:
+            raise InputError(f"the noise augmentation's sigma must be between 0 (off) and 1 normalised unit "
+                             f"(64 grey levels of an 8-bit image; --noise), not {config.noise}")
         if not 0 <= config.contrast <= 2:
             raise InputError(f"the contrast augmentation's range (--contrast) must be between 0 (off) and 2 "
                              f"(exp(+-2): 0.14-7.4x), not {config.contrast}")
