@@ -97,7 +97,11 @@ def main(argv=None):
     p.add_argument("--ensemble", type=Path,
                    help="a stacked ensemble to score with each fusion (default: --default, if it is one)")
     p.add_argument("--skip-loio", action="store_true")
+    p.add_argument("--default-only", action="store_true",
+                   help="only the shipped default's rows (needs --default; no training)")
     args = p.parse_args(argv)
+    if args.default_only and not args.default:
+        p.error("--default-only needs --default MODEL")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -108,14 +112,14 @@ def main(argv=None):
     print(f"## Test image ({test_img.path.name}, {test_img.pixel_size_nm} nm/px), trained on "
           f"{len(images)} training images\n")
     print(header(extra=" predict time |"))
-    for i, (name, cfg) in enumerate(methods(args.minutes).items()):
+    for i, (name, cfg) in enumerate([] if args.default_only else methods(args.minutes).items()):
         model = fit(cfg, images, labels, args.work / f"full_{i}.safetensors")
         t0 = time.perf_counter()
         res = score(model, test_img, test_lab)
         print(row(name, res, f" {time.perf_counter() - t0:.1f} s |"), flush=True)
     variants = []
     ensemble = args.ensemble or args.default
-    if ensemble:
+    if ensemble and not args.default_only:
         model = bundle.load_model(ensemble)
         if model.kind == "ensemble":
             for fusion, name in (("binary", "argmax of binary members"),
@@ -139,7 +143,7 @@ def main(argv=None):
         res = score(model, test_img, test_lab, **kw)
         print(row(name, res, f" {time.perf_counter() - t0:.1f} s |"), flush=True)
 
-    if args.skip_loio:
+    if args.skip_loio or args.default_only:
         return 0
     loio_minutes = args.loio_minutes or args.minutes / 2
     print(f"\n## Leave one training image out (U-Net: {loio_minutes:g} min per fold)\n")

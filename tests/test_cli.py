@@ -125,7 +125,8 @@ def test_predict_uses_the_shipped_default(test_pair, tmp_path):
     assert report["scale"] == pytest.approx(4.466 / 11.16)  # resampled to the model's pixel size
     code, out, err = run_cli("evaluate", tmp_path / f"{test_pair[0].stem}_labels.tif", test_pair[1], "--json")
     result = json.loads(out)
-    # measured 0.640 (weakest class: clay 0.464) when shipped; the bag of six without its forest
+    # measured 0.640 (weakest class: clay 0.464) when shipped, 0.652 (clay 0.492) since prediction gives
+    # images it shrinks texture up to predict.TEXTURE_FLOOR; the bag of six without its forest
     # scored 0.636, the bag of four before it 0.631, the stacked ensemble 0.590; LDA 0.452, clay 0.000
     assert result["miou"] > 0.61 and min(result["iou"]) > 0.40, result
 

@@ -1,5 +1,7 @@
-"""Lower magnifications: an image the networks enlarge 1.4-2.5x gets its pixel-scale
-texture back (white noise) before the networks see it; nothing else is touched."""
+"""Pixel-scale texture (white noise) given back before the networks see an image: up to
+4 grey levels when they enlarge it 1.4-2.5x (a lower magnification), up to 6 when they do
+not enlarge it that much and it has less (blurred or shrunk images); nothing above 2.5x,
+nothing for other kinds of model."""
 
 import numpy as np
 import pytest
@@ -7,7 +9,13 @@ from scipy.ndimage import gaussian_filter
 
 from napari_rockseg.engine import bundle, io, predict
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import TEXTURE_TARGET, region_probabilities, restore_texture, texture
+from napari_rockseg.engine.predict import (
+    TEXTURE_FLOOR,
+    TEXTURE_TARGET,
+    region_probabilities,
+    restore_texture,
+    texture,
+)
 from napari_rockseg.models import LDA, default_model_path, model_path
 
 
@@ -31,23 +39,37 @@ def test_restore_texture_reaches_its_target_the_same_way_every_time():
 def spy(monkeypatch):
     calls = []
 
-    def recording(x, *a, **k):
-        calls.append(x.shape)
+    def recording(x, target=TEXTURE_TARGET, *a, **k):
+        calls.append((x.shape, target))
         return x
 
     monkeypatch.setattr(predict, "restore_texture", recording)
     return calls
 
 
-@pytest.mark.parametrize("factor, restored", [(1.4, True), (2.0, True), (2.5, True), (1.25, False), (1.0, False),
-                                              (0.4, False), (3.0, False)])
-def test_only_enlargements_of_1_4_to_2_5x_get_texture(shipped, spy, factor, restored):
+@pytest.mark.parametrize("factor, target", [(1.4, TEXTURE_TARGET), (2.0, TEXTURE_TARGET), (2.5, TEXTURE_TARGET),
+                                            (1.25, TEXTURE_FLOOR), (1.0, TEXTURE_FLOOR), (0.4, TEXTURE_FLOOR),
+                                            (3.0, None)])
+def test_texture_target_by_resampling_factor(shipped, spy, factor, target):
     region = (np.random.default_rng(0).random((48, 64)) * 255).astype(np.uint8)
     probs = drain(region_probabilities(shipped, region, factor, tile=256, overlap=16, device="cpu"))
     assert probs.shape == (4, 48, 64)
-    assert bool(spy) == restored
-    if restored:  # at the model's scale, after enlarging
-        assert spy[0] == (round(48 * factor), round(64 * factor))
+    if target is None:
+        assert not spy
+    else:  # at the model's scale, after resampling
+        shape = (48, 64) if factor == 1.0 else (round(48 * factor), round(64 * factor))
+        assert spy == [(shape, target)]
+
+
+def test_a_blurred_image_gets_texture_up_to_the_floor_and_a_sharp_one_is_untouched(shipped, train_dir):
+    """A sharp micrograph at its own scale has more texture than the floor and is left
+    alone; blurred by 2 px it has less, and gets white noise up to the floor."""
+    sharp = io.read_image(sorted((train_dir / "images").iterdir())[0]).data[:256, :320]
+    x = shipped.info.normalize(sharp)
+    assert texture(x) > TEXTURE_FLOOR and restore_texture(x, TEXTURE_FLOOR) is x
+    blurred = shipped.info.normalize(gaussian_filter(sharp.astype(np.float32), 2.0))
+    assert texture(blurred) < 0.5 * TEXTURE_FLOOR
+    assert texture(restore_texture(blurred, TEXTURE_FLOOR)) == pytest.approx(TEXTURE_FLOOR, rel=0.1)
 
 
 def test_the_grey_value_baseline_gets_no_texture(spy):
@@ -56,7 +78,7 @@ def test_the_grey_value_baseline_gets_no_texture(spy):
     assert not spy
 
 
-def test_texture_changes_what_the_shipped_model_sees_only_inside_its_window(shipped, test_pair, monkeypatch):
+def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(shipped, test_pair, monkeypatch):
     """The test image shrunk 2x (a lower magnification than the model's): enlarged 2x for
     the model, its probabilities change with the texture restored; enlarged 3x, they do not."""
     grey = io.read_image(test_pair[0]).data[:256, :320].astype(np.float32)
@@ -64,7 +86,7 @@ def test_texture_changes_what_the_shipped_model_sees_only_inside_its_window(ship
 
     def both(factor):
         on = drain(region_probabilities(shipped, small, factor, device="cpu"))
-        monkeypatch.setattr(predict, "TEXTURE_FACTORS", (np.inf, np.inf))
+        monkeypatch.setattr(predict, "_texture_target", lambda model, f: None)
         off = drain(region_probabilities(shipped, small, factor, device="cpu"))
         monkeypatch.undo()
         return on, off
@@ -73,6 +95,12 @@ def test_texture_changes_what_the_shipped_model_sees_only_inside_its_window(ship
     assert np.abs(on - off).max() > 0.05
     on, off = both(3.0)
     np.testing.assert_array_equal(on, off)
+    # at the model's scale: the sharp image keeps its own texture, a blurred copy gets the floor
+    on, off = both(1.0)
+    np.testing.assert_array_equal(on, off)
+    small = gaussian_filter(small, 2.0)
+    on, off = both(1.0)
+    assert np.abs(on - off).max() > 0.05
 
 
 def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
@@ -81,8 +109,9 @@ def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
     def model(kind, norm="median"):
         return SimpleNamespace(kind=kind, info=SimpleNamespace(normalization=norm))
 
-    assert predict._restores_texture(model("unet"), 2.0) and predict._restores_texture(model("bag"), 1.4)
+    assert predict._texture_target(model("unet"), 2.0) == TEXTURE_TARGET
+    assert predict._texture_target(model("bag"), 1.0) == TEXTURE_FLOOR
     # the stacked ensemble lost with it on held-out images; forests and LDA see grey values
     for kind in ("ensemble", "rf", "lda"):
-        assert not predict._restores_texture(model(kind), 2.0)
-    assert not predict._restores_texture(model("bag", "percentile"), 2.0)  # its units differ
+        assert predict._texture_target(model(kind), 2.0) is None and predict._texture_target(model(kind), 1.0) is None
+    assert predict._texture_target(model("bag", "percentile"), 1.0) is None  # its units differ

@@ -12,7 +12,8 @@ models + the fold's 20-tree forest at 0.2 (as prediction does; the labels are un
 Options at prediction (``--options``): ``shipped`` (what prediction does), ``texT``: at the
 model's scale, an image whose pixel-scale texture (``predict.texture``) is below T grey
 levels of an 8-bit image gets white noise up to T (``predict.restore_texture``), whatever
-its resampling factor. ``--views`` adds the three standard views (native, zoomed 2.5x,
+its resampling factor; ``denT``: an image whose texture is above T grey levels is smoothed
+with the Gaussian (sigma found by bisection) that brings it down to T. ``--views`` adds the three standard views (native, zoomed 2.5x,
 zoomed 2.5x + noise).
 
     python benchmarks/experiments/degradations.py "runs/budget10/UNET_{i}.safetensors" \\
@@ -29,7 +30,14 @@ from scipy import ndimage as ndi
 
 from napari_rockseg.engine import io
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import _resize, predict_proba, region_probabilities, restore_texture, scale_factor
+from napari_rockseg.engine.predict import (
+    _resize,
+    predict_proba,
+    region_probabilities,
+    restore_texture,
+    scale_factor,
+    texture,
+)
 
 DEGRADATIONS = ("noise 6", "noise 12", "blur 1", "blur 2", "jpeg 75", "jpeg 50")
 
@@ -50,15 +58,32 @@ def degrade(grey: np.ndarray, tag: str, seed: int) -> np.ndarray:
     return np.clip(g, 0, 255)
 
 
+def smooth_to(x: np.ndarray, target: float) -> np.ndarray:
+    """``x`` smoothed with the Gaussian whose sigma (bisection in 0-2 px) brings its
+    pixel-scale texture down to ``target``; ``x`` itself if it is at or below it."""
+    if texture(x) <= target:
+        return x
+    lo, hi = 0.0, 2.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if texture(ndi.gaussian_filter(x, mid)) > target else (lo, mid)
+    return ndi.gaussian_filter(x, hi).astype(np.float32)
+
+
 def probabilities(bag, img: io.SEMImage, region: np.ndarray, option: str) -> np.ndarray:
     f, _ = scale_factor(bag, img)
     if option == "shipped":
         return drain(region_probabilities(bag, region, f))
-    target = float(option.removeprefix("tex")) * 4.0 / 255  # grey levels -> normalised units
+    target = float(option[3:]) * 4.0 / 255  # grey levels -> normalised units
     x = bag.info.normalize(region)
     if abs(f - 1.0) > 0.02:
         x = _resize(x, tuple(max(bag.multiple, int(round(s * f))) for s in region.shape), order=1)
-    x = restore_texture(x, target)  # unchanged where the texture is at least the target
+    if option.startswith("tex"):
+        x = restore_texture(x, target)  # unchanged where the texture is at least the target
+    elif option.startswith("den"):
+        x = smooth_to(x, target)
+    else:
+        raise ValueError(option)
     probs = drain(predict_proba(bag, x, device="cpu"))
     if getattr(bag, "forest", None) is not None:
         probs = bag.blend(probs, x, "cpu")

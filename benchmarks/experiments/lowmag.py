@@ -52,7 +52,7 @@ from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import resolve_data_bar
 from napari_rockseg.engine.predict import _resize, region_probabilities, scale_factor
 
-SHIPPED_TEXTURE = predict_module.TEXTURE_FACTORS
+SHIPPED_TEXTURE = predict_module._texture_target
 
 
 def shrink(grey: np.ndarray, lab: np.ndarray, pixel_size_nm: float, factor: float, seed: int, path=None):
@@ -76,7 +76,7 @@ OPTIONS = ("enlarge", "as-is", "half", "smooth 0.5", "smooth 0.7", "noise 4", "n
 def predict(bag, img, option: str) -> np.ndarray:
     region = img.data
     f, _ = scale_factor(bag, img)
-    predict_module.TEXTURE_FACTORS = SHIPPED_TEXTURE if option == "shipped" else (np.inf, np.inf)
+    predict_module._texture_target = SHIPPED_TEXTURE if option == "shipped" else (lambda model, f: None)
     if option.startswith("window"):  # "window LO HI": noise 4 for enlargements LO..HI, else enlarge
         lo, hi = (float(v) for v in option.split()[1:])
         option = "noise 4" if lo <= f <= hi else "enlarge"

@@ -27,23 +27,22 @@ GREY_LEVEL = 4.0 / 255
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("patterns", nargs="+")
-    p.add_argument("--targets", default="0,4,6", help="texture targets in grey levels (0: none, as shipped)")
+    p.add_argument("--targets", default="0,4,6", help="texture targets in grey levels (0: none, as shipped before "
+                   "session 17; since then prediction restores 6, TEXTURE_FLOOR)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     targets = [float(t) for t in a.targets.split(",")]
-    original, window = predict.restore_texture, predict._restores_texture
+    window = predict._texture_target
     res = {t: {} for t in targets}
     for i in range(3):
         bag = fold_bag(a.patterns, i, 0.2)
         for tag, img, lab, b, region in held_out_views(i, noisy=True):
             if tag == "native":
                 continue
-            for t in targets:
-                if t:
-                    predict.restore_texture = lambda x, t=t: original(x, target=t * GREY_LEVEL)
-                    predict._restores_texture = lambda model, f: f < 1 or window(model, f)
+            for t in targets:  # shrunk images (f < 1) get T grey levels, or none for T = 0
+                predict._texture_target = lambda model, f, t=t: (t * GREY_LEVEL or None) if f < 1 else window(model, f)
                 r = score(probabilities(bag, img, region), img, lab, b)
-                predict.restore_texture, predict._restores_texture = original, window
+                predict._texture_target = window
                 res[t].setdefault(tag, []).append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
                 print(f"fold {i} {tag:10s} T={t:<4} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
     print("| texture after shrinking | zoomed 1 / 2 / 3 | mean | zoomed + noise 1 / 2 / 3 | mean |")
@@ -53,7 +52,7 @@ def main(argv=None):
         for tag in ("zoom", "zoom+noise"):
             v = [r["miou"] for r in res[t][tag]]
             cells += [" / ".join(f"{x:.3f}" for x in v), f"{np.mean(v):.3f}"]
-        print(f"| {'none (shipped)' if not t else f'{t:g} grey levels'} | " + " | ".join(cells) + " |")
+        print(f"| {'none (shipped before session 17)' if not t else f'{t:g} grey levels'} | " + " | ".join(cells) + " |")
     for t in targets:
         print(f"T={t:g} per class (mineral / organic / pores / clay):",
               "; ".join(f"{tag}: {class_means([r['iou'] for r in res[t][tag]])}" for tag in res[t]))
