@@ -1,7 +1,8 @@
-"""Pixel-scale texture (white noise) given back before the networks see an image: up to
-4 grey levels when they enlarge it 1.4-2.5x (a lower magnification), up to 6 when they do
+"""Pixel-scale texture before the networks see an image: white noise given back up to 4
+grey levels when they enlarge it 1.4-2.5x (a lower magnification), up to 6 when they do
 not enlarge it that much and it has less (blurred or shrunk images); nothing above 2.5x,
-nothing for other kinds of model."""
+nothing for other kinds of model; and an image with more than 9 (pixel noise) smoothed
+down to 9 first."""
 
 import numpy as np
 import pytest
@@ -10,10 +11,12 @@ from scipy.ndimage import gaussian_filter
 from napari_rockseg.engine import bundle, io, predict
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import (
+    TEXTURE_CEILING,
     TEXTURE_FLOOR,
     TEXTURE_TARGET,
     region_probabilities,
     restore_texture,
+    smooth_texture,
     texture,
 )
 from napari_rockseg.models import LDA, default_model_path, model_path
@@ -95,10 +98,13 @@ def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(sh
     assert np.abs(on - off).max() > 0.05
     on, off = both(3.0)
     np.testing.assert_array_equal(on, off)
-    # at the model's scale: the sharp image keeps its own texture, a blurred copy gets the floor
+    # at the model's scale: the micrograph as recorded (7.5 grey levels of texture, between
+    # the floor and the ceiling) is seen as it is, a blurred copy gets the floor
+    assert TEXTURE_FLOOR < texture(shipped.info.normalize(grey)) < TEXTURE_CEILING
+    small = grey
     on, off = both(1.0)
     np.testing.assert_array_equal(on, off)
-    small = gaussian_filter(small, 2.0)
+    small = gaussian_filter(grey, 2.0)
     on, off = both(1.0)
     assert np.abs(on - off).max() > 0.05
 
@@ -115,3 +121,20 @@ def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
     for kind in ("ensemble", "rf", "lda"):
         assert predict._texture_target(model(kind), 2.0) is None and predict._texture_target(model(kind), 1.0) is None
     assert predict._texture_target(model("bag", "percentile"), 1.0) is None  # its units differ
+
+
+def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouched(shipped, train_dir, monkeypatch):
+    """White noise of sigma 12 grey levels on a training image lifts its texture above the
+    ceiling; smoothing brings it back to it, and the networks see the smoothed image (their
+    probabilities differ from those of the noisy one); the clean image is left alone."""
+    clean = io.read_image(sorted((train_dir / "images").iterdir())[0]).data[:256, :320].astype(np.float32)
+    x = shipped.info.normalize(clean)
+    assert texture(x) < TEXTURE_CEILING and smooth_texture(x) is x
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(np.float32)
+    y = shipped.info.normalize(noisy)
+    assert texture(y) > 1.2 * TEXTURE_CEILING
+    assert texture(smooth_texture(y)) == pytest.approx(TEXTURE_CEILING, rel=0.02)
+    on = drain(region_probabilities(shipped, noisy, 1.0, device="cpu"))
+    monkeypatch.setattr(predict, "smooth_texture", lambda x, *a, **k: x)
+    off = drain(region_probabilities(shipped, noisy, 1.0, device="cpu"))
+    assert np.abs(on - off).max() > 0.05

@@ -13,7 +13,8 @@ Options at prediction (``--options``): ``shipped`` (what prediction does), ``tex
 model's scale, an image whose pixel-scale texture (``predict.texture``) is below T grey
 levels of an 8-bit image gets white noise up to T (``predict.restore_texture``), whatever
 its resampling factor; ``denT``: an image whose texture is above T grey levels is smoothed
-with the Gaussian (sigma found by bisection) that brings it down to T. ``--views`` adds the three standard views (native, zoomed 2.5x,
+with the Gaussian (sigma found by bisection) that brings it down to T, then given the
+texture prediction gives (``predict._texture_target``). ``--views`` adds the three standard views (native, zoomed 2.5x,
 zoomed 2.5x + noise).
 
     python benchmarks/experiments/degradations.py "runs/budget10/UNET_{i}.safetensors" \\
@@ -32,6 +33,7 @@ from napari_rockseg.engine import io
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.predict import (
     _resize,
+    _texture_target,
     predict_proba,
     region_probabilities,
     restore_texture,
@@ -80,8 +82,11 @@ def probabilities(bag, img: io.SEMImage, region: np.ndarray, option: str) -> np.
         x = _resize(x, tuple(max(bag.multiple, int(round(s * f))) for s in region.shape), order=1)
     if option.startswith("tex"):
         x = restore_texture(x, target)  # unchanged where the texture is at least the target
-    elif option.startswith("den"):
+    elif option.startswith("den"):  # then what prediction does to the texture
         x = smooth_to(x, target)
+        floor = _texture_target(bag, f)
+        if floor is not None:
+            x = restore_texture(x, floor)
     else:
         raise ValueError(option)
     probs = drain(predict_proba(bag, x, device="cpu"))
