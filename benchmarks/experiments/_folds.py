@@ -18,6 +18,23 @@ from napari_rockseg.engine.io import resolve_data_bar
 from napari_rockseg.engine.predict import region_probabilities, scale_factor, texture
 
 torch.set_num_threads(int(os.environ.get("ROCKSEG_THREADS", "2")))  # 1 beside a training run
+
+
+def window_only_texture() -> None:
+    """Prediction's texture rule before session 17, for comparisons with bars measured
+    then: white noise up to ``TEXTURE_TARGET`` for enlargements of 1.4-2.5x only (no
+    texture floor, no pixel-noise ceiling). ``ROCKSEG_TEXTURE=window`` applies it to every
+    script that imports this module."""
+    from napari_rockseg.engine import predict
+
+    current = predict._texture_target
+    lo, hi = predict.TEXTURE_FACTORS
+    predict._texture_target = lambda model, f: (
+        predict.TEXTURE_TARGET if lo <= f <= hi and current(model, f) is not None else None)
+
+
+if os.environ.get("ROCKSEG_TEXTURE") == "window":
+    window_only_texture()
 DATA = Path(__file__).resolve().parents[3] / "shared/data/shale-sem"
 images, labels = train.load_training_pairs(*train.pairs_in_dir(DATA / "train"), SHALE)
 #: the five-minute focal-dice U-Nets that benchmarks/accuracy.py caches per fold

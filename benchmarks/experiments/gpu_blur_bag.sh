@@ -18,6 +18,9 @@
 # the all-image models as models.tar.* (15 MB parts); the fold models stay there unless
 # FOLDS_BACK=1, which also packs them as folds.tar.* (18 at float16: about 22 MB), so that
 # bags mixing them with other fold models can be scored later on a CPU.
+# The bags are scored twice: with prediction's texture rule before session 17
+# (ROCKSEG_TEXTURE=window, heldout*.json: the rule every GPU candidate's bar was measured
+# with) and as prediction is now (heldout*_now.json).
 # Other recipes: RECIPES (names in gpu_sweep.py), SPLITS=--folds-only (no all-image runs),
 # HELDOUT (the fold-model patterns scored as one bag, {i} = fold) and NAME. The shipped
 # recipe trained again (README, Third GPU session):
@@ -87,12 +90,19 @@ if [ -n "${BAGS:-}" ]; then  # several bags: "NAME=PATTERN;NAME=PATTERN", each w
   : > "$SWEEP/heldout.txt"
   IFS=';' read -ra bags <<< "$BAGS"
   for b in "${bags[@]}"; do
-    python3 benchmarks/experiments/heldout_bag.py "${b#*=}" --members "$MEMBERS" --name "${b%%=*}" \
-      --json "$SWEEP/heldout_${b%%=*}.json" 2>&1 | tee -a "$SWEEP/heldout.txt"
+    for t in window now; do
+      ROCKSEG_TEXTURE=$t python3 benchmarks/experiments/heldout_bag.py "${b#*=}" --members "$MEMBERS" \
+        --name "${b%%=*} (texture: $t)" --json "$SWEEP/heldout_${b%%=*}$([ $t = now ] && echo _now).json" \
+        2>&1 | tee -a "$SWEEP/heldout.txt"
+    done
   done
 else
-  python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
-    --name "$NAME" --json "$SWEEP/heldout.json" 2>&1 | tee "$SWEEP/heldout.txt"
+  : > "$SWEEP/heldout.txt"
+  for t in window now; do
+    ROCKSEG_TEXTURE=$t python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
+      --name "$NAME (texture: $t)" --json "$SWEEP/heldout$([ $t = now ] && echo _now).json" \
+      2>&1 | tee -a "$SWEEP/heldout.txt"
+  done
 fi
 echo "training and scoring took $(( $(date +%s) - t0 )) s"
 (cd "$SWEEP" && tar czf "$OUT/logs.tgz" logs jobs.json heldout*.json heldout.txt mps.txt)
