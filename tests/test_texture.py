@@ -138,3 +138,33 @@ def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouc
     monkeypatch.setattr(predict, "smooth_texture", lambda x, *a, **k: x)
     off = drain(region_probabilities(shipped, noisy, 1.0, device="cpu"))
     assert np.abs(on - off).max() > 0.05
+
+
+def test_texture_levels_follow_the_models_own_training_texture():
+    """A model records its training images' texture; the floor, the window's target and the
+    ceiling scale with it, so a model trained on noisier images is not smoothed down to the
+    shipped default's levels (one that records none is taken to have the shipped default's)."""
+    from types import SimpleNamespace
+
+    def model(texture):
+        return SimpleNamespace(kind="unet", info=SimpleNamespace(normalization="median", texture=texture))
+
+    assert predict._texture_target(model(None), 1.0) == TEXTURE_FLOOR
+    assert predict._texture_target(model(predict.REFERENCE_TEXTURE), 2.0) == pytest.approx(TEXTURE_TARGET)
+    noisy = model(2 * predict.REFERENCE_TEXTURE)
+    assert predict._texture_target(noisy, 1.0) == pytest.approx(2 * TEXTURE_FLOOR)
+    assert predict._texture_scale(noisy) * TEXTURE_CEILING == pytest.approx(2 * TEXTURE_CEILING)
+
+
+def test_training_records_the_texture_of_its_images(scene, tmp_path):
+    from napari_rockseg.engine import train
+    from napari_rockseg.engine.classes import ClassScheme
+    from napari_rockseg.engine.info import ModelInfo
+
+    image, labels = scene
+    info = ModelInfo(ClassScheme.from_dict({"classes": [{"name": n, "color": c} for n, c in
+                                                        (("a", "#ff0000"), ("b", "#00ff00"), ("c", "#0000ff"))],
+                                            "rest": None}), None)
+    items = train.prepare_items([io.SEMImage(image)], [labels], info, data_bar=0)
+    assert info.texture == pytest.approx(texture(items[0].image))
+    assert ModelInfo.from_dict(info.to_dict()).texture == info.texture

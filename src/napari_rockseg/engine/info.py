@@ -49,11 +49,14 @@ class ModelInfo:
     provenance: dict = field(default_factory=dict)
     #: mean contrast (:func:`contrast_of`) of the training images; low-contrast images are stretched to it
     contrast: float | None = None
+    #: mean pixel-scale texture (``predict.texture``, normalised units) of the training images at
+    #: the model's scale: the reference of prediction's texture floor and pixel-noise ceiling
+    texture: float | None = None
 
     def to_dict(self) -> dict:
         return {"scheme": self.scheme.to_dict(), "pixel_size_nm": self.pixel_size_nm,
                 "normalization": self.normalization, "data_bar": self.data_bar,
-                "provenance": self.provenance, "contrast": self.contrast}
+                "provenance": self.provenance, "contrast": self.contrast, "texture": self.texture}
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInfo:
@@ -61,10 +64,10 @@ class ModelInfo:
         if norm not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {norm!r}")
         px = d.get("pixel_size_nm")
-        contrast = d.get("contrast")
+        contrast, texture = d.get("contrast"), d.get("texture")
         return cls(ClassScheme.from_dict(d["scheme"]), None if px is None else float(px), norm,
                    d.get("data_bar", "auto"), dict(d.get("provenance", {})),
-                   None if contrast is None else float(contrast))
+                   None if contrast is None else float(contrast), None if texture is None else float(texture))
 
     def stats(self, grey, rows: int | None = None) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed

@@ -207,8 +207,14 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
 #: magnifications")
 TEXTURE_FACTORS = (1.4, 2.5)
 #: the pixel-scale texture restored (:func:`texture`): 4 grey levels of an 8-bit image in
-#: median-normalised units (full scale = 4); the training images have 7.9-8.4
+#: median-normalised units (full scale = 4), for the shipped default; every texture level
+#: here is the shipped default's and scales with a model's own training texture
+#: (``ModelInfo.texture``) relative to :data:`REFERENCE_TEXTURE`
 TEXTURE_TARGET = 4 * 4.0 / 255
+#: the shipped default's training images' mean pixel-scale texture at its scale (6.78 grey
+#: levels: 4.37 / 7.87 / 8.11 for training images 1-3 at 11.16 nm); models that record none
+#: (trained before it was recorded) are taken to have it
+REFERENCE_TEXTURE = 0.10640
 #: images the networks do not enlarge 1.4x or more (the same magnification, higher ones
 #: shrunk, a little lower) get white noise up to this texture, 6 grey levels, when they have
 #: less: a blurred (defocused) image loses the texture the networks tell clay by. On held-out
@@ -257,17 +263,24 @@ def smooth_texture(x: np.ndarray, target: float = TEXTURE_CEILING) -> np.ndarray
     return gaussian_filter(x, hi).astype(np.float32)
 
 
+def _texture_scale(model) -> float:
+    """A model's training texture relative to the shipped default's (1 when it records none)."""
+    own = getattr(model.info, "texture", None)
+    return own / REFERENCE_TEXTURE if own else 1.0
+
+
 def _texture_target(model, factor: float) -> float | None:
     """The pixel-scale texture an image zoomed ``factor`` x for ``model`` gets at the model's
     scale (:func:`restore_texture`), or None: U-Nets and bags with the median normalisation
     only; :data:`TEXTURE_TARGET` for enlargements in :data:`TEXTURE_FACTORS`,
-    :data:`TEXTURE_FLOOR` below them, nothing above (3x and more lost on held-out images)."""
+    :data:`TEXTURE_FLOOR` below them, nothing above (3x and more lost on held-out images);
+    each scaled by the model's own training texture (:func:`_texture_scale`)."""
     if getattr(model, "kind", None) not in ("unet", "bag") or model.info.normalization != "median":
         return None
     lo, hi = TEXTURE_FACTORS
     if factor < lo:
-        return TEXTURE_FLOOR
-    return TEXTURE_TARGET if factor <= hi else None
+        return TEXTURE_FLOOR * _texture_scale(model)
+    return TEXTURE_TARGET * _texture_scale(model) if factor <= hi else None
 
 
 def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = TILE,
@@ -285,7 +298,7 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
         x = _resize(x, shape, order=1)
     target = _texture_target(model, factor)
     if target is not None:  # U-Nets and bags: pixel noise smoothed down, missing texture given back
-        x = restore_texture(smooth_texture(x), target)
+        x = restore_texture(smooth_texture(x, TEXTURE_CEILING * _texture_scale(model)), target)
     dev = resolve_device(device) if isinstance(device, str) else device
     if kind == "rf":
         yield Progress("predict", 0, 1, message="pixel features and forest")

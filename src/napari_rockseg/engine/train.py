@@ -162,6 +162,10 @@ def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelI
                 shape = (int(round(rows * f)), int(round(x.shape[1] * f)))
                 x, y = _resize(x, shape, 1), _resize(y, shape, 0)
         items.append(TrainImage(x, y))
+    if info.normalization == "median" and info.texture is None and items:
+        from .predict import texture
+
+        info.texture = float(np.mean([texture(it.image) for it in items]))
     return items
 
 
