@@ -186,14 +186,14 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
         return 1.0, (f"the image's pixel size is unknown; it is segmented as is (the model was "
                      f"trained at {trained:.3g} nm per pixel). Give it (rockseg predict --pixel-size, "
                      f"the Segment widget's image pixel size): an image at a higher magnification segmented "
-                     f"as is loses 0.10-0.17 mean IoU on held-out images (README)")
+                     f"as is loses 0.10-0.17 mean IoU on held-out images (docs/experiments.md)")
     factor = image.pixel_size_nm / trained
     if factor >= COARSE_FACTOR:
         return factor, (f"the image's pixels ({image.pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
                         f"({trained:.3g} nm): it is enlarged to the model's scale, but the fine detail the "
                         f"model tells some phases by is not there at this magnification (on held-out images "
                         f"2x coarser than the training images, U-Nets with the shipped settings lost about 0.07 "
-                        f"mean IoU and found almost no clay; README, \"Lower magnifications\"). For such "
+                        f"mean IoU and found almost no clay; docs/experiments.md, \"Lower magnifications\"). For such "
                         f"images, train a model at their pixel size (rockseg train --pixel-size)")
     return factor, None
 
@@ -203,7 +203,7 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
 #: linear enlargement smooths away the pixel-scale texture every training image has (an
 #: SEM's per-pixel noise does not depend on the magnification). On held-out images this
 #: raised the mean IoU of U-Nets and bags at 1.5-2.5x and lowered it at 3-3.75x, hence the
-#: window, and lowered the stacked ensemble's, which does without it (README, "Lower
+#: window, and lowered the stacked ensemble's, which does without it (docs/experiments.md, "Lower
 #: magnifications")
 TEXTURE_FACTORS = (1.4, 2.5)
 #: the pixel-scale texture restored (:func:`texture`): 4 grey levels of an 8-bit image in
@@ -219,12 +219,12 @@ REFERENCE_TEXTURE = 0.10640
 #: shrunk, a little lower) get white noise up to this texture, 6 grey levels, when they have
 #: less: a blurred (defocused) image loses the texture the networks tell clay by. On held-out
 #: images blurred by 1-2 px this raised the mean IoU by 0.047 (two bags), at -0.004 to +0.007
-#: on the unblurred views (README, "Image quality")
+#: on the unblurred views (docs/experiments.md, "Image quality")
 TEXTURE_FLOOR = 6 * 4.0 / 255
 #: images with more pixel-scale texture than this at the model's scale, 9 grey levels (the
 #: training images have 7.9-8.4: more is pixel noise, a short dwell time), are smoothed down
 #: to it with a Gaussian; on held-out images with white noise of sigma 6-12 grey levels this
-#: raised the mean IoU by 0.026 and changed nothing on the others (README, "Image quality")
+#: raised the mean IoU by 0.026 and changed nothing on the others (docs/experiments.md, "Image quality")
 TEXTURE_CEILING = 9 * 4.0 / 255
 
 
