@@ -1,5 +1,6 @@
 """What the held-out experiments share: the training pairs, the cached fold models,
 each fold's held-out image natively and zoomed 2.5x, and scoring probabilities."""
+import json
 import os
 import sys
 from pathlib import Path
@@ -170,3 +171,34 @@ def score(probs: np.ndarray, img, lab, bar: int) -> dict:
     pred = np.zeros(img.data.shape, np.uint8)
     pred[: probs.shape[1]] = probs.argmax(0) + 1
     return evaluate(pred, lab, SHALE.n_classes, io.valid_mask(lab.shape, bar))
+
+
+def altered_view(i: int, tag: str, grey: np.ndarray, lab: np.ndarray) -> tuple:
+    """(tag, image, region, labels, data-bar rows) of held-out image ``i``'s region above its
+    bar with its grey values replaced by ``grey`` (the same size)."""
+    return tag, io.SEMImage(grey, images[i].pixel_size_nm, images[i].path), grey, lab, 0
+
+
+def standard_views(i: int) -> list:
+    """The three standard views of held-out image ``i`` (:data:`VIEWS`) as (tag, image,
+    region, labels, data-bar rows)."""
+    return [(tag, img, region, lab, bar) for tag, img, lab, bar, region in held_out_views(i, noisy=True)]
+
+
+def score_options(res: dict, i: int, views: list, options, probabilities) -> None:
+    """Score ``probabilities(tag, image, region, option)`` on every view of fold ``i`` for
+    every option into ``res[option][tag]`` (one {"miou", "iou"} per held-out image), and
+    print each score."""
+    for tag, img, region, lab, bar in views:
+        for o in options:
+            r = score(probabilities(tag, img, region, o), img, lab, bar)
+            res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
+            print(f"fold {i} {tag:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
+
+
+def report_options(res: dict, first: str, tags, json_path=None) -> None:
+    """:func:`print_option_table`, and ``res`` written to ``json_path`` when given."""
+    print_option_table(res, first, tags)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(res, fh, indent=1)

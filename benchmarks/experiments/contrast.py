@@ -39,19 +39,19 @@ the contrast factors ``--k`` (read after the decisions, not used for them):
     python benchmarks/experiments/contrast.py --test-image
 """
 import argparse
-import json
 
 import numpy as np
 from _folds import (
     DATA,
     VIEWS,
     above_bar,
+    altered_view,
     fold_bag,
-    held_out_views,
-    images,
     labels,
-    print_option_table,
+    report_options,
     score,
+    score_options,
+    standard_views,
 )
 
 from napari_rockseg.engine import bundle, io
@@ -145,22 +145,12 @@ def main(argv=None):
         train_iqr = float(np.mean([iqr(above_bar(j)) for j in range(3) if j != i]))
         base = above_bar(i)
         lab = labels[i][: base.shape[0]]
-        views = []
-        for k in ks:
-            g = with_contrast(base, k)
-            views.append((f"k={k:g}", io.SEMImage(g, images[i].pixel_size_nm, images[i].path), g, lab, 0, k))
-        if a.views:
-            for tag, img, vlab, bar, region in held_out_views(i, noisy=True):
-                views.append((tag, img, region, vlab, bar, 1.0))
-        for tag, img, region, vlab, bar, k in views:
-            for o in options:
-                r = score(predict(bag, img, region, o, k, train_iqr), img, vlab, bar)
-                res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
-                print(f"fold {i} {tag:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    print_option_table(res, "grey scale", tags)
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=1)
+        factor = {f"k={k:g}": k for k in ks}  # the standard views: 1
+        views = [altered_view(i, f"k={k:g}", with_contrast(base, k), lab) for k in ks]
+        views += standard_views(i) if a.views else []
+        score_options(res, i, views, options, lambda tag, img, region, o, bag=bag, factor=factor, t=train_iqr:
+                      predict(bag, img, region, o, factor.get(tag, 1.0), t))
+    report_options(res, "grey scale", tags, a.json)
     return 0
 
 

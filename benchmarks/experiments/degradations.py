@@ -22,10 +22,9 @@ zoomed 2.5x + noise).
 """
 import argparse
 import io as pyio
-import json
 
 import numpy as np
-from _folds import VIEWS, above_bar, fold_bag, held_out_views, images, labels, print_option_table, score
+from _folds import VIEWS, above_bar, altered_view, fold_bag, labels, report_options, score_options, standard_views
 from PIL import Image
 from scipy import ndimage as ndi
 
@@ -38,7 +37,7 @@ from napari_rockseg.engine.predict import (
     region_probabilities,
     restore_texture,
     scale_factor,
-    texture,
+    smooth_texture,
 )
 
 DEGRADATIONS = ("noise 6", "noise 12", "blur 1", "blur 2", "jpeg 75", "jpeg 50")
@@ -60,18 +59,6 @@ def degrade(grey: np.ndarray, tag: str, seed: int) -> np.ndarray:
     return np.clip(g, 0, 255)
 
 
-def smooth_to(x: np.ndarray, target: float) -> np.ndarray:
-    """``x`` smoothed with the Gaussian whose sigma (bisection in 0-2 px) brings its
-    pixel-scale texture down to ``target``; ``x`` itself if it is at or below it."""
-    if texture(x) <= target:
-        return x
-    lo, hi = 0.0, 2.0
-    for _ in range(12):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if texture(ndi.gaussian_filter(x, mid)) > target else (lo, mid)
-    return ndi.gaussian_filter(x, hi).astype(np.float32)
-
-
 def probabilities(bag, img: io.SEMImage, region: np.ndarray, option: str) -> np.ndarray:
     f, _ = scale_factor(bag, img)
     if option == "shipped":
@@ -83,7 +70,7 @@ def probabilities(bag, img: io.SEMImage, region: np.ndarray, option: str) -> np.
     if option.startswith("tex"):
         x = restore_texture(x, target)  # unchanged where the texture is at least the target
     elif option.startswith("den"):  # then what prediction does to the texture
-        x = smooth_to(x, target)
+        x = smooth_texture(x, target)
         floor = _texture_target(bag, f)
         if floor is not None:
             x = restore_texture(x, floor)
@@ -113,22 +100,10 @@ def main(argv=None):
         bag = fold_bag(a.patterns, i, a.forest_weight)
         base = above_bar(i)
         lab = labels[i][: base.shape[0]]
-        views = []
-        for t in a.degradations.split(","):
-            g = degrade(base, t, seed=i)
-            views.append((t, io.SEMImage(g, images[i].pixel_size_nm, images[i].path), g, lab, 0))
-        if a.views:
-            for t, img, vlab, bar, region in held_out_views(i, noisy=True):
-                views.append((t, img, region, vlab, bar))
-        for t, img, region, vlab, bar in views:
-            for o in options:
-                r = score(probabilities(bag, img, region, o), img, vlab, bar)
-                res[o][t].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
-                print(f"fold {i} {t:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    print_option_table(res, "prediction", tags)
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=1)
+        views = [altered_view(i, t, degrade(base, t, seed=i), lab) for t in a.degradations.split(",")]
+        views += standard_views(i) if a.views else []
+        score_options(res, i, views, options, lambda tag, img, region, o, bag=bag: probabilities(bag, img, region, o))
+    report_options(res, "prediction", tags, a.json)
     return 0
 
 

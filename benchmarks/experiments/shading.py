@@ -18,10 +18,9 @@ written down before for trying ``flatten``, so ``flatten`` has not been scored.)
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --views
 """
 import argparse
-import json
 
 import numpy as np
-from _folds import VIEWS, above_bar, fold_bag, held_out_views, images, labels, print_option_table, score
+from _folds import VIEWS, above_bar, altered_view, fold_bag, labels, report_options, score_options, standard_views
 from scipy import ndimage as ndi
 
 from napari_rockseg.engine import io
@@ -73,22 +72,10 @@ def main(argv=None):
         bag = fold_bag(a.patterns, i, a.forest_weight)
         base = above_bar(i)
         lab = labels[i][: base.shape[0]]
-        views = []
-        for r in ramps:
-            g = with_ramp(base, r)
-            views.append((f"ramp {r:g}", io.SEMImage(g, images[i].pixel_size_nm, images[i].path), g, lab, 0))
-        if a.views:
-            for tag, img, vlab, bar, region in held_out_views(i, noisy=True):
-                views.append((tag, img, region, vlab, bar))
-        for tag, img, region, vlab, bar in views:
-            for o in options:
-                r = score(predict(bag, img, region, o), img, vlab, bar)
-                res[o][tag].append({"miou": float(r["miou"]), "iou": [float(v) for v in r["iou"]]})
-                print(f"fold {i} {tag:10s} {o:8s} {r['miou']:.3f} {np.round(r['iou'], 3)}", flush=True)
-    print_option_table(res, "prediction", tags)
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=1)
+        views = [altered_view(i, f"ramp {r:g}", with_ramp(base, r), lab) for r in ramps]
+        views += standard_views(i) if a.views else []
+        score_options(res, i, views, options, lambda tag, img, region, o, bag=bag: predict(bag, img, region, o))
+    report_options(res, "prediction", tags, a.json)
     return 0
 
 
