@@ -24,11 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_rockseg.engine import bundle, io, train
-from napari_rockseg.engine.analysis import evaluate
+from napari_rockseg.engine import io
+from napari_rockseg.engine.analysis.metrics import evaluate
 from napari_rockseg.engine.classes import SHALE
+from napari_rockseg.engine.condition import resize
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import _resize, segment
+from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.models import bundle
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.data import load_training_pairs, pairs_in_dir
+from napari_rockseg.engine.training.trainer import Trainer
 
 NAMES = SHALE.names
 
@@ -51,7 +56,7 @@ def fit(cfg: dict, images, labels, path: Path):
     if path.exists():
         return bundle.load_model(path)
     t0 = time.perf_counter()
-    trainer = train.Trainer(train.TrainConfig(**cfg), images, labels, SHALE, data_source="benchmark")
+    trainer = Trainer(TrainConfig(**cfg), images, labels, SHALE, data_source="benchmark")
     model = drain(trainer.run())
     bundle.save_model(model, path)
     print(f"  trained {path.name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -79,8 +84,8 @@ def zoomed(image: io.SEMImage, truth: np.ndarray, factor: float = 2.5):
     bar = io.detect_data_bar(image.data)
     rows = image.data.shape[0] - bar
     shape = (int(rows * factor), int(image.data.shape[1] * factor))
-    grey = _resize(image.data[:rows].astype(np.float32), shape, 1)
-    lab = _resize(truth[:rows], shape, 0)
+    grey = resize(image.data[:rows].astype(np.float32), shape, 1)
+    lab = resize(truth[:rows], shape, 0)
     return io.SEMImage(grey, image.pixel_size_nm / factor, image.path), lab
 
 
@@ -105,8 +110,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    images, labels = train.load_training_pairs(*train.pairs_in_dir(args.data / "train"), SHALE)
-    test_img, test_lab = train.load_training_pairs(*train.pairs_in_dir(args.data / "test"), SHALE)
+    images, labels = load_training_pairs(*pairs_in_dir(args.data / "train"), SHALE)
+    test_img, test_lab = load_training_pairs(*pairs_in_dir(args.data / "test"), SHALE)
     test_img, test_lab = test_img[0], test_lab[0]
 
     print(f"## Test image ({test_img.path.name}, {test_img.pixel_size_nm} nm/px), trained on "

@@ -50,8 +50,8 @@ def _warm_up(model) -> None:
     """One small prediction first on a GPU: CUDA's context and kernels load on first use."""
     if DEVICE == "cuda":
         from napari_rockseg.engine.events import drain
+        from napari_rockseg.engine.inference.segment import segment
         from napari_rockseg.engine.io import SEMImage
-        from napari_rockseg.engine.predict import segment
 
         img = np.zeros((256, 256), np.uint8)
         drain(segment(model, SEMImage(img, model.info.pixel_size_nm), data_bar=0, device=DEVICE))
@@ -88,9 +88,9 @@ def micrograph(h: int, w: int) -> np.ndarray:
 
 
 def ours_model():
-    from napari_rockseg.engine.bundle import load_model
-    from napari_rockseg.engine.ensemble import Ensemble
-    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.models.bundle import load_model
+    from napari_rockseg.engine.models.ensemble import Ensemble
+    from napari_rockseg.engine.models.info import ModelInfo
     from napari_rockseg.models import DEFAULT, model_path
 
     path = model_path(DEFAULT)
@@ -112,7 +112,7 @@ def describe(model) -> str:
 def original_nets():
     import torch
 
-    from napari_rockseg.engine.nets import UNet
+    from napari_rockseg.engine.models.nets import UNet
 
     torch.manual_seed(0)
     members = [UNet(3, 1, 64, 4, "bilinear").eval() for _ in range(4)] + [UNet(3, 4, 64, 4, "bilinear").eval()]
@@ -123,16 +123,17 @@ def original_nets():
 def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     import torch
 
-    from napari_rockseg.engine import predict
     from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.inference.device import autocast_dtype
+    from napari_rockseg.engine.inference.segment import segment
+    from napari_rockseg.engine.inference.window import BATCH, CHANNELS_LAST
     from napari_rockseg.engine.io import SEMImage
-    from napari_rockseg.engine.predict import segment
 
     model, what = ours_model()
     if option == "contiguous":
-        predict.CHANNELS_LAST = False
+        CHANNELS_LAST = False
     device = "cpu" if option == "cpu" else DEVICE
-    batch = 8 if option == "b8" else predict.BATCH
+    batch = 8 if option == "b8" else BATCH
     if device == "cuda":
         _warm_up(model)
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
@@ -145,7 +146,7 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     dt = time.perf_counter() - t0
     if os.environ.get("RS_LABELS_OUT"):
         np.save(os.environ["RS_LABELS_OUT"], seg.labels)
-    dtype = predict.autocast_dtype(torch.device(device))
+    dtype = autocast_dtype(torch.device(device))
     return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
             "precision": "float32" if dtype is None else str(dtype).removeprefix("torch."),
             "gpu_mb": _gpu_peak_mb() if device == "cuda" else None}
@@ -159,10 +160,12 @@ def case_breakdown(mp: float) -> dict:
     forest on DEVICE and on the CPU."""
     import torch
 
-    from napari_rockseg.engine import baselines
     from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.inference.device import resolve_device
+    from napari_rockseg.engine.inference.segment import segment
+    from napari_rockseg.engine.inference.window import predict_proba
     from napari_rockseg.engine.io import SEMImage
-    from napari_rockseg.engine.predict import predict_proba, resolve_device, segment
+    from napari_rockseg.engine.models.forest import pixel_features
 
     model, what = ours_model()
     dev = resolve_device(DEVICE)
@@ -170,7 +173,7 @@ def case_breakdown(mp: float) -> dict:
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
     img = micrograph(side * 3 // 4, side)
     x = model.info.normalize(img, None)
-    features = baselines.pixel_features
+    features = pixel_features
     spent = []
 
     def timed(*a, **k):  # the features' share of the forest's time
@@ -189,7 +192,7 @@ def case_breakdown(mp: float) -> dict:
         return float(np.median(times))
 
     def features_with(workers):
-        baselines.pixel_features = lambda x, s: timed(x, s, workers)
+        pixel_features = lambda x, s: timed(x, s, workers)
         spent.clear()
         total = median(lambda: forest.probabilities(x, device=torch.device("cpu")))
         return sum(spent[len(spent) // 4:]) / 3, total  # per call (one per strip), warm-up left out
@@ -200,7 +203,7 @@ def case_breakdown(mp: float) -> dict:
     out["features_2"], cpu_forest = features_with(2)
     out["features_all"], _ = features_with(min(torch.get_num_threads(), n_scales))
     out["walk_cpu"] = cpu_forest - out["features_2"]
-    baselines.pixel_features = features
+    pixel_features = features
     out["forest_device"] = median(lambda: forest.probabilities(x, device=dev))
     image = SEMImage(img, model.info.pixel_size_nm)
     out["segment"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
@@ -218,8 +221,8 @@ def case_predict_stream(mp: float) -> dict:
 
     import tifffile
 
+    from napari_rockseg.engine.inference.stream import segment_to_file
     from napari_rockseg.engine.io import open_lazy
-    from napari_rockseg.engine.predict import segment_to_file
 
     model, what = ours_model()
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 256) * 256
@@ -280,9 +283,9 @@ def case_train_ours(steps: int) -> dict:
     """Members-stage steps: 4 binary + 1 multi-class U-Net of width 16 on 8 tiles of 128 x 128."""
     import torch
 
-    from napari_rockseg.engine.ensemble import Ensemble
-    from napari_rockseg.engine.info import ModelInfo
-    from napari_rockseg.engine.losses import binary_focal_dice, focal_dice
+    from napari_rockseg.engine.models.ensemble import Ensemble
+    from napari_rockseg.engine.models.info import ModelInfo
+    from napari_rockseg.engine.training.losses import binary_focal_dice, focal_dice
 
     model = Ensemble.new(ModelInfo())
     nets = [*model.binaries, model.multi]
@@ -306,8 +309,8 @@ def case_train_original(steps: int) -> dict:
     """Original members: U-Nets of width 64, 3 channels, 8 tiles of 128 x 128, trained one after another."""
     import torch
 
-    from napari_rockseg.engine.losses import binary_focal_dice
-    from napari_rockseg.engine.nets import UNet
+    from napari_rockseg.engine.models.nets import UNet
+    from napari_rockseg.engine.training.losses import binary_focal_dice
 
     net = UNet(3, 1, 64, 4, "bilinear")
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)

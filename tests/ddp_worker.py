@@ -4,23 +4,24 @@ process saves its weights so the test can check that they are identical."""
 import sys
 
 import torch
+from helpers import synthetic_scene
 from safetensors.torch import save_file
 
-from helpers import synthetic_scene
 from napari_rockseg.cli import _end_distributed, _init_distributed
-from napari_rockseg.engine import train
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import SEMImage
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.trainer import Trainer
 
 out = sys.argv[1]
 torch.set_num_threads(1)
 rank, device = _init_distributed("auto")
 scheme = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 image, labels = synthetic_scene(64, seed=1)
-cfg = train.TrainConfig(method=sys.argv[2], tile=32, batch_size=4, width=4, depth=2, steps=6, eval_every=3,
+cfg = TrainConfig(method=sys.argv[2], tile=32, batch_size=4, width=4, depth=2, steps=6, eval_every=3,
                         val_fraction=0.0, patience=None, device=device, data_bar=0, seed=0)
-trainer = train.Trainer(cfg, [SEMImage(image)], [labels], scheme)
+trainer = Trainer(cfg, [SEMImage(image)], [labels], scheme)
 torch.manual_seed(cfg.seed)
 start = trainer._new_model(trainer.info())  # the weights training starts from
 model = drain(trainer.run())

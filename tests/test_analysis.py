@@ -1,6 +1,7 @@
 import numpy as np
 
-from napari_rockseg.engine.analysis import evaluate, per_class_iou, phase_fractions
+from napari_rockseg.engine.analysis.metrics import evaluate, per_class_iou
+from napari_rockseg.engine.analysis.rock import phase_fractions
 
 
 def test_iou_hand_values_and_absent_class_scores_one():
@@ -30,7 +31,7 @@ def test_phase_fractions():
 
 
 def test_unlabelled_bottom_rows():
-    from napari_rockseg.engine.analysis import unlabelled_bottom_rows
+    from napari_rockseg.engine.analysis.metrics import unlabelled_bottom_rows
 
     pred = np.ones((10, 4), np.uint8)
     pred[7:] = 0

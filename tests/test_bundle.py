@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_rockseg.engine import bundle
-from napari_rockseg.engine.baselines import GreyLDA
 from napari_rockseg.engine.classes import ClassScheme
-from napari_rockseg.engine.ensemble import Ensemble, NetModel
 from napari_rockseg.engine.errors import BundleError
-from napari_rockseg.engine.info import ModelInfo
-from napari_rockseg.engine.nets import UNet
+from napari_rockseg.engine.models import bundle
+from napari_rockseg.engine.models.ensemble import Ensemble, NetModel
+from napari_rockseg.engine.models.info import ModelInfo
+from napari_rockseg.engine.models.lda import GreyLDA
+from napari_rockseg.engine.models.nets import UNet
 from napari_rockseg.models import LDA, default_model_path, model_path
 
 
@@ -102,8 +102,8 @@ def test_ensemble_bundle_holds_all_members(tmp_path):
 
 
 def test_bag_with_forest_bundle_refuses_broken_forest_arrays(tmp_path):
-    from napari_rockseg.engine.baselines import PixelForest
-    from napari_rockseg.engine.ensemble import Bag
+    from napari_rockseg.engine.models.ensemble import Bag
+    from napari_rockseg.engine.models.forest import PixelForest
 
     rng = np.random.default_rng(0)
     img = rng.normal(0, 1, (48, 48)).astype(np.float32)

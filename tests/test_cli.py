@@ -36,12 +36,12 @@ def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_di
     segmented as the TIFF is, pixel size included."""
     from PIL import Image
 
-    from napari_rockseg.engine import train
+    from napari_rockseg.engine.training.data import pairs_in_dir
 
     png = tmp_path / "png"
     (png / "images").mkdir(parents=True)
     (png / "labels").mkdir()
-    for ip, lp in zip(*train.pairs_in_dir(train_dir)):
+    for ip, lp in zip(*pairs_in_dir(train_dir)):
         Image.fromarray(io.read_image(ip).data).save(png / "images" / f"{ip.stem}.png")
         Image.fromarray(io.read_labels(lp, SHALE)).save(png / "labels" / f"{ip.stem}.png")
     for name, folder in (("tif", train_dir), ("png", png)):
@@ -84,8 +84,8 @@ def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
     assert main(["evaluate", str(out / f"{stem}_labels.tif"), str(test_pair[1]), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     # the same numbers as scoring the engine's prediction directly on the 688 rows
-    from napari_rockseg.engine.analysis import evaluate
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.analysis.metrics import evaluate
+    from napari_rockseg.engine.models.bundle import load_model
 
     m = load_model(model)
     truth = io.read_labels(test_pair[1], SHALE)
@@ -95,7 +95,7 @@ def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
 
 
 def test_train_a_bag_from_the_command_line(train_dir, tmp_path, capsys):
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.models.bundle import load_model
 
     out = tmp_path / "bag.safetensors"
     assert main(["train", "--method", "bag", "--members", "2", "--steps", "8", "--batch-size", "2",
@@ -157,7 +157,7 @@ def test_predict_takes_the_pixel_size_a_file_does_not_record(test_pair, tmp_path
 def test_shipped_default_is_a_bag_of_six_unets_whose_members_say_how_they_were_trained():
     """The bag beat the stacked ensemble on held-out images (README); each member's bundle
     records the command that trained it, so the default can be reproduced."""
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.models.bundle import load_model
     from napari_rockseg.models import default_model_path
 
     model = load_model(default_model_path())
@@ -178,9 +178,9 @@ def test_shipped_default_is_a_bag_of_six_unets_whose_members_say_how_they_were_t
 
 def test_convert_changes_an_ensembles_fusion_and_refuses_it_for_other_kinds(tmp_path):
     """`convert --fusion` rewrites the fusion an ensemble bundle uses by default."""
-    from napari_rockseg.engine.bundle import load_model, save_model
-    from napari_rockseg.engine.ensemble import Ensemble
-    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.models.bundle import load_model, save_model
+    from napari_rockseg.engine.models.ensemble import Ensemble
+    from napari_rockseg.engine.models.info import ModelInfo
     from napari_rockseg.models import default_model_path
 
     src = save_model(Ensemble.new(ModelInfo(SHALE, 11.16), width=4, depth=2), tmp_path / "e.safetensors")
@@ -193,17 +193,17 @@ def test_convert_changes_an_ensembles_fusion_and_refuses_it_for_other_kinds(tmp_
     assert code == 2 and "applies to ensembles" in err and not (tmp_path / "x.safetensors").exists()
     # the parser repeats the engine's fusions as literals (so `--help` need not import torch)
     from napari_rockseg.cli import build_parser
-    from napari_rockseg.engine.ensemble import FUSIONS
+    from napari_rockseg.engine.models.ensemble import FUSIONS
 
     convert = build_parser()._subparsers._group_actions[0].choices["convert"]
     assert next(a for a in convert._actions if a.dest == "fusion").choices == list(FUSIONS)
 
 
 def test_combine_bags_unets_into_one_model_that_predicts(tmp_path, test_pair):
-    from napari_rockseg.engine.bundle import load_model, save_model
-    from napari_rockseg.engine.ensemble import NetModel
-    from napari_rockseg.engine.info import ModelInfo
-    from napari_rockseg.engine.nets import UNet
+    from napari_rockseg.engine.models.bundle import load_model, save_model
+    from napari_rockseg.engine.models.ensemble import NetModel
+    from napari_rockseg.engine.models.info import ModelInfo
+    from napari_rockseg.engine.models.nets import UNet
 
     paths = []
     for seed, px in [(0, 11.16), (1, 11.16), (2, 5.0)]:
@@ -230,9 +230,9 @@ def test_combine_bags_unets_into_one_model_that_predicts(tmp_path, test_pair):
 def test_combine_blends_a_forest_trained_on_the_same_images(tmp_path, train_dir):
     """`combine --forest` adds a random forest to the bag (as the shipped default has);
     a forest trained at another pixel size, or a U-Net given as forest, is refused."""
-    from napari_rockseg.engine.bundle import load_model, save_model
-    from napari_rockseg.engine.ensemble import NetModel
-    from napari_rockseg.engine.nets import UNet
+    from napari_rockseg.engine.models.bundle import load_model, save_model
+    from napari_rockseg.engine.models.ensemble import NetModel
+    from napari_rockseg.engine.models.nets import UNet
 
     image, labels = train_dir / "images" / "1.tif", train_dir / "labels" / "1.tif"
     rf = tmp_path / "rf.safetensors"
@@ -308,7 +308,7 @@ def test_train_options_default_to_the_engine_defaults():
     import dataclasses
 
     from napari_rockseg.cli import build_parser
-    from napari_rockseg.engine.train import TrainConfig
+    from napari_rockseg.engine.training.config import TrainConfig
 
     args = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors"])
     engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -317,7 +317,7 @@ def test_train_options_default_to_the_engine_defaults():
               "checkpoint_every", "blur", "lowmag", "contrast", "members", "ema", "val_fraction", "balance"]
     assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}
     # the loss names too (the Train widget takes them from losses.LOSSES)
-    from napari_rockseg.engine.losses import LOSSES
+    from napari_rockseg.engine.training.losses import LOSSES
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     assert next(a for a in train_parser._actions if a.dest == "loss").choices == list(LOSSES)

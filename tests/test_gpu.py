@@ -4,15 +4,15 @@ shipped default segments the sample test image on the GPU as on the CPU."""
 import numpy as np
 import pytest
 import tifffile
+from helpers import synthetic_scene
 
-from napari_rockseg.engine import train
-from napari_rockseg.engine.analysis import per_class_iou
+from napari_rockseg.engine.analysis.metrics import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.inference.segment import segment
 from napari_rockseg.engine.io import SEMImage
-from napari_rockseg.engine.predict import segment
-
-from helpers import synthetic_scene
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
@@ -20,10 +20,10 @@ SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 
 
 def test_cuda_training_with_mixed_precision_learns_and_predicts_like_cpu():
     image, labels = synthetic_scene(64, seed=1)
-    cfg = train.TrainConfig(method="ensemble", tile=32, batch_size=8, width=8, depth=2, steps=240, lr=1e-2,
+    cfg = TrainConfig(method="ensemble", tile=32, batch_size=8, width=8, depth=2, steps=240, lr=1e-2,
                             val_fraction=0.0, patience=None, device="cuda", scale_jitter=0.0, noise=0.0,
                             data_bar=0)
-    model = drain(train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME).run())
+    model = drain(Trainer(cfg, [SEMImage(image)], [labels], SCHEME).run())
     gpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cuda")).labels
     cpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
     assert per_class_iou(gpu, labels, 3).min() > 0.9
@@ -60,8 +60,8 @@ def test_forest_on_cuda_gives_the_cpu_probabilities(test_pair):
     the last place, 6e-8, on 45 % of the pixels of an H200; one tree's vote moved on 0.044 %)."""
     import torch
 
-    from napari_rockseg.engine.bundle import load_model
     from napari_rockseg.engine.io import read_image
+    from napari_rockseg.engine.models.bundle import load_model
     from napari_rockseg.models import DEFAULT, model_path
 
     model = load_model(model_path(DEFAULT))

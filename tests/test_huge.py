@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from helpers import synthetic_scene
 
-from napari_rockseg.engine import batch, bundle, io, train
+from napari_rockseg.engine import condition, io
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.inference import batch
+from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.inference.stream import lazy_labels, segment_to_file
 from napari_rockseg.engine.io import SEMImage
-from napari_rockseg.engine.predict import lazy_labels, segment, segment_to_file
-
-from helpers import synthetic_scene
+from napari_rockseg.engine.models import bundle
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 
@@ -22,10 +26,10 @@ SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 
 def model():
     torch.set_num_threads(2)
     image, labels = synthetic_scene(96, seed=5)
-    cfg = train.TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
+    cfg = TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
                             val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0, noise=0.0,
                             data_bar=0, pixel_size_nm=10.0)
-    return drain(train.Trainer(cfg, [SEMImage(image, 10.0)], [labels], SCHEME).run())
+    return drain(Trainer(cfg, [SEMImage(image, 10.0)], [labels], SCHEME).run())
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,7 @@ class ReadSpy:
 def test_streaming_never_reads_the_whole_image(model, big, tmp_path, monkeypatch):
     """Peak memory is flat because every read is one block with its halo (or a
     sparse sample for the intensity statistics), whatever the image size."""
-    monkeypatch.setattr(io, "SAMPLE_PIXELS", 50_000)  # this image stands for one of 20x the sample
+    monkeypatch.setattr(condition, "SAMPLE_PIXELS", 50_000)  # this image stands for one of 20x the sample
     path, img = big
     spy = ReadSpy(io.open_lazy(path).data)
     drain(segment_to_file(model, SEMImage(spy, 10.0), tmp_path / "l.tif", data_bar=40, block=256, tile=64,
@@ -129,11 +133,12 @@ def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, 
     """Pixels 2x the model's: every block is enlarged and gets the texture back (its own
     seeded noise), so the file's labels match the in-memory prediction except where
     the model is unsure."""
-    from napari_rockseg.engine import predict
+    from napari_rockseg.engine.condition import restore_texture
+    from napari_rockseg.engine.inference import segment as segment_module
 
     calls = []
-    real = predict.restore_texture
-    monkeypatch.setattr(predict, "restore_texture", lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k))
+    real = restore_texture
+    monkeypatch.setattr(segment_module, "restore_texture", lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k))
     path, img = big
     lazy = io.open_lazy(path)
     lazy.pixel_size_nm = 20.0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_rockseg.engine import losses
+from napari_rockseg.engine.training import losses
 
 
 def test_binary_focal_hand_value():

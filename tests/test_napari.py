@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_rockseg.engine import io
-from napari_rockseg.engine.analysis import evaluate
+from napari_rockseg.engine.analysis.metrics import evaluate
 from napari_rockseg.engine.classes import SHALE
 
 pytestmark = pytest.mark.gui
@@ -68,8 +68,8 @@ def test_widgets_appear_from_the_manifest(viewer):
 def test_segment_produces_labels_and_keeps_painted_layers(viewer, qtbot):
     from napari_rockseg._widgets._state import SHIPPED_DEFAULT, STORE
     from napari_rockseg._widgets.segment import SegmentWidget
-    from napari_rockseg.engine.ensemble import Ensemble
-    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.models.ensemble import Ensemble
+    from napari_rockseg.engine.models.info import ModelInfo
 
     image, truth = open_sample(viewer)
     w = SegmentWidget(viewer)
@@ -222,7 +222,7 @@ def test_retrain_on_painted_pixels_changes_prediction_there(viewer, qtbot, metho
 
 def test_evaluate_matches_cli_numbers(viewer, qtbot, test_pair):
     from napari_rockseg._widgets.evaluate import EvaluateWidget
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.models.bundle import load_model
     from napari_rockseg.models import LDA, model_path
 
     image, truth = open_sample(viewer)
@@ -277,7 +277,7 @@ def test_segment_lazy_image_gives_lazy_labels(viewer, qtbot):
     import dask.array as da
 
     from napari_rockseg._widgets.segment import SegmentWidget
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.models.bundle import load_model
     from napari_rockseg.models import LDA, model_path
 
     image, _ = open_sample(viewer)

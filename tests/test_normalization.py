@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_rockseg.engine import io
-from napari_rockseg.engine.info import ModelInfo, nominal_range
+from napari_rockseg.engine.models.info import ModelInfo, nominal_range
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from napari_rockseg.engine import io
-from napari_rockseg.engine.analysis import evaluate
-from napari_rockseg.engine.bundle import load_model
+from napari_rockseg.engine.analysis.metrics import evaluate
 from napari_rockseg.engine.classes import SHALE
 from napari_rockseg.engine.errors import InputError
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import autocast_dtype, cpu_has_bf16, segment
+from napari_rockseg.engine.inference.device import autocast_dtype, cpu_has_bf16
+from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.models.bundle import load_model
 from napari_rockseg.models import default_model_path
 
 

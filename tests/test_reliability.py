@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from helpers import synthetic_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from napari_rockseg.engine import io, train
+from napari_rockseg.engine import io
 from napari_rockseg.engine.classes import SHALE, ClassScheme
 from napari_rockseg.engine.errors import InputError, RockSegError, SchemeError
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import SEMImage
-
-from helpers import synthetic_scene
+from napari_rockseg.engine.training.checkpoints import checkpoint_info, load_checkpoint
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME3 = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 
@@ -46,15 +48,15 @@ def scene_dir(tmp_path_factory):
 # -- training labels -------------------------------------------------------------
 def test_all_unlabelled_single_class_and_missing_class():
     image, labels = synthetic_scene(64)
-    cfg = train.TrainConfig(method="unet", steps=1, device="cpu", data_bar=0)
+    cfg = TrainConfig(method="unet", steps=1, device="cpu", data_bar=0)
     with pytest.raises(InputError, match="all unlabelled"):
-        train.Trainer(cfg, [SEMImage(image)], [np.zeros_like(labels)], SCHEME3)
+        Trainer(cfg, [SEMImage(image)], [np.zeros_like(labels)], SCHEME3)
     with pytest.raises(InputError, match="only one class"):
-        train.Trainer(cfg, [SEMImage(image)], [np.ones_like(labels)], SCHEME3)
-    t = train.Trainer(cfg, [SEMImage(image)], [np.where(labels == 3, 1, labels)], SCHEME3)
+        Trainer(cfg, [SEMImage(image)], [np.ones_like(labels)], SCHEME3)
+    t = Trainer(cfg, [SEMImage(image)], [np.where(labels == 3, 1, labels)], SCHEME3)
     assert t.notes == ["class 'pore' has no labelled pixel; the model will never predict it"]
     with pytest.raises(SchemeError, match="only 3 classes"):
-        train.Trainer(cfg, [SEMImage(image)], [labels + 1], SCHEME3)
+        Trainer(cfg, [SEMImage(image)], [labels + 1], SCHEME3)
 
 
 def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
@@ -63,10 +65,10 @@ def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
                "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
                "--pixel-size", "0", "--synth-share", "0.2", "--patience", "0", "--blur", "0.7")
     assert proc.returncode == 0, proc.stderr
-    ckpt = train.load_checkpoint(str(model) + ".ckpt.pt")
+    ckpt = load_checkpoint(str(model) + ".ckpt.pt")
     last = {h["stage"]: h["step"] for h in ckpt["history"]}
     assert last == {"members": 8, "synth": 2}  # 10 steps split 80 / 20
-    from napari_rockseg.engine.bundle import load_model
+    from napari_rockseg.engine.models.bundle import load_model
 
     settings = load_model(model).info.provenance["settings"]
     assert settings["synth_share"] == 0.2 and settings["patience"] is None and settings["blur"] == 0.7
@@ -94,10 +96,10 @@ def _scheme_file(tmp_path):
 # -- images --------------------------------------------------------------------------
 def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     image, labels = synthetic_scene(64, seed=3)
-    cfg = train.TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
+    cfg = TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
                             val_fraction=0.0, patience=None, device="cpu", data_bar=0, scale_jitter=0.0)
-    model = drain(train.Trainer(cfg, [SEMImage(image)], [labels], SCHEME3).run())
-    from napari_rockseg.engine.predict import segment
+    model = drain(Trainer(cfg, [SEMImage(image)], [labels], SCHEME3).run())
+    from napari_rockseg.engine.inference.segment import segment
 
     eight = drain(segment(model, SEMImage(image), data_bar=0)).labels
     full = (image.astype(np.uint16) * 257 + 300).astype(np.uint16)  # the same scene at 16 bits, brighter
@@ -111,7 +113,7 @@ def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     stretched = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
     assert (stretched == eight).mean() > 0.9
     # an image below CONTRAST_FLOOR x the training images' contrast is stretched to that floor, with a note
-    from napari_rockseg.engine.info import CONTRAST_FLOOR, LOW_CONTRAST, contrast_of
+    from napari_rockseg.engine.models.info import CONTRAST_FLOOR, LOW_CONTRAST, contrast_of
 
     med = float(np.median(image))
     dull = np.clip(med + 0.4 * (image.astype(np.float32) - med), 0, 255).round().astype(np.uint8)
@@ -170,13 +172,13 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
     while time.time() < deadline:
-        if ckpt.exists() and train.checkpoint_info(ckpt)["step"] >= 10:
+        if ckpt.exists() and checkpoint_info(ckpt)["step"] >= 10:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed.safetensors").exists()
-    step = train.checkpoint_info(ckpt)["step"]
+    step = checkpoint_info(ckpt)["step"]
     assert 10 <= step < 150
     resumed = cli(*common, "--out", tmp_path / "resumed.safetensors", "--checkpoint", ckpt, "--resume", ckpt)
     assert resumed.returncode == 0, resumed.stderr

@@ -7,7 +7,12 @@ import pytest
 
 from napari_rockseg.cli import main
 from napari_rockseg.engine import io
-from napari_rockseg.engine.analysis import compare_reports, object_stats, organic_hosted_share, rock_report
+from napari_rockseg.engine.analysis.rock import (
+    compare_reports,
+    object_stats,
+    organic_hosted_share,
+    rock_report,
+)
 from napari_rockseg.engine.classes import SHALE
 
 MINERAL, ORGANIC, PORE, CLAY = 1, 2, 3, 4

@@ -4,9 +4,11 @@
 import numpy as np
 import pytest
 
-from napari_rockseg.engine import bundle, io
+from napari_rockseg.engine import io
+from napari_rockseg.engine.condition import scale_factor
 from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import scale_factor, segment
+from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.models import bundle
 from napari_rockseg.models import default_model_path
 
 

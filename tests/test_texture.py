@@ -8,17 +8,22 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from napari_rockseg.engine import bundle, io, predict
-from napari_rockseg.engine.events import drain
-from napari_rockseg.engine.predict import (
+from napari_rockseg.engine import io
+from napari_rockseg.engine.condition import (
+    REFERENCE_TEXTURE,
     TEXTURE_CEILING,
     TEXTURE_FLOOR,
     TEXTURE_TARGET,
-    region_probabilities,
+    _texture_scale,
+    _texture_target,
     restore_texture,
     smooth_texture,
     texture,
 )
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.inference import segment as segment_module
+from napari_rockseg.engine.inference.segment import region_probabilities
+from napari_rockseg.engine.models import bundle
 from napari_rockseg.models import LDA, default_model_path, model_path
 
 
@@ -46,7 +51,7 @@ def spy(monkeypatch):
         calls.append((x.shape, target))
         return x
 
-    monkeypatch.setattr(predict, "restore_texture", recording)
+    monkeypatch.setattr(segment_module, "restore_texture", recording)
     return calls
 
 
@@ -89,7 +94,7 @@ def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(sh
 
     def both(factor):
         on = drain(region_probabilities(shipped, small, factor, device="cpu"))
-        monkeypatch.setattr(predict, "_texture_target", lambda model, f: None)
+        monkeypatch.setattr(segment_module, "_texture_target", lambda model, f: None)
         off = drain(region_probabilities(shipped, small, factor, device="cpu"))
         monkeypatch.undo()
         return on, off
@@ -115,12 +120,12 @@ def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
     def model(kind, norm="median"):
         return SimpleNamespace(kind=kind, info=SimpleNamespace(normalization=norm))
 
-    assert predict._texture_target(model("unet"), 2.0) == TEXTURE_TARGET
-    assert predict._texture_target(model("bag"), 1.0) == TEXTURE_FLOOR
+    assert _texture_target(model("unet"), 2.0) == TEXTURE_TARGET
+    assert _texture_target(model("bag"), 1.0) == TEXTURE_FLOOR
     # the stacked ensemble lost with it on held-out images; forests and LDA see grey values
     for kind in ("ensemble", "rf", "lda"):
-        assert predict._texture_target(model(kind), 2.0) is None and predict._texture_target(model(kind), 1.0) is None
-    assert predict._texture_target(model("bag", "percentile"), 1.0) is None  # its units differ
+        assert _texture_target(model(kind), 2.0) is None and _texture_target(model(kind), 1.0) is None
+    assert _texture_target(model("bag", "percentile"), 1.0) is None  # its units differ
 
 
 def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouched(shipped, train_dir, monkeypatch):
@@ -135,7 +140,7 @@ def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouc
     assert texture(y) > 1.2 * TEXTURE_CEILING
     assert texture(smooth_texture(y)) == pytest.approx(TEXTURE_CEILING, rel=0.02)
     on = drain(region_probabilities(shipped, noisy, 1.0, device="cpu"))
-    monkeypatch.setattr(predict, "smooth_texture", lambda x, *a, **k: x)
+    monkeypatch.setattr(segment_module, "smooth_texture", lambda x, *a, **k: x)
     off = drain(region_probabilities(shipped, noisy, 1.0, device="cpu"))
     assert np.abs(on - off).max() > 0.05
 
@@ -149,22 +154,22 @@ def test_texture_levels_follow_the_models_own_training_texture():
     def model(texture):
         return SimpleNamespace(kind="unet", info=SimpleNamespace(normalization="median", texture=texture))
 
-    assert predict._texture_target(model(None), 1.0) == TEXTURE_FLOOR
-    assert predict._texture_target(model(predict.REFERENCE_TEXTURE), 2.0) == pytest.approx(TEXTURE_TARGET)
-    noisy = model(2 * predict.REFERENCE_TEXTURE)
-    assert predict._texture_target(noisy, 1.0) == pytest.approx(2 * TEXTURE_FLOOR)
-    assert predict._texture_scale(noisy) * TEXTURE_CEILING == pytest.approx(2 * TEXTURE_CEILING)
+    assert _texture_target(model(None), 1.0) == TEXTURE_FLOOR
+    assert _texture_target(model(REFERENCE_TEXTURE), 2.0) == pytest.approx(TEXTURE_TARGET)
+    noisy = model(2 * REFERENCE_TEXTURE)
+    assert _texture_target(noisy, 1.0) == pytest.approx(2 * TEXTURE_FLOOR)
+    assert _texture_scale(noisy) * TEXTURE_CEILING == pytest.approx(2 * TEXTURE_CEILING)
 
 
 def test_training_records_the_texture_of_its_images(scene, tmp_path):
-    from napari_rockseg.engine import train
     from napari_rockseg.engine.classes import ClassScheme
-    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.models.info import ModelInfo
+    from napari_rockseg.engine.training.data import prepare_items
 
     image, labels = scene
     info = ModelInfo(ClassScheme.from_dict({"classes": [{"name": n, "color": c} for n, c in
                                                         (("a", "#ff0000"), ("b", "#00ff00"), ("c", "#0000ff"))],
                                             "rest": None}), None)
-    items = train.prepare_items([io.SEMImage(image)], [labels], info, data_bar=0)
+    items = prepare_items([io.SEMImage(image)], [labels], info, data_bar=0)
     assert info.texture == pytest.approx(texture(items[0].image))
     assert ModelInfo.from_dict(info.to_dict()).texture == info.texture

@@ -3,17 +3,20 @@
 import numpy as np
 import pytest
 import torch
+from helpers import synthetic_scene
 
-from napari_rockseg.engine import bundle, train
-from napari_rockseg.engine.analysis import per_class_iou
+from napari_rockseg.engine.analysis.metrics import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.errors import BundleError, InputError
 from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.inference.window import predict_proba
 from napari_rockseg.engine.io import SEMImage
-from napari_rockseg.engine.nets import UNet
-from napari_rockseg.engine.predict import predict_proba, segment
-
-from helpers import synthetic_scene
+from napari_rockseg.engine.models import bundle
+from napari_rockseg.engine.models.nets import UNet
+from napari_rockseg.engine.training.checkpoints import checkpoint_info
+from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.trainer import Trainer, WeightAverage
 
 SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 
@@ -23,17 +26,17 @@ def small_config(**kw):
                 lr=1e-2, val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0, noise=0.0,
                 data_bar=0, seed=0)
     base.update(kw)
-    return train.TrainConfig(**base)
+    return TrainConfig(**base)
 
 
 def fit(config, image, labels, **kw):
-    trainer = train.Trainer(config, [SEMImage(image)], [labels], SCHEME, **kw)
+    trainer = Trainer(config, [SEMImage(image)], [labels], SCHEME, **kw)
     return trainer, drain(trainer.run())
 
 
 def stop_after(config, image, labels, step, stage=None):
     """A trainer stopped after ``step`` (of ``stage``) as a cancel does: by no longer iterating."""
-    trainer = train.Trainer(config, [SEMImage(image)], [labels], SCHEME)
+    trainer = Trainer(config, [SEMImage(image)], [labels], SCHEME)
     gen = trainer.run()
     for ev in gen:
         if ev.step == step and stage in (None, ev.stage):
@@ -147,14 +150,14 @@ def test_cancel_keeps_best_so_far_and_resume_matches_uninterrupted(tmp_path, sce
     _, full = fit(cfg, image, labels)
     trainer = stop_after(cfg, image, labels, 20)
     assert trainer.result() is not None
-    assert train.checkpoint_info(tmp_path / "c.pt")["step"] == 20
+    assert checkpoint_info(tmp_path / "c.pt")["step"] == 20
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
     assert_same_weights(full, resumed)
 
 
 def test_weight_average_follows_its_formula_and_is_put_in_and_taken_out():
     net = UNet(1, 3, 4, 2)
-    avg = train.WeightAverage([net], 0.9)
+    avg = WeightAverage([net], 0.9)
     expected = {k: v.clone() for k, v in net.state_dict().items()}
     for n in range(1, 5):
         with torch.no_grad():
@@ -173,7 +176,7 @@ def test_weight_average_follows_its_formula_and_is_put_in_and_taken_out():
     for k, v in net.state_dict().items():
         assert torch.equal(v, raw[k]), k
     with pytest.raises(InputError, match="decay"):
-        train.WeightAverage([net], 1.0)
+        WeightAverage([net], 1.0)
 
 
 def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, scene):
@@ -201,11 +204,11 @@ def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, s
     for k, v in average.items():
         assert torch.allclose(kept[k], v), k
     with pytest.raises(InputError, match="--ema"):
-        train.Trainer(small_config(ema=1.0), [SEMImage(image)], [labels], SCHEME)
+        Trainer(small_config(ema=1.0), [SEMImage(image)], [labels], SCHEME)
 
 
 def test_no_validation_blocks_when_the_fraction_is_zero():
-    from napari_rockseg.engine.tiles import TrainImage, split_validation
+    from napari_rockseg.engine.training.sampler import TrainImage, split_validation
 
     item = TrainImage(np.zeros((512, 512), np.float32), np.ones((512, 512), np.uint8))
     train_items, val = split_validation([item], 128, 0.0)
@@ -225,7 +228,7 @@ def test_unet_original_configuration_builds():
 def test_blur_augmentation_smooths_some_crops_only_when_asked():
     """Sharpness augmentation: with ``blur`` about half the crops lose most of their
     pixel-scale texture; without it none does (noise off so only blur changes texture)."""
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage
 
     rng = np.random.default_rng(0)
     item = TrainImage(rng.normal(0, 1, (96, 96)).astype(np.float32), np.ones((96, 96), np.uint8))
@@ -249,8 +252,8 @@ def test_lower_magnification_augmentation_coarsens_crops_as_prediction_sees_them
     spread over about twice the pixels, the mean grey and the size stay, the pixel-scale
     texture is back to at least what prediction restores; the sampler applies it to the
     share of crops asked for, and to none by default."""
-    from napari_rockseg.engine.predict import TEXTURE_TARGET, texture
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage, lower_magnification
+    from napari_rockseg.engine.condition import TEXTURE_TARGET, texture
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage, lower_magnification
 
     yy, xx = np.mgrid[:128, :128]
     disc = ((yy - 64) ** 2 + (xx - 64) ** 2 < 30**2).astype(np.float32)
@@ -275,7 +278,7 @@ def test_contrast_augmentation_scales_each_crop_within_its_range():
     """``contrast``: crops of one scene (median 0, as the median normalisation gives) get
     their contrast scaled by at most exp(+-R), and the whole range is used; 0.2 is the
     default; a negative or absurd range is refused before training."""
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage
 
     yy, xx = np.mgrid[:96, :96]
     img = np.where((yy // 12 + xx // 12) % 2 == 0, 0.5, -0.5).astype(np.float32)  # a checkerboard
@@ -292,13 +295,13 @@ def test_contrast_augmentation_scales_each_crop_within_its_range():
     assert wide.min() < 0.6 and wide.max() > 1.7  # the range is used
     scene = synthetic_scene()
     with pytest.raises(InputError, match="--contrast"):
-        train.Trainer(small_config(contrast=-0.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
+        Trainer(small_config(contrast=-0.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
 
 
 def test_noise_augmentation_adds_white_noise_up_to_its_sigma():
     """``noise``: each crop gets white noise of a standard deviation drawn up to ``noise``
     (normalised units); 0 adds none; outside 0-1 is refused before training."""
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage
 
     img = np.zeros((96, 96), np.float32)
     item = TrainImage(img, np.ones((96, 96), np.uint8))
@@ -312,7 +315,7 @@ def test_noise_augmentation_adds_white_noise_up_to_its_sigma():
     assert wide.max() <= 0.2 * 1.1 and wide.max() > 0.18 and wide.min() < 0.02  # up to sigma, range used
     scene = synthetic_scene()
     with pytest.raises(InputError, match="--noise"):
-        train.Trainer(small_config(noise=1.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
+        Trainer(small_config(noise=1.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
 
 
 def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
@@ -339,14 +342,14 @@ def test_bag_resumes_in_its_second_member_where_it_stopped(tmp_path, scene):
                        checkpoint_every=10)
     _, full = fit(cfg, image, labels)
     stop_after(cfg, image, labels, 10, stage="net2")
-    assert train.checkpoint_info(tmp_path / "c.pt") == {"method": "bag", "stage": 1, "step": 10}
+    assert checkpoint_info(tmp_path / "c.pt") == {"method": "bag", "stage": 1, "step": 10}
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
     assert_same_weights(full, resumed)
 
 
 def test_bagging_trained_models_checks_they_fit_together():
-    from napari_rockseg.engine.ensemble import Bag, Ensemble, NetModel
-    from napari_rockseg.engine.info import ModelInfo
+    from napari_rockseg.engine.models.ensemble import Bag, Ensemble, NetModel
+    from napari_rockseg.engine.models.info import ModelInfo
 
     def unet(px=11.16, contrast=0.5):
         info = ModelInfo(SCHEME, px, contrast=contrast, provenance={"command": f"train {px}"})
@@ -374,7 +377,7 @@ def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it
     """Probabilities of a bag with a forest: 0.8 x the members' mean + 0.2 x the forest's,
     at the model's scale, also after a float16 round trip; forest_weight 0 trains none;
     an impossible weight is refused before training; fine-tuning keeps the forest."""
-    from napari_rockseg.engine.predict import region_probabilities
+    from napari_rockseg.engine.inference.segment import region_probabilities
 
     monkeypatch.setenv("ROCKSEG_PRECISION", "fp32")  # storage rounding alone, not bfloat16's
     image, labels = scene
@@ -394,7 +397,7 @@ def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it
     assert np.abs(again - blended).max() < 1e-3
     assert fit(small_config(method="bag", members=1, steps=4, forest_weight=0.0), image, labels)[1].forest is None
     with pytest.raises(InputError, match="forest's weight"):
-        train.Trainer(small_config(method="bag", forest_weight=1.0), [SEMImage(image)], [labels], SCHEME)
+        Trainer(small_config(method="bag", forest_weight=1.0), [SEMImage(image)], [labels], SCHEME)
     _, tuned = fit(small_config(method="bag", steps=4), image, labels, init=loaded)
     assert tuned.forest_weight == 0.2 and tuned.forest is not loaded.forest
     assert all(np.array_equal(tuned.forest.arrays[k], v) for k, v in loaded.forest.arrays.items())
@@ -405,7 +408,11 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     own probabilities (classes missing from the training labels get 0)."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from napari_rockseg.engine.baselines import PixelForest, forest_probabilities, forest_probabilities_torch
+    from napari_rockseg.engine.models.forest import (
+        PixelForest,
+        forest_probabilities,
+        forest_probabilities_torch,
+    )
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (3000, 5)).astype(np.float32)
@@ -424,8 +431,8 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
 def test_torch_features_match_scikit_image(test_pair):
     """The features a GPU computes (torch), run here on the CPU, against scikit-image's on a
     crop of the test image: the same to float32 rounding, in the same order."""
-    from napari_rockseg.engine.baselines import pixel_features, pixel_features_torch
     from napari_rockseg.engine.io import read_image
+    from napari_rockseg.engine.models.forest import pixel_features, pixel_features_torch
 
     x = (read_image(test_pair[0]).data[100:300, 200:500].astype(np.float32) - 128) / 40
     ref = pixel_features(x)
@@ -440,15 +447,15 @@ def test_forest_on_the_gpu_path_gives_the_cpu_probabilities(test_pair, monkeypat
     the CPU, gives the numpy path's probabilities up to one tree's vote on a few pixels."""
     import torch
 
-    from napari_rockseg.engine import baselines
-    from napari_rockseg.engine.bundle import load_model
     from napari_rockseg.engine.io import read_image
+    from napari_rockseg.engine.models import forest as forest_module
+    from napari_rockseg.engine.models.bundle import load_model
     from napari_rockseg.models import DEFAULT, model_path
 
     forest = load_model(model_path(DEFAULT)).forest
     x = (read_image(test_pair[0]).data[:600, :500].astype(np.float32) - 128) / 40
     cpu = forest.probabilities(x)
-    monkeypatch.setattr(baselines, "_is_gpu", lambda device: True)
+    monkeypatch.setattr(forest_module, "_is_gpu", lambda device: True)
     gpu_path = forest.probabilities(x, device=torch.device("cpu"))
     differ = np.abs(gpu_path - cpu).max(0) > 0
     assert differ.mean() < 0.002 and np.abs(gpu_path - cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees
@@ -457,7 +464,7 @@ def test_forest_on_the_gpu_path_gives_the_cpu_probabilities(test_pair, monkeypat
 def test_forest_in_strips_equals_the_whole_image_at_once():
     """The forest computes its features strip by strip (flat memory on big blocks); with
     the Gaussians' reach as context the probabilities equal the whole image's."""
-    from napari_rockseg.engine.baselines import PixelForest
+    from napari_rockseg.engine.models.forest import PixelForest
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (150, 90)).astype(np.float32)
@@ -475,14 +482,14 @@ def test_training_at_a_pixel_size_needs_every_images_pixel_size(scene):
 
     image, labels = scene
     cfg = small_config(method="rf", trees=2, pixel_size_nm=11.16)
-    trainer = train.Trainer(cfg, [SEMImage(image), SEMImage(image)], [labels, labels], SCHEME)
+    trainer = Trainer(cfg, [SEMImage(image), SEMImage(image)], [labels, labels], SCHEME)
     model = drain(trainer.run())
     assert model.info.pixel_size_nm is None
     assert any("record no pixel size" in n for n in trainer.notes)
-    known = train.Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image, 11.16)], [labels, labels], SCHEME)
+    known = Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image, 11.16)], [labels, labels], SCHEME)
     assert drain(known.run()).info.pixel_size_nm == 11.16 and not known.notes
     with pytest.raises(InputError, match=r"1 of 2 training images \(image\) record no pixel size"):
-        train.Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image)], [labels, labels], SCHEME)
+        Trainer(cfg, [SEMImage(image, 11.16), SEMImage(image)], [labels, labels], SCHEME)
 
 
 def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, scene):
@@ -497,7 +504,7 @@ def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, sce
         ys, xs = np.nonzero(labels == c)
         paint[ys[:20], xs[:20]] = c
     cfg = small_config(steps=60)
-    trainer = train.Trainer(cfg, [SEMImage(image)], [paint], SCHEME, init=unet_model)
+    trainer = Trainer(cfg, [SEMImage(image)], [paint], SCHEME, init=unet_model)
     filled = drain(trainer._with_kept_predictions(torch.device("cpu")))[0]
     assert np.array_equal(filled[paint > 0], paint[paint > 0])
     unpainted = paint == 0
@@ -508,14 +515,14 @@ def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, sce
     after = drain(segment(tuned, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
     assert (after == before).mean() > 0.95
     # without it only the strokes are labelled
-    plain = train.Trainer(small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model)
+    plain = Trainer(small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model)
     assert np.array_equal(drain(plain._with_kept_predictions(torch.device("cpu")))[0], paint)
 
 
 def test_crops_centre_on_the_strokes_when_asked():
     """focus_share of the crops are centred on the focus pixels (the user's strokes), the
     rest are drawn as usual; without focus pixels nothing changes."""
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage
 
     labels = np.ones((256, 256), np.uint8)
     focus = np.zeros((256, 256), bool)
@@ -536,7 +543,7 @@ def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
     """--balance: that share of the crops is centred on a class drawn uniformly (so a class
     covering 0.4 % of the image is in about half the crops at 1.0 with two classes), none at 0;
     values outside 0..1 are refused with a message naming the option."""
-    from napari_rockseg.engine.tiles import TileSampler, TrainImage
+    from napari_rockseg.engine.training.sampler import TileSampler, TrainImage
 
     labels = np.ones((256, 256), np.uint8)
     labels[100:116, 100:116] = 2  # 0.4 % of the image
@@ -550,7 +557,7 @@ def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
     assert 0.4 < rare_share(1.0) < 0.6
     assert rare_share(0.0) < rare_share(0.5) < rare_share(1.0)
     with pytest.raises(InputError, match="--balance"):
-        train.Trainer(small_config(balance=1.5), [SEMImage(np.zeros((64, 64), np.float32))],
+        Trainer(small_config(balance=1.5), [SEMImage(np.zeros((64, 64), np.float32))],
                       [np.ones((64, 64), np.uint8)], SCHEME)
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .engine.errors import RockSegError
+from .engine.training.config import TrainConfig
+from .engine.training.data import load_training_pairs, pairs_in_dir
+from .engine.training.trainer import Trainer
 
 
 def _bar(gen, desc: str, quiet: bool = False):
@@ -56,7 +59,7 @@ def _scheme(path):
 
 
 def _load(model_path):
-    from .engine.bundle import load_model
+    from .engine.models.bundle import load_model
     from .models import default_model_path
 
     return load_model(model_path or default_model_path())
@@ -79,12 +82,12 @@ def _fractions_table(names, fractions) -> str:
 def cmd_train(args):
     import torch
 
-    from .engine import bundle, train
     from .engine.io import check_writable
+    from .engine.models import bundle
 
     scheme = _scheme(args.classes)
     if args.data_dir:
-        image_paths, label_paths = train.pairs_in_dir(args.data_dir)
+        image_paths, label_paths = pairs_in_dir(args.data_dir)
         source = str(args.data_dir)
     elif args.images and args.labels:
         image_paths, label_paths = args.images, args.labels
@@ -96,13 +99,13 @@ def cmd_train(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, device = _init_distributed(args.device)
-    images, labels = train.load_training_pairs(image_paths, label_paths, scheme)
+    images, labels = load_training_pairs(image_paths, label_paths, scheme)
     init = _load(args.init) if args.init else None
     alpha = None
     if args.alpha:
         alpha = [float(a) for a in args.alpha.split(",")]
         alpha = alpha[0] if len(alpha) == 1 else alpha
-    cfg = train.TrainConfig(
+    cfg = TrainConfig(
         method=args.method, tile=args.tile, batch_size=args.batch_size, loss=args.loss, alpha=alpha,
         gamma=args.gamma, steps=args.steps, epochs=args.epochs, minutes=args.minutes, width=args.width,
         depth=args.depth, cutout=args.cutout, balance=args.balance, sampling="grid" if args.stride else "random",
@@ -118,7 +121,7 @@ def cmd_train(args):
     )
     import shlex
 
-    trainer = train.Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
+    trainer = Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
                             data_source=source, command=shlex.join(["rockseg", *args.argv]))
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -179,8 +182,8 @@ def _end_distributed(wait: bool = True):
 
 
 def cmd_convert(args):
-    from .engine import bundle
     from .engine.errors import InputError
+    from .engine.models import bundle
 
     model = bundle.load_model(args.model)
     if args.fusion:
@@ -200,9 +203,9 @@ def _print_written(path, what: str, half: bool):
 def cmd_combine(args):
     import shlex
 
-    from .engine import bundle
-    from .engine.bundle import provenance
-    from .engine.ensemble import Bag
+    from .engine.models import bundle
+    from .engine.models.bundle import provenance
+    from .engine.models.ensemble import Bag
 
     models = [bundle.load_model(p) for p in args.models]
     forest = bundle.load_model(args.forest) if args.forest else None
@@ -217,7 +220,7 @@ def cmd_combine(args):
 
 # -- predict ---------------------------------------------------------------
 def cmd_predict(args):
-    from .engine import batch
+    from .engine.inference import batch
     from .engine.io import check_writable
     from .models import default_model_path
 
@@ -257,7 +260,7 @@ def cmd_predict(args):
 
 # -- evaluate --------------------------------------------------------------
 def _eval_mask(pred, truth, data_bar):
-    from .engine.analysis import unlabelled_bottom_rows
+    from .engine.analysis.metrics import unlabelled_bottom_rows
     from .engine.io import valid_mask
 
     return valid_mask(truth.shape, unlabelled_bottom_rows(pred) if data_bar is None else data_bar)
@@ -265,7 +268,7 @@ def _eval_mask(pred, truth, data_bar):
 
 def cmd_evaluate(args):
     from .engine import io
-    from .engine.analysis import evaluate
+    from .engine.analysis.metrics import evaluate
 
     scheme = _scheme(args.classes)
     pred = io.read_labels(args.prediction, scheme)
@@ -280,17 +283,17 @@ def cmd_evaluate(args):
 
 # -- lda ---------------------------------------------------------------------
 def cmd_lda(args):
-    from .engine import io, train
-    from .engine.analysis import evaluate
-    from .engine.baselines import GreyLDA
+    from .engine import io
+    from .engine.analysis.metrics import evaluate
+    from .engine.models.lda import GreyLDA
 
     scheme = _scheme(args.classes)
     t0 = time.perf_counter()
-    images, labels = train.load_training_pairs(*train.pairs_in_dir(args.train_dir), scheme)
+    images, labels = load_training_pairs(*pairs_in_dir(args.train_dir), scheme)
     masks = [io.valid_mask(i.data.shape, io.resolve_data_bar(i.data, args.data_bar)) for i in images]
     model = GreyLDA().fit([i.data for i in images], labels, masks)
     t_fit = time.perf_counter() - t0
-    test_images, test_labels = train.load_training_pairs(*train.pairs_in_dir(args.test_dir), scheme)
+    test_images, test_labels = load_training_pairs(*pairs_in_dir(args.test_dir), scheme)
     cms, n = None, scheme.n_classes
     for img, lab in zip(test_images, test_labels):
         mask = io.valid_mask(img.data.shape, io.resolve_data_bar(img.data, args.data_bar))
@@ -306,11 +309,11 @@ def cmd_lda(args):
 def cmd_preprocess(args):
     from tqdm import tqdm
 
-    from .engine import io, train
-    from .engine.tiles import grid_starts
+    from .engine import io
+    from .engine.inference.grid import grid_starts
 
     scheme = _scheme(args.classes)
-    image_paths, label_paths = train.pairs_in_dir(args.data_dir)
+    image_paths, label_paths = pairs_in_dir(args.data_dir)
     out = Path(args.output_dir)
     written = 0
     for ip, lp in tqdm(list(zip(image_paths, label_paths)), desc="export tiles", file=sys.stderr):
@@ -371,7 +374,7 @@ def cmd_analyze(args):
     import io as _io
 
     from .engine import io
-    from .engine.analysis import rock_report, summary_row
+    from .engine.analysis.rock import rock_report, summary_row
 
     scheme = _scheme(args.classes)
     reports, rows = {}, []

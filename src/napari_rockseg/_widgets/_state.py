@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.bundle import load_model
+from ..engine.models.bundle import load_model
 from ..models import LDA, default_model_path, model_path
 
 SHIPPED_DEFAULT = "shipped default"

@@ -10,10 +10,10 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, Table, create_widget
 
 from .._layers import scheme_of_layer
-from ..engine.analysis import evaluate, unlabelled_bottom_rows
+from ..engine.analysis.metrics import evaluate, unlabelled_bottom_rows
 from ..engine.classes import SHALE
+from ..engine.inference.segment import segment
 from ..engine.io import resolve_data_bar, valid_mask
-from ..engine.predict import segment
 from ._state import SHIPPED_LDA, STORE
 from ._worker import RunPanel, fit_table, notify_error
 from .segment import image_of_layer

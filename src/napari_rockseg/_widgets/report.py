@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox, Table, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+    Table,
+    create_widget,
+)
 
 from .._layers import scheme_of_layer
-from ..engine.analysis import rock_report, summary_row
+from ..engine.analysis.rock import rock_report, summary_row
 from ..engine.classes import SHALE
 from ..engine.io import valid_mask, write_text
 from ._plot import FigureBox

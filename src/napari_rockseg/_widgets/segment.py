@@ -19,10 +19,12 @@ from magicgui.widgets import (
 )
 
 from .._layers import labels_kwargs
-from ..engine.batch import STREAM_MEGAPIXELS
-from ..engine.ensemble import FUSIONS
+from ..engine.inference.batch import STREAM_MEGAPIXELS
+from ..engine.inference.device import resolve_device
+from ..engine.inference.segment import segment
+from ..engine.inference.stream import lazy_labels
 from ..engine.io import SEMImage, sidecar_pixel_size
-from ..engine.predict import lazy_labels, resolve_device, segment
+from ..engine.models.ensemble import FUSIONS
 from ._state import STORE
 from ._worker import RunPanel, notify_error
 

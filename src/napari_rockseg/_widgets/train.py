@@ -7,14 +7,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton,
-                              SpinBox, create_widget)
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 
 from .._layers import labels_kwargs, scheme_of_layer
-from ..engine.bundle import save_model
 from ..engine.classes import SHALE
-from ..engine.losses import LOSSES
-from ..engine.train import TrainConfig, Trainer
+from ..engine.models.bundle import save_model
+from ..engine.training.config import TrainConfig
+from ..engine.training.losses import LOSSES
+from ..engine.training.trainer import Trainer
 from ._plot import TrainingPlot
 from ._state import STORE
 from ._worker import RunPanel, notify_error, notify_info, save_to

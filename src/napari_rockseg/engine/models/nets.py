@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 #: the configuration of the original work (Paw-Net's backbones)
 ORIGINAL = {"width": 64, "depth": 4, "up": "bilinear"}

@@ -1,4 +1,4 @@
-"""Tile grids, the training sampler, augmentation and blending weights."""
+"""Training data: images with their labels, spatial validation split, and the tile sampler with its augmentation."""
 
 from __future__ import annotations
 
@@ -6,63 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..inference.grid import grid_starts
 
 
-# -- grids and blending ------------------------------------------------------
-def grid_starts(length: int, tile: int, step: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` with ``step``;
-    the last tile is aligned to the end."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, step))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
-
-
-def fit_tiles(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
-    """The fewest tiles of at most ``tile`` pixels (a multiple of ``multiple``) that
-    cover ``length`` with at least ``overlap`` between neighbours: (tile size, starts).
-    Shrinking the tile to the image avoids computing mostly-duplicated margins."""
-    if length <= tile:
-        size = -(-length // multiple) * multiple
-        return size, [0]
-    n = -(-(length - overlap) // (tile - overlap))
-    size = -(-(length + (n - 1) * overlap) // n)
-    size = min(tile, -(-size // multiple) * multiple)
-    starts = [int(round(i * (length - size) / (n - 1))) for i in range(n)]
-    return size, starts
-
-
-def blend_weights(tile, overlap: int, mode: str = "cosine") -> np.ndarray:
-    """(h, w) weights (``tile`` is a size or an (h, w) pair) that fall smoothly to a
-    small floor at tile edges."""
-    if not isinstance(tile, int):
-        h, w = tile
-        return np.maximum(np.outer(_ramp(h, overlap, mode), _ramp(w, overlap, mode)), 1e-3).astype(np.float32)
-    return blend_weights((tile, tile), overlap, mode)
-
-
-def _ramp(tile: int, overlap: int, mode: str) -> np.ndarray:
-    if mode == "cosine":
-        ramp = np.ones(tile, np.float32)
-        if overlap > 0:
-            x = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-            r = 0.5 - 0.5 * np.cos(np.pi * x)
-            ramp[:overlap] = r
-            ramp[-overlap:] = r[::-1]
-    elif mode == "gaussian":
-        x = np.arange(tile, dtype=np.float32) - (tile - 1) / 2
-        ramp = np.exp(-0.5 * (x / (tile / 8)) ** 2)
-    elif mode == "constant":
-        ramp = np.ones(tile, np.float32)
-    else:
-        raise ValueError(f"unknown blending {mode!r}")
-    return ramp
-
-
-# -- training data -----------------------------------------------------------
 @dataclass
 class TrainImage:
     """One normalised image with its labels (0 = unlabelled) for training."""
@@ -242,7 +189,7 @@ class TileSampler:
             img = gaussian_filter(np.asarray(img, np.float32), self.rng.uniform(0.0, self.blur), mode="reflect")
         if self.lowmag > 0 and self.rng.random() < self.lowmag:
             # shrunk by the enlargements prediction restores texture for
-            from .predict import TEXTURE_FACTORS
+            from ..condition import TEXTURE_FACTORS
 
             img = lower_magnification(np.asarray(img, np.float32), float(self.rng.uniform(*TEXTURE_FACTORS)),
                                       int(self.rng.integers(2**31)))
@@ -259,7 +206,7 @@ def lower_magnification(img: np.ndarray, factor: float, seed: int) -> np.ndarray
     back 4 grey levels of texture (``predict.restore_texture``)."""
     from skimage.transform import resize
 
-    from .predict import restore_texture, texture
+    from ..condition import restore_texture, texture
 
     h, w = img.shape
     small = resize(img, (max(8, round(h / factor)), max(8, round(w / factor))), order=1, anti_aliasing=True,

@@ -114,7 +114,7 @@ class Ensemble(nn.Module):
 def check_compatible(i: int, info: ModelInfo, first: ModelInfo, what: str = "model"):
     """Refuse to combine a model whose classes, pixel size or intensity normalisation
     differ from the first one's (they are applied once for all of them)."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if info.scheme.names != first.scheme.names or info.scheme.labels != first.scheme.labels:
         raise InputError(f"{what} {i} has classes ({', '.join(info.scheme.names)}); model 1 has "
@@ -196,7 +196,7 @@ class Bag(nn.Module):
         blended with ``forest`` (a random forest) at ``forest_weight`` if given.
         They must share classes, pixel size and intensity normalisation, which the
         bag applies once for all of them."""
-        from .errors import InputError
+        from ..errors import InputError
 
         if not models:
             raise InputError("give at least one model to bag")

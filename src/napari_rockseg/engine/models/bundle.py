@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from .baselines import GreyLDA, PixelForest
+from ... import __version__
+from ..errors import BundleError
+from ..io import atomic_path
 from .ensemble import Bag, Ensemble, NetModel
-from .errors import BundleError
+from .forest import PixelForest
 from .info import ModelInfo
-from .io import atomic_path
+from .lda import GreyLDA
 
 FORMAT = 1
 META_KEY = "rockseg"

@@ -1,12 +1,4 @@
-"""Training as generators of progress events.
-
-``Trainer(config, images, labels).run()`` yields :class:`~.events.Progress`
-and returns the trained model.  The caller may stop iterating at any time
-(cancel); ``trainer.result()`` then gives the best model validated so far.
-Checkpoints are written atomically and ``resume`` continues a killed run so
-that, with a step budget and the same seed, it ends where an uninterrupted
-run ends.
-"""
+"""The trainer: stages, steps, validation, early stopping and checkpoints, as a generator of progress events. A caller may stop iterating at any time (cancel); trainer.result() then gives the best model validated so far. Checkpoints are written atomically and resume continues a killed run."""
 
 from __future__ import annotations
 
@@ -14,115 +6,29 @@ import copy
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
 
-from .analysis import per_class_iou
-from .baselines import GreyLDA, PixelForest
-from .bundle import provenance
-from .classes import ClassScheme
-from .ensemble import Bag, Ensemble, NetModel
-from .errors import InputError
-from .events import Progress
-from .info import ModelInfo
-from .io import IMAGE_SUFFIXES, SEMImage, atomic_path, resolve_data_bar, valid_mask
+from ..analysis.metrics import per_class_iou
+from ..classes import ClassScheme
+from ..errors import InputError
+from ..events import Progress
+from ..inference.device import autocast, autocast_dtype, resolve_device
+from ..io import SEMImage, atomic_path, resolve_data_bar, valid_mask
+from ..models.bundle import provenance
+from ..models.ensemble import Bag, Ensemble, NetModel
+from ..models.forest import PixelForest
+from ..models.info import ModelInfo
+from ..models.lda import GreyLDA
+from ..models.nets import UNet
+from .checkpoints import load_checkpoint
+from .config import METHODS, TrainConfig
+from .data import prepare_items
+from .distributed import _agree, _rng_from_tensor, _rng_to_tensor, dist_info
 from .losses import binary_focal_dice, multiclass_loss
-from .nets import UNet
-from .predict import autocast, autocast_dtype, resolve_device
-from .tiles import TileSampler, TrainImage, split_validation
-
-METHODS = ("ensemble", "unet", "bag", "lda", "rf")
-
-
-@dataclass
-class TrainConfig:
-    method: str = "ensemble"
-    tile: int = 128
-    batch_size: int = 8
-    loss: str = "focal-dice"
-    #: focal alpha: binary members weight positives by alpha (scalar or one per
-    #: class); multi-class losses weight class c by alpha[c] (None: all 1)
-    alpha: float | list | None = None
-    gamma: float = 2.0
-    steps: int | None = None
-    epochs: int | None = None
-    steps_per_epoch: int = 100
-    minutes: float | None = None
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    width: int = 16
-    depth: int = 4
-    up: str = "bilinear"
-    eval_every: int = 50
-    patience: int | None = 12
-    balance: float = 0.5
-    cutout: float | None = None
-    sampling: str = "random"
-    stride: int | None = None
-    scale_jitter: float = 0.15
-    #: largest standard deviation of the white noise added to each crop (median-normalised
-    #: units, full scale 4: 0.02 = 1.3 grey levels of an 8-bit image); CLI --noise in grey levels
-    noise: float = 0.02
-    #: largest Gaussian blur sigma (pixels) of the sharpness augmentation; 0: off
-    blur: float = 0.0
-    #: share of the crops made to look like a 1.4-2.5x lower magnification, enlarged back as
-    #: prediction enlarges such images (tiles.lower_magnification); 0: off
-    lowmag: float = 0.0
-    #: detector-contrast augmentation: each crop's contrast is scaled by exp(u), u uniform in
-    #: +-``contrast`` (0.2: 0.82-1.22x)
-    contrast: float = 0.2
-    #: resample training images to this pixel size (nm); None keeps them as they are
-    pixel_size_nm: float | None = None
-    normalization: str = "median"
-    #: share of the image blocks held back to validate (and keep the best-validated weights);
-    #: 0: train on every pixel and keep the weights of the lowest training loss (with ``ema``,
-    #: the final average)
-    val_fraction: float = 0.2
-    #: decay of an exponential moving average of the weights (and batch-norm statistics) that
-    #: is validated and kept instead of the raw weights; 0: off
-    ema: float = 0.0
-    val_block: int = 256
-    #: share of the budget that the synthesizer gets (ensemble only)
-    synth_share: float = 0.3
-    #: U-Nets in a bag (method "bag"), trained one after the other, each for 1/members of the budget
-    members: int = 4
-    #: a new bag's probabilities are blended with a random forest fitted on the same images,
-    #: at this weight (0: no forest); a fine-tuned bag keeps the forest it had
-    forest_weight: float = 0.2
-    #: trees of the random forest (about 0.13 MB each): None = 60 for method "rf", 20 for a
-    #: bag's forest (blended, 20 trees scored as 60 on held-out images)
-    trees: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    #: arithmetic of the training steps (predict.PRECISIONS): auto = float16 with loss scaling
-    #: on CUDA, bfloat16 on CPUs with native bfloat16, float32 elsewhere; fp32 / bf16 force one
-    precision: str = "auto"
-    checkpoint: str | None = None
-    checkpoint_every: int = 100
-    data_bar: int | None = None
-    #: the following apply to fine-tuning (``init``), chosen on held-out images with simulated
-    #: corrections (README, "Correcting a segmentation"); learning rate when fine-tuning
-    finetune_lr: float = 2e-3
-    #: unlabelled pixels that the starting model predicts with at least this probability are
-    #: trained on with its own prediction, so that it keeps what was not corrected (0: only
-    #: the painted pixels)
-    keep_confident: float = 0.9
-    #: with keep_confident: share of the training crops centred on the painted pixels, so that
-    #: a few strokes weigh more against the kept predictions (0: crops drawn as from scratch)
-    stroke_share: float = 0.5
-    #: keep the starting model's batch-norm statistics instead of re-estimating them on the
-    #: new images' crops (worse on held-out images: off)
-    freeze_norm: bool = False
-
-    def total_steps(self) -> int | None:
-        if self.steps is not None:
-            return self.steps
-        if self.epochs is not None:
-            return self.epochs * self.steps_per_epoch
-        return None
+from .sampler import TileSampler, TrainImage, split_validation
 
 
 def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
@@ -137,36 +43,6 @@ def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
     if len(alpha) != k:
         raise InputError(f"--alpha gives {len(alpha)} values for {k} classes")
     return [float(a) for a in alpha]
-
-
-def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelInfo,
-                  data_bar: int | None = None) -> list[TrainImage]:
-    """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
-    from .predict import _resize
-
-    rows_above_bar = [img.data.shape[0] - resolve_data_bar(img.data, data_bar) for img in images]
-    if info.normalization == "median" and info.contrast is None and images:
-        from .info import contrast_of
-
-        info.contrast = float(np.mean([contrast_of(img.data[:rows]) for img, rows in zip(images, rows_above_bar)]))
-    items = []
-    for img, lab, rows in zip(images, labels, rows_above_bar):
-        if img.data.shape != lab.shape:
-            raise InputError(f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size")
-        info.scheme.check_labels(lab, what=f"labels of {img.stem}")
-        x = info.normalize(img.data[:rows]).astype(np.float32)
-        y = lab[:rows].astype(np.uint8)
-        if info.pixel_size_nm and img.pixel_size_nm:
-            f = img.pixel_size_nm / info.pixel_size_nm
-            if abs(f - 1) > 0.02:
-                shape = (int(round(rows * f)), int(round(x.shape[1] * f)))
-                x, y = _resize(x, shape, 1), _resize(y, shape, 0)
-        items.append(TrainImage(x, y))
-    if info.normalization == "median" and info.texture is None and items:
-        from .predict import texture
-
-        info.texture = float(np.mean([texture(it.image) for it in items]))
-    return items
 
 
 def _eval_iou(model_fn, val: list[TrainImage], n_classes: int, dev) -> np.ndarray:
@@ -348,8 +224,8 @@ class Trainer:
         thr = c.keep_confident
         if self.init is None or not thr or all((lab > 0).all() for lab in self.labels):
             return self.labels
-        from .events import drain
-        from .predict import segment
+        from ..events import drain
+        from ..inference.segment import segment
 
         out = []
         n = len(self.images)
@@ -673,102 +549,3 @@ class _StageLoss(torch.nn.Module):
 
     def forward(self, xb, yb):
         return self.trainer._losses(self.stage, self.model, xb, yb)
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) of a torchrun launch; (0, 1) otherwise."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _agree(flag: bool, dev) -> bool:
-    """Rank 0's value of ``flag`` on every process (the flag itself when alone)."""
-    _, world = dist_info()
-    if world == 1:
-        return bool(flag)
-    import torch.distributed as dist
-
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=dev if dev.type == "cuda" else "cpu")
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
-def _rng_to_tensor(state: dict) -> torch.Tensor:
-    """numpy PCG64 state -> int64 tensor (weights_only loading needs no pickle of it)."""
-    s = state["state"]
-    vals = [s["state"], s["inc"], state["has_uint32"], state["uinteger"]]
-    words = []
-    for v in vals:
-        v = int(v)
-        words += [(v >> (32 * i)) & 0xFFFFFFFF for i in range(4)]
-    return torch.tensor(words, dtype=torch.int64)
-
-
-def _rng_from_tensor(t: torch.Tensor) -> dict:
-    w = [int(v) for v in t.tolist()]
-    vals = [sum(w[j * 4 + i] << (32 * i) for i in range(4)) for j in range(4)]
-    return {"bit_generator": "PCG64", "state": {"state": vals[0], "inc": vals[1]},
-            "has_uint32": vals[2], "uinteger": vals[3]}
-
-
-def load_training_pairs(image_paths, label_paths, scheme):
-    """Read matching image and label files."""
-    from .io import read_image, read_labels
-
-    if len(image_paths) != len(label_paths):
-        raise InputError(f"{len(image_paths)} images but {len(label_paths)} label files")
-    images, labels = [], []
-    for ip, lp in zip(image_paths, label_paths):
-        img = read_image(ip)
-        images.append(img)
-        labels.append(read_labels(lp, scheme, img.data.shape))
-    return images, labels
-
-
-def pairs_in_dir(data_dir) -> tuple[list[Path], list[Path]]:
-    """``DIR/images/*`` and ``DIR/labels/*`` with matching file names."""
-    d = Path(data_dir)
-    if not d.is_dir():
-        raise InputError(f"{d} is not a folder")
-    idir, ldir = d / "images", d / "labels"
-    if not idir.is_dir() or not ldir.is_dir():
-        raise InputError(f"{d} must hold the folders images/ and labels/ with matching file names")
-    images = sorted(p for p in idir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise InputError(f"{idir} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    labels = []
-    for p in images:
-        lp = ldir / p.name
-        if not lp.exists():
-            cands = [q for q in ldir.iterdir() if q.stem == p.stem]
-            if not cands:
-                raise InputError(f"no label file for {p.name} in {ldir}")
-            lp = cands[0]
-        labels.append(lp)
-    return images, labels
-
-
-def load_checkpoint(path) -> dict:
-    """A training checkpoint, loaded with ``weights_only=True``: tensors and plain
-    containers only, never arbitrary pickled objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot resume from {path}: not a rockseg checkpoint, or corrupt ({first})") from None
-    if not isinstance(ckpt, dict) or "method" not in ckpt or "model" not in ckpt:
-        raise InputError(f"cannot resume from {path}: not a rockseg checkpoint")
-    return ckpt
-
-
-def checkpoint_info(path) -> dict:
-    """A checkpoint's stage and step, loaded without unpickling."""
-    ckpt = load_checkpoint(path)
-    return {"method": ckpt["method"], "stage": int(ckpt["stage"]), "step": int(ckpt["step"])}
-

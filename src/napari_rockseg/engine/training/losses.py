@@ -8,8 +8,8 @@ return a scalar; the ``nn.Module`` wrappers only hold the parameters.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 _EPS = 1e-6
 

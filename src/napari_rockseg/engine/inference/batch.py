@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from . import io
-from .analysis import phase_fractions, rock_report
-from .errors import InputError
-from .events import Progress
-from .predict import BATCH, OVERLAP, TILE, segment, segment_to_file
+from .. import io
+from ..analysis.rock import phase_fractions, rock_report
+from ..errors import InputError
+from ..events import Progress
+from .segment import segment
+from .stream import segment_to_file
+from .window import BATCH, OVERLAP, TILE
 
 #: images above this size are segmented block by block from a lazy view of the file
 STREAM_MEGAPIXELS = 64.0
@@ -126,8 +128,8 @@ def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict,
                       precision: str | None = None) -> dict:
     """Runs on a dask worker: the model is loaded once per worker process; ``precision``
     is the submitting process's ROCKSEG_PRECISION (remote workers do not inherit it)."""
-    from .bundle import load_model
-    from .events import drain
+    from ..events import drain
+    from ..models.bundle import load_model
 
     if precision:
         os.environ["ROCKSEG_PRECISION"] = precision

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .classes import SHALE, ClassScheme
-from .io import intensity_bounds, normalize, sample_grid
+from ..classes import SHALE, ClassScheme
+from ..condition import intensity_bounds, normalize, sample_grid
 
 NORMALIZATIONS = ("median", "percentile", "none")
 #: below this fraction of its bit depth (0.5-99.5 % range), an image counts as low-contrast

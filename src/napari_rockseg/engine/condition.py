@@ -1,0 +1,166 @@
+"""Conditioning an image for a model: intensity statistics and normalisation, resampling to the
+model's pixel size, and the pixel-scale texture levels the networks were trained on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .io import SEMImage
+
+SAMPLE_PIXELS = 1_000_000
+
+
+def _grid_step(rows: int, cols: int, max_samples: int | None) -> int:
+    return max(1, int(np.ceil(np.sqrt(rows * cols / (max_samples or SAMPLE_PIXELS)))))
+
+
+def sample_grid(grey, max_samples: int | None = None, rows: int | None = None) -> np.ndarray:
+    """At most ``max_samples`` pixels of the first ``rows`` rows (default: all) of a
+    (possibly huge or lazy) image on a regular grid, as float32.  Slicing with a
+    step reads a zarr or dask image chunk by chunk, never all of it at once."""
+    rows = grey.shape[0] if rows is None else rows
+    step = _grid_step(rows, grey.shape[1], max_samples)
+    return np.asarray(grey[:rows:step, ::step], dtype=np.float32)
+
+
+def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int | None = None):
+    """Robust (low, high) percentiles of an image; huge or lazy images are
+    sampled on a regular grid of at most ``max_samples`` pixels."""
+    sample = sample_grid(grey, max_samples)
+    if mask is not None:
+        step = _grid_step(grey.shape[0], grey.shape[1], max_samples)
+        sample = sample[np.asarray(mask)[::step, ::step]]
+    lo, hi = np.percentile(sample, [low, high]) if sample.size else (0.0, 1.0)
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def normalize(grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None, bounds=None) -> np.ndarray:
+    """Robust per-image intensity normalisation to about [0, 1] (float32);
+    ``bounds`` gives precomputed (low, high) values (whole-image ones for a block)."""
+    g = np.asarray(grey, dtype=np.float32)
+    lo, hi = bounds if bounds is not None else intensity_bounds(g, low, high, mask)
+    return (g - lo) / (hi - lo)
+
+
+def resize(arr: np.ndarray, shape, order: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(arr, shape, order=order, preserve_range=True, anti_aliasing=order > 0 and
+                  shape[-1] < arr.shape[-1]).astype(arr.dtype)
+
+
+#: images whose pixels are this many times the model's (a lower magnification) get a note
+COARSE_FACTOR = 1.5
+
+
+def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, str | None]:
+    """How much to zoom the input to reach the model's pixel size, and a note."""
+    if not rescale:
+        return 1.0, None
+    trained = model.info.pixel_size_nm
+    if trained is None:
+        return 1.0, None
+    if image.pixel_size_nm is None:
+        return 1.0, (f"the image's pixel size is unknown; it is segmented as is (the model was "
+                     f"trained at {trained:.3g} nm per pixel). Give it (rockseg predict --pixel-size, "
+                     f"the Segment widget's image pixel size): an image at a higher magnification segmented "
+                     f"as is loses 0.10-0.17 mean IoU on held-out images (docs/experiments.md)")
+    factor = image.pixel_size_nm / trained
+    if factor >= COARSE_FACTOR:
+        return factor, (f"the image's pixels ({image.pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
+                        f"({trained:.3g} nm): it is enlarged to the model's scale, but the fine detail the "
+                        f"model tells some phases by is not there at this magnification (on held-out images "
+                        f"2x coarser than the training images, U-Nets with the shipped settings lost about 0.07 "
+                        f"mean IoU and found almost no clay; docs/experiments.md, \"Lower magnifications\"). For such "
+                        f"images, train a model at their pixel size (rockseg train --pixel-size)")
+    return factor, None
+
+
+#: images the networks enlarge TEXTURE_FACTORS[0] to [1] times (pixels 1.4-2.5x the model's:
+#: a lower magnification) get white noise after enlarging, up to :data:`TEXTURE_TARGET`:
+#: linear enlargement smooths away the pixel-scale texture every training image has (an
+#: SEM's per-pixel noise does not depend on the magnification). On held-out images this
+#: raised the mean IoU of U-Nets and bags at 1.5-2.5x and lowered it at 3-3.75x, hence the
+#: window, and lowered the stacked ensemble's, which does without it (docs/experiments.md, "Lower
+#: magnifications")
+TEXTURE_FACTORS = (1.4, 2.5)
+#: the pixel-scale texture restored (:func:`texture`): 4 grey levels of an 8-bit image in
+#: median-normalised units (full scale = 4), for the shipped default; every texture level
+#: here is the shipped default's and scales with a model's own training texture
+#: (``ModelInfo.texture``) relative to :data:`REFERENCE_TEXTURE`
+TEXTURE_TARGET = 4 * 4.0 / 255
+#: the shipped default's training images' mean pixel-scale texture at its scale (6.78 grey
+#: levels: 4.37 / 7.87 / 8.11 for training images 1-3 at 11.16 nm); models that record none
+#: (trained before it was recorded) are taken to have it
+REFERENCE_TEXTURE = 0.10640
+#: images the networks do not enlarge 1.4x or more (the same magnification, higher ones
+#: shrunk, a little lower) get white noise up to this texture, 6 grey levels, when they have
+#: less: a blurred (defocused) image loses the texture the networks tell clay by. On held-out
+#: images blurred by 1-2 px this raised the mean IoU by 0.047 (two bags), at -0.004 to +0.007
+#: on the unblurred views (docs/experiments.md, "Image quality")
+TEXTURE_FLOOR = 6 * 4.0 / 255
+#: images with more pixel-scale texture than this at the model's scale, 9 grey levels (the
+#: training images have 7.9-8.4: more is pixel noise, a short dwell time), are smoothed down
+#: to it with a Gaussian; on held-out images with white noise of sigma 6-12 grey levels this
+#: raised the mean IoU by 0.026 and changed nothing on the others (docs/experiments.md, "Image quality")
+TEXTURE_CEILING = 9 * 4.0 / 255
+
+
+def texture(x: np.ndarray) -> float:
+    """Pixel-scale texture of an image: the robust standard deviation (1.4826 x the
+    median absolute deviation) of the image minus its Gaussian blur of 1 pixel."""
+    from scipy.ndimage import gaussian_filter
+
+    g = np.asarray(x, np.float32)
+    hp = g - gaussian_filter(g, 1.0)
+    return float(np.median(np.abs(hp - np.median(hp))) * 1.4826)
+
+
+def restore_texture(x: np.ndarray, target: float = TEXTURE_TARGET, seed: int = 0) -> np.ndarray:
+    """``x`` plus white noise (a fixed seed: the same input gives the same labels) whose
+    amplitude brings its pixel-scale texture to ``target``; ``x`` itself if it has that much."""
+    t0 = texture(x)
+    if t0 >= target:
+        return x
+    noise = np.random.default_rng(seed).standard_normal(x.shape, dtype=np.float32)
+    amp = np.sqrt(target**2 - t0**2) / max(texture(noise), 1e-12)
+    return (x + np.float32(amp) * noise).astype(np.float32)
+
+
+def smooth_texture(x: np.ndarray, target: float = TEXTURE_CEILING) -> np.ndarray:
+    """``x`` smoothed with the Gaussian whose sigma (bisection in 0-2 pixels) brings its
+    pixel-scale texture down to ``target``; ``x`` itself if it has no more than that."""
+    from scipy.ndimage import gaussian_filter
+
+    if texture(x) <= target:
+        return x
+    lo, hi = 0.0, 2.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if texture(gaussian_filter(x, mid)) > target else (lo, mid)
+    return gaussian_filter(x, hi).astype(np.float32)
+
+
+def _texture_scale(model) -> float:
+    """A model's training texture relative to the shipped default's (1 when it records none)."""
+    own = getattr(model.info, "texture", None)
+    return own / REFERENCE_TEXTURE if own else 1.0
+
+
+def _texture_target(model, factor: float) -> float | None:
+    """The pixel-scale texture an image zoomed ``factor`` x for ``model`` gets at the model's
+    scale (:func:`restore_texture`), or None: U-Nets and bags with the median normalisation
+    only; :data:`TEXTURE_TARGET` for enlargements in :data:`TEXTURE_FACTORS`,
+    :data:`TEXTURE_FLOOR` below them, nothing above (3x and more lost on held-out images);
+    each scaled by the model's own training texture (:func:`_texture_scale`)."""
+    if getattr(model, "kind", None) not in ("unet", "bag") or model.info.normalization != "median":
+        return None
+    lo, hi = TEXTURE_FACTORS
+    if factor < lo:
+        return TEXTURE_FLOOR * _texture_scale(model)
+    return TEXTURE_TARGET * _texture_scale(model) if factor <= hi else None

@@ -1,0 +1,1 @@
+"""Prediction: device and precision, the sliding window, whole images, huge images, batches."""

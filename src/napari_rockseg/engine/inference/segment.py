@@ -1,0 +1,93 @@
+"""Segmenting one image held in memory: conditioning for the model, probabilities, labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..condition import (
+    TEXTURE_CEILING,
+    _texture_scale,
+    _texture_target,
+    resize,
+    restore_texture,
+    scale_factor,
+    smooth_texture,
+)
+from ..events import Progress
+from ..io import SEMImage, resolve_data_bar
+from .device import resolve_device
+from .window import BATCH, OVERLAP, TILE, predict_proba
+
+
+@dataclass
+class Segmentation:
+    labels: np.ndarray  # uint8 (H, W), 0 on the data bar
+    data_bar: int
+    scale: float  # input pixels per model pixel (1.0 when not resampled)
+    probabilities: np.ndarray | None = None  # (K, H, W) float32
+    uncertainty: np.ndarray | None = None  # (H, W) float32, normalised entropy 0..1
+    notes: list = field(default_factory=list)
+
+
+def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = TILE,
+                         overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False):
+    """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
+    ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds."""
+    kind = getattr(model, "kind", None)
+    if kind == "lda":  # the original baseline: raw grey values, no resampling
+        probs = model.probabilities(region)
+        yield Progress("predict", 1, 1)
+        return probs
+    x = model.info.normalize(region, bounds)
+    if abs(factor - 1.0) > 0.02:
+        shape = tuple(max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape)
+        x = resize(x, shape, order=1)
+    target = _texture_target(model, factor)
+    if target is not None:  # U-Nets and bags: pixel noise smoothed down, missing texture given back
+        x = restore_texture(smooth_texture(x, TEXTURE_CEILING * _texture_scale(model)), target)
+    dev = resolve_device(device) if isinstance(device, str) else device
+    if kind == "rf":
+        yield Progress("predict", 0, 1, message="pixel features and forest")
+        probs = model.probabilities(x, device=dev)
+        yield Progress("predict", 1, 1)
+    else:
+        probs = yield from predict_proba(model, x, tile, overlap, batch_size, dev, tta)
+        if getattr(model, "forest", None) is not None:
+            yield Progress("forest", 0, 1, message="pixel features and forest")
+            probs = model.blend(probs, x, dev)
+            yield Progress("forest", 1, 1, message="pixel features and forest")
+    if probs.shape[1:] != region.shape:
+        probs = np.stack([resize(p, region.shape, order=1) for p in probs])
+    return probs
+
+
+def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TILE, overlap: int = OVERLAP,
+            batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
+            probabilities: bool = False, uncertainty: bool = False):
+    """Generator: yields Progress, returns a :class:`Segmentation` of ``image``."""
+    grey = image.data
+    if data_bar is None and model.info.data_bar != "auto":
+        data_bar = int(model.info.data_bar)
+    bar = resolve_data_bar(grey, data_bar)
+    region = grey[: grey.shape[0] - bar]
+    k = model.info.scheme.n_classes
+    factor, note = scale_factor(model, image, rescale)
+    bounds, contrast_note = (None, None) if getattr(model, "kind", None) == "lda" else model.info.stats_and_note(region)
+    notes = [n for n in (note, contrast_note) if n]
+    probs = yield from region_probabilities(model, region, factor, bounds, tile, overlap, batch_size, device, tta)
+    labels = np.zeros(grey.shape, np.uint8)
+    labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1
+    out = Segmentation(labels, bar, factor, notes=notes)
+    if probabilities:
+        full = np.zeros((k,) + grey.shape, np.float32)
+        full[:, : region.shape[0]] = probs
+        out.probabilities = full
+    if uncertainty:
+        p = np.clip(probs, 1e-8, 1.0)
+        ent = -(p * np.log(p)).sum(axis=0) / np.log(k)
+        full = np.zeros(grey.shape, np.float32)
+        full[: region.shape[0]] = ent
+        out.uncertainty = full
+    return out

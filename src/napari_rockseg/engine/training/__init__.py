@@ -1,0 +1,1 @@
+"""Training from painted labels: data, sampler, losses, the trainer, checkpoints, distributed."""
