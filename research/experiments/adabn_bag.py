@@ -6,7 +6,7 @@ Each member's batch-norm statistics are re-estimated on the image being predicte
 (normalised and resampled to the model's pixel size, as prediction does), then mixed
 with the training statistics: new = a * image + (1 - a) * training.
 
-    python benchmarks/experiments/adabn_bag.py "runs/budget10/UNET_{i}.safetensors" \
+    python research/experiments/adabn_bag.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --alphas 0,0.25,0.5
 """
 import argparse

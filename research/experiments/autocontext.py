@@ -5,7 +5,7 @@ the fold bag that never saw that image), scored on the held-out image natively a
 2.5x with its own fold bag's probabilities as context.  Caveat: the bags that give the
 training images their context saw the held-out image's labels (one level of nesting only).
 
-    python benchmarks/experiments/autocontext.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/autocontext.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 """
 import sys
 from pathlib import Path

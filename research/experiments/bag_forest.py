@@ -4,7 +4,7 @@ leave-one-image-out folds: probabilities (1 - w) * bag + w * forest, natively an
 default, or 8 / 32 with 20 trees; trained here on each fold's two images, cached in
 runs/rf/) and the bag of the fold models given as patterns (``{i}`` = held-out image).
 
-    python benchmarks/experiments/bag_forest.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/bag_forest.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 
 The bag's probabilities are cached in runs/bias/ (shared with decision_rules.py).
 """

@@ -3,7 +3,7 @@
 mean (normalised mean of log-probabilities) and the majority vote, each alone and blended
 with the 20-tree forest of bag_forest.py at weight 0.2 (run that first: runs/rf/).
 
-    python benchmarks/experiments/bag_fusion.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/bag_fusion.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 """
 import sys
 

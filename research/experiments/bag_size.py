@@ -3,7 +3,7 @@ fold models of the shipped recipes, blended with the fold's forest at 0.2, score
 three held-out views; mean (min, max) over the subsets of each size. Reads the
 per-member probabilities that member_swap.py caches in runs/members/ (run it first).
 
-    python benchmarks/experiments/bag_size.py
+    python research/experiments/bag_size.py
 """
 import itertools
 

@@ -2,7 +2,7 @@
 the 8 flips/rotations of test-time augmentation), against the plain bag, on the
 leave-one-image-out folds natively and zoomed 2.5x: augmentation at no extra cost.
 
-    python benchmarks/experiments/bag_views.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/bag_views.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 """
 import sys
 import time

@@ -30,13 +30,13 @@ noise) for the same options, to check that an option costs nothing on unchanged 
 One pattern with ``--forest-weight 0`` scores that model file as it is (a U-Net alone, or
 a fine-tuned fold bag with its own forest).
 
-    python benchmarks/experiments/contrast.py "runs/budget10/UNET_{i}.safetensors" \
+    python research/experiments/contrast.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --json OUT.json
 
 ``--test-image`` instead scores the shipped default on the test image (rows 0-687) at
 the contrast factors ``--k`` (read after the decisions, not used for them):
 
-    python benchmarks/experiments/contrast.py --test-image
+    python research/experiments/contrast.py --test-image
 """
 import argparse
 

@@ -13,7 +13,7 @@ largest wrongly predicted regions of that class in the left half, plus ``--keep`
 pixels predicted right (so the model is also shown what it should keep), each disk cut to
 the class's true pixels -- what a user paints from what they see.
 
-    python benchmarks/experiments/corrections.py [--minutes 5] [--errors 10] [--keep 3] [--only test|heldout]
+    python research/experiments/corrections.py [--minutes 5] [--errors 10] [--keep 3] [--only test|heldout]
 """
 import argparse
 import time

@@ -5,14 +5,14 @@
 # (fold i holds out training image i+1). Run from the repository root; about 16-19 minutes
 # per fold on two cores (THREADS, default 2: torch threads of each run). TRAIN: another folder
 # with images/ and labels/ named 1-3.tif (default: the sample training data).
-#   benchmarks/experiments/cpu_folds.sh                                   # the members' recipe
-#   NAME=P8 ARGS="--pixel-size 8" benchmarks/experiments/cpu_folds.sh     # training images at 8 nm
-#   NAME=B1 ARGS="--blur 1" benchmarks/experiments/cpu_folds.sh           # sharpness augmentation
+#   research/experiments/cpu_folds.sh                                   # the members' recipe
+#   NAME=P8 ARGS="--pixel-size 8" research/experiments/cpu_folds.sh     # training images at 8 nm
+#   NAME=B1 ARGS="--blur 1" research/experiments/cpu_folds.sh           # sharpness augmentation
 # BASE replaces the recipe itself, e.g. the training defaults at a 10-minute budget:
-#   NAME=DEF BASE="--minutes 10" benchmarks/experiments/cpu_folds.sh
+#   NAME=DEF BASE="--minutes 10" research/experiments/cpu_folds.sh
 # Then:
-#   python benchmarks/experiments/heldout_tta.py "runs/cpufold/U0_{i}.safetensors"
-#   python benchmarks/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only
+#   python research/experiments/heldout_tta.py "runs/cpufold/U0_{i}.safetensors"
+#   python research/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only
 set -e
 source .venv/bin/activate
 NAME=${NAME:-U0}

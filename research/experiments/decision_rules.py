@@ -4,7 +4,7 @@ patterns (``{i}`` = held-out image 0..2) predicts each held-out image natively a
 the three rare classes, chosen on two folds and checked on the third (nested), then chosen
 on all three; (2) Gaussian smoothing of the probabilities before the argmax.
 
-    python benchmarks/experiments/decision_rules.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors [--tta]
+    python research/experiments/decision_rules.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors [--tta]
 
 Probabilities are cached in runs/bias/ (delete it after changing the models).
 """

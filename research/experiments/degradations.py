@@ -17,7 +17,7 @@ with the Gaussian (sigma found by bisection) that brings it down to T, then give
 texture prediction gives (``predict._texture_target``). ``--views`` adds the three standard views (native, zoomed 2.5x,
 zoomed 2.5x + noise).
 
-    python benchmarks/experiments/degradations.py "runs/budget10/UNET_{i}.safetensors" \\
+    python research/experiments/degradations.py "runs/budget10/UNET_{i}.safetensors" \\
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors"
 """
 import argparse

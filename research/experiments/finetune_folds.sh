@@ -5,13 +5,13 @@
 # arguments ARGS, as `rockseg train --init BAG` fine-tunes the shipped default (each member
 # gets STEPS/6 steps, the forest is kept). Output: ${OUT}/bag_{0,1,2}.safetensors; fold i
 # holds out training image i+1. Run from the repository root (2 cores: ~2 min per 250 steps).
-#   OUT=runs/ftblur ARGS="--blur 1" benchmarks/experiments/finetune_folds.sh
-#   OUT=runs/ftplain benchmarks/experiments/finetune_folds.sh            # the control
-# Then: python benchmarks/experiments/finetuned_bag.py runs/ftblur runs/ftplain
+#   OUT=runs/ftblur ARGS="--blur 1" research/experiments/finetune_folds.sh
+#   OUT=runs/ftplain research/experiments/finetune_folds.sh            # the control
+# Then: python research/experiments/finetuned_bag.py runs/ftblur runs/ftplain
 # INIT: another fold bag to start from, {i} = the fold (default: the shipped recipe's, above);
 # THREADS: torch threads per run (default 2), STEPS: all members' steps together, e.g.
 #   OUT=runs/ftlm/LM INIT="runs/ftlm/sss_{i}.safetensors" STEPS=750 THREADS=1 ARGS="--lowmag 0.3" \
-#       benchmarks/experiments/finetune_folds.sh
+#       research/experiments/finetune_folds.sh
 set -e
 source .venv/bin/activate
 T=../shared/data/shale-sem/train

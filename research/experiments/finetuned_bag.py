@@ -4,9 +4,9 @@ Each fold's bag of the shipped recipes (``runs/foldbag/bag6rf_{i}``: the six fol
 the fold's two training images (``finetune_folds.sh``, e.g. with the sharpness augmentation
 ``--blur 1``), scored on the three held-out views (native, zoomed 2.5x, zoomed 2.5x + noise).
 
-    OUT=runs/ftblur ARGS="--blur 1" benchmarks/experiments/finetune_folds.sh
-    OUT=runs/ftplain benchmarks/experiments/finetune_folds.sh
-    python benchmarks/experiments/finetuned_bag.py runs/ftblur runs/ftplain
+    OUT=runs/ftblur ARGS="--blur 1" research/experiments/finetune_folds.sh
+    OUT=runs/ftplain research/experiments/finetune_folds.sh
+    python research/experiments/finetuned_bag.py runs/ftblur runs/ftplain
 
 Probabilities are cached in runs/members/ (keyed by folder).
 """

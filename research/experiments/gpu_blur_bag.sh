@@ -5,7 +5,7 @@
 # GPU, interrupted after DEADLINE minutes (an interrupted run saves its best validated
 # weights). Written for a lent GPU machine, run from the repository root there:
 #
-#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]
+#   bash research/experiments/gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]
 #
 # The sample data must be in ../shared/data/shale-sem or in gpu/shale-sem (copied there by
 # hand and carried, since ../shared does not travel to the device machine).
@@ -26,23 +26,23 @@
 # recipe trained again (README, Third GPU session):
 #   RECIPES=S0,S1,S2,S3,L4,L5 SPLITS=--folds-only SWEEP=/tmp/sweep2 NAME="shipped recipe, rerun" \
 #   HELDOUT="/tmp/sweep2/folds/S0_{i}.safetensors ... /tmp/sweep2/folds/L5_{i}.safetensors" \
-#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 4.3
+#   bash research/experiments/gpu_blur_bag.sh OUTDIR 4.3
 # The same recipe with the Lovasz-softmax loss added (README, Fourth GPU session):
 #   RECIPES=Z0,Z1,Z2,Z3,Z4,Z5 HELDOUT="/tmp/sweep/folds/Z{k}_{i}.safetensors" NAME="Z0-Z5 (Lovasz)" \
-#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
+#   bash research/experiments/gpu_blur_bag.sh OUTDIR 6
 # Several bags scored one after the other: BAGS="NAME=PATTERN;..." (each PATTERN with {k} over
 # MEMBERS), e.g. the loss and sampler screen (two seeds per setting, README):
 #   RECIPES=S0,S1,Q0,Q1,R0,R1,C0,C1,K0,K1 SPLITS=--folds-only MEMBERS=0-1 \
 #   BAGS="S=/tmp/sweep/folds/S{k}_{i}.safetensors;Q=/tmp/sweep/folds/Q{k}_{i}.safetensors;..." \
-#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 5.5
+#   bash research/experiments/gpu_blur_bag.sh OUTDIR 5.5
 # The shipped recipe with --lr 1e-3 (recipes H0-H5; rule in README, "The loss's and the
 # sampler's settings..."), folds and all images:
 #   RECIPES=H0,H1,H2,H3,H4,H5 HELDOUT="/tmp/sweep/folds/H{k}_{i}.safetensors" NAME="H0-H5 (--lr 1e-3)" \
-#   bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
+#   bash research/experiments/gpu_blur_bag.sh OUTDIR 6
 # The same with the detector-contrast augmentation widened (recipes G0-G5), the fold models
 # brought back to score held-out images of another contrast on a CPU (contrast.py):
 #   RECIPES=G0,G1,G2,G3,G4,G5 HELDOUT="/tmp/sweep/folds/G{k}_{i}.safetensors" FOLDS_BACK=1 \
-#   NAME="G0-G5 (--contrast 0.5)" bash benchmarks/experiments/gpu_blur_bag.sh OUTDIR 6
+#   NAME="G0-G5 (--contrast 0.5)" bash research/experiments/gpu_blur_bag.sh OUTDIR 6
 # A dry run on a CPU: RECIPES=B0 MEMBERS=0 DEVICE=cpu SWEEP=/tmp/dry bash ... /tmp/dryout 0.5
 set -u
 OUT=${1:?usage: gpu_blur_bag.sh OUTDIR [DEADLINE_MINUTES]}
@@ -80,7 +80,7 @@ echo "MPS: $MPS" | tee "$OUT/mps.txt"
 
 mkdir -p runs/rf && cp -n gpu/rf/*.safetensors runs/rf/ 2>/dev/null  # fold forests, if carried
 t0=$(date +%s)
-python3 benchmarks/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --half-folds $SPLITS \
+python3 research/experiments/gpu_sweep.py --recipes "$RECIPES" --no-eval --half-folds $SPLITS \
   --deadline "$DEADLINE" --device "$DEVICE" --out "$SWEEP"
 echo "training took $(( $(date +%s) - t0 )) s"
 [ $MPS = on ] && echo quit | timeout 10 nvidia-cuda-mps-control
@@ -91,7 +91,7 @@ if [ -n "${BAGS:-}" ]; then  # several bags: "NAME=PATTERN;NAME=PATTERN", each w
   IFS=';' read -ra bags <<< "$BAGS"
   for b in "${bags[@]}"; do
     for t in window now; do
-      ROCKSEG_TEXTURE=$t python3 benchmarks/experiments/heldout_bag.py "${b#*=}" --members "$MEMBERS" \
+      ROCKSEG_TEXTURE=$t python3 research/experiments/heldout_bag.py "${b#*=}" --members "$MEMBERS" \
         --name "${b%%=*} (texture: $t)" --json "$SWEEP/heldout_${b%%=*}$([ $t = now ] && echo _now).json" \
         2>&1 | tee -a "$SWEEP/heldout.txt"
     done
@@ -99,7 +99,7 @@ if [ -n "${BAGS:-}" ]; then  # several bags: "NAME=PATTERN;NAME=PATTERN", each w
 else
   : > "$SWEEP/heldout.txt"
   for t in window now; do
-    ROCKSEG_TEXTURE=$t python3 benchmarks/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
+    ROCKSEG_TEXTURE=$t python3 research/experiments/heldout_bag.py $HELDOUT --members "$MEMBERS" \
       --name "$NAME (texture: $t)" --json "$SWEEP/heldout$([ $t = now ] && echo _now).json" \
       2>&1 | tee -a "$SWEEP/heldout.txt"
   done

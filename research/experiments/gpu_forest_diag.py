@@ -1,8 +1,8 @@
 """Where the GPU forest's probabilities part from the CPU's: features, tree walk, or both
-(benchmarks/results/speed_h200_gpu_forest.md).  On a CUDA machine, from the repository root,
+(research/results/speed_h200_gpu_forest.md).  On a CUDA machine, from the repository root,
 with the sample data in ../shared/data/shale-sem:
 
-    PYTHONPATH=src python benchmarks/experiments/gpu_forest_diag.py
+    PYTHONPATH=src python research/experiments/gpu_forest_diag.py
 """
 import numpy as np
 import torch

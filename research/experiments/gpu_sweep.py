@@ -6,23 +6,23 @@ bags (probabilities averaged over several models) are scored the same way, and t
 all-image models are scored on the test image.  Written for a lent GPU machine, where
 16 CPU cores feed the processes; it also runs (slowly) on a CPU.
 
-    python benchmarks/experiments/gpu_sweep.py --minutes 5 --out runs/sweep [--recipes E,U0] [--device cuda]
+    python research/experiments/gpu_sweep.py --minutes 5 --out runs/sweep [--recipes E,U0] [--device cuda]
 
 The README's table came from two runs on one H200 (16 CPU cores), the second on the
 same machine while the first's models were still there:
 
-    python benchmarks/experiments/gpu_sweep.py --minutes 5.5 --deadline 6.2 --device cuda --out /tmp/sweep
-    python benchmarks/experiments/gpu_sweep.py --minutes 3.2 --deadline 3.7 --recipes U2,U3 --device cuda --out /tmp/sweep
-    python benchmarks/experiments/gpu_sweep.py --eval-only --recipes E,U0,U1,W,U2,U3 --device cuda --out /tmp/sweep
+    python research/experiments/gpu_sweep.py --minutes 5.5 --deadline 6.2 --device cuda --out /tmp/sweep
+    python research/experiments/gpu_sweep.py --minutes 3.2 --deadline 3.7 --recipes U2,U3 --device cuda --out /tmp/sweep
+    python research/experiments/gpu_sweep.py --eval-only --recipes E,U0,U1,W,U2,U3 --device cuda --out /tmp/sweep
 
 A later session added fixed-step recipes: two 6,000-step U-Nets on every split, then the
 fold models of the shipped members' recipe (seeds 0-3 at 2,600 / 3,600 steps), scored on
 the CPU after copying the fold models to runs/gpu2/folds and the all-image models to
-runs/gpu2/models (S0..S3_full = the shipped U0..U3; benchmarks/results/gpu_sweep_h200_long.json):
+runs/gpu2/models (S0..S3_full = the shipped U0..U3; research/results/gpu_sweep_h200_long.json):
 
-    python benchmarks/experiments/gpu_sweep.py --recipes L4,L5 --minutes 6 --deadline 6.3 --device cuda --out /tmp/sweep --half-folds
-    python benchmarks/experiments/gpu_sweep.py --recipes S0,S1,S2,S3 --folds-only --no-eval --half-folds --deadline 5 --device cuda --out /tmp/sweep
-    python benchmarks/experiments/gpu_sweep.py --eval-only --recipes S0,S1,S2,S3,L4,L5 --out runs/gpu2 --device cpu
+    python research/experiments/gpu_sweep.py --recipes L4,L5 --minutes 6 --deadline 6.3 --device cuda --out /tmp/sweep --half-folds
+    python research/experiments/gpu_sweep.py --recipes S0,S1,S2,S3 --folds-only --no-eval --half-folds --deadline 5 --device cuda --out /tmp/sweep
+    python research/experiments/gpu_sweep.py --eval-only --recipes S0,S1,S2,S3,L4,L5 --out runs/gpu2 --device cpu
 
 Writes OUT/results.md (the tables), OUT/results.json, OUT/jobs.json (steps and seconds of
 each training run) and the all-image models as float16 bundles in OUT/models/.

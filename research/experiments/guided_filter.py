@@ -4,7 +4,7 @@ as patterns blended with each fold's 20-tree forest at 0.2 (as shipped), then ea
 class's probability filtered with radius r model pixels and regulariser eps (grey
 values scaled to 0..1), natively and zoomed 2.5x.
 
-    python benchmarks/experiments/guided_filter.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/guided_filter.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 
 The bag's probabilities are cached in runs/bias/ (shared with bag_forest.py).
 """

@@ -3,13 +3,13 @@ scored on the three held-out views of every leave-one-image-out fold: native, zo
 zoomed 2.5x + noise (``_folds.held_out_views``). Patterns name the fold models, ``{i}`` =
 the fold (held-out training image i + 1); forests missing from runs/rf/ are trained first.
 
-    python benchmarks/experiments/heldout_bag.py "/tmp/sweep/folds/B{k}_{i}.safetensors" --members 0-5 --json OUT.json
+    python research/experiments/heldout_bag.py "/tmp/sweep/folds/B{k}_{i}.safetensors" --members 0-5 --json OUT.json
 
 ``{k}`` in a pattern is replaced by each of ``--members`` (a range ``a-b`` or a comma list);
 plain patterns are taken as they are. One pattern with ``--forest-weight 0`` scores that
 model file as it is (a U-Net, an ensemble or a bag with its own forest):
 
-    python benchmarks/experiments/heldout_bag.py "runs/budget10/DEF_{i}.safetensors" --forest-weight 0
+    python research/experiments/heldout_bag.py "runs/budget10/DEF_{i}.safetensors" --forest-weight 0
 
 Prints the table row of the bag and per-class means.
 """

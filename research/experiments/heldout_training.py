@@ -4,7 +4,7 @@ zoomed 2.5x (resampled to the model's pixel size).  A variant is
 NAME:tile,batch,depth[,blur]; models are cached in runs/bench2 under a hash of
 their settings, so a rerun only evaluates.
 
-    python benchmarks/experiments/heldout_training.py 4 t128d4:128,8,4 t256d4:256,4,4 t256d5:256,4,5 blur1:128,8,4,1.0
+    python research/experiments/heldout_training.py 4 t128d4:128,8,4 t256d4:256,4,4 t256d5:256,4,5 blur1:128,8,4,1.0
 """
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from accuracy import fit, score, zoomed
 
 from napari_rockseg.engine import train

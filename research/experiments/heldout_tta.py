@@ -4,8 +4,8 @@ each fold's 20-tree forest runs/rf/rf20_{i}.safetensors at 0.2, as shipped) scor
 the held-out image natively, zoomed 2.5x and zoomed 2.5x + noise, without and with the
 8 flips/rotations averaged.
 
-    python benchmarks/experiments/heldout_tta.py "runs/cpufold/U0_{i}.safetensors"
-    python benchmarks/experiments/heldout_tta.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors --forest
+    python research/experiments/heldout_tta.py "runs/cpufold/U0_{i}.safetensors"
+    python research/experiments/heldout_tta.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors --forest
 """
 import sys
 import time

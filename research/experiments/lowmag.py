@@ -19,14 +19,14 @@ predicted by a bag of fold models + the fold's 20-tree forest at 0.2 with:
 - ``shipped``: what prediction does now (``window 1.4 2.5`` adopted; in the engine,
   ``predict.restore_texture``); every other option runs with it switched off.
 
-    python benchmarks/experiments/lowmag.py "runs/budget10/UNET_{i}.safetensors" \
+    python research/experiments/lowmag.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --json OUT.json
 
 ``--test-image 0.25,0.2`` instead scores the shipped default on the test image (rows
 0-687) shrunk by those factors, enlarged with and without the texture restored (read
 after the window was adopted, not used to choose it):
 
-    python benchmarks/experiments/lowmag.py --test-image 0.25,0.2
+    python research/experiments/lowmag.py --test-image 0.25,0.2
 """
 import argparse
 import json

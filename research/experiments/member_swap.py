@@ -5,7 +5,7 @@ candidate recipe trained on the CPU (``runs/cpufold/NAME_{i}``: U0 = the members
 recipe, a control for "one more model"; B1 = with ``--blur 1``; P8 = at 8 nm per pixel).
 Scored on the three held-out views (native, zoomed 2.5x, zoomed 2.5x + noise).
 
-    python benchmarks/experiments/member_swap.py U0 B1 P8
+    python research/experiments/member_swap.py U0 B1 P8
 
 Each member's probabilities (on the input grid, as prediction resamples them back) are
 cached in runs/members/; the bag is their mean, blended with the forest's.

@@ -4,7 +4,7 @@ at any magnification) takes each pixel's next most probable phase. Probabilities
 shipped recipes' bag + forest on the three held-out views come from prior_shift.py's
 cache (runs it first with the same patterns).
 
-    python benchmarks/experiments/min_size.py
+    python research/experiments/min_size.py
 
 Thresholds are chosen on two folds (all three views) and scored on the third (nested).
 """

@@ -5,8 +5,8 @@ blended with each fold's 20-tree forest at 0.2 (``--forest``, runs/rf/rf20_{i}.s
 from bag_forest.py; the forest sees the same scale), scored on the held-out image
 natively, zoomed 2.5x and zoomed 2.5x with noise (``_folds.held_out_views``).
 
-    python benchmarks/experiments/multiscale.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
-    python benchmarks/experiments/multiscale.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors --forest --quick
+    python research/experiments/multiscale.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
+    python research/experiments/multiscale.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors --forest --quick
 """
 import sys
 

@@ -2,7 +2,7 @@
 recipes (``runs/foldbag/bag6rf_{i}``, see finetune_folds.sh) on the three held-out views,
 mean IoU, seconds (two cores) and the share of pixels whose label differs.
 
-    python benchmarks/experiments/precision.py
+    python research/experiments/precision.py
 """
 import os
 import time

@@ -10,7 +10,7 @@ fold's 20-tree forest at 0.2 (as shipped) predicts the three held-out views (nat
 zoomed 2.5x, zoomed 2.5x + noise); p_train is the same bag's mean probability on the
 fold's two training images (in-sample) or their label fractions.
 
-    python benchmarks/experiments/prior_shift.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/prior_shift.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
 
 Probabilities are cached in runs/prior/ (delete it after changing the models).
 """

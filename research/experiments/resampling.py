@@ -16,8 +16,8 @@ equals the native image's -- as in the test image, whose texture is 7.5 grey lev
 4.47 nm against 7.9-8.4 in the training images at 11-14 nm: the per-pixel noise of an
 SEM does not depend on the magnification.
 
-    python benchmarks/experiments/resampling.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
-    python benchmarks/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only  # one U-Net
+    python research/experiments/resampling.py runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors
+    python research/experiments/resampling.py "runs/cpufold/P8_{i}.safetensors" --no-forest --aa-only  # one U-Net
 """
 import sys
 

@@ -4,9 +4,9 @@ the grain just outside them is the class that has pixels to spare (85-93 % of ea
 Writes OUT/images/ (links to the training images) and OUT/labels/ (integer TIFFs, the ring
 set to 0 = unlabelled, which training ignores); every rare-phase pixel is kept.
 
-    python benchmarks/experiments/ring_labels.py /tmp/ring
+    python research/experiments/ring_labels.py /tmp/ring
     OUT=runs/screen NAME=RING TRAIN=/tmp/ring THREADS=1 \
-        BASE="--method unet --patience 0 --seed 0 --steps 2300" bash benchmarks/experiments/cpu_folds.sh
+        BASE="--method unet --patience 0 --seed 0 --steps 2300" bash research/experiments/cpu_folds.sh
 """
 import sys
 from pathlib import Path

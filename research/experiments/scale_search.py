@@ -7,7 +7,7 @@ the chosen factor with the IoU at the true factor and at no resampling (what pre
 does today when the pixel size is unknown).  One pattern is one model per fold; several
 are scored as a bag (``_folds.fold_bag``).
 
-    python benchmarks/experiments/scale_search.py "runs/budget10/UNET_{i}.safetensors" [--json OUT]
+    python research/experiments/scale_search.py "runs/budget10/UNET_{i}.safetensors" [--json OUT]
 
 The README's table: the 10-minute U-Nets above (all nine views). An earlier run on the
 shipped recipe's fold bags (``runs/gpu2/folds/{S0,S1,S2,S3,L4,L5}_{i}.safetensors``) was

@@ -14,7 +14,7 @@ to check that an option costs nothing on evenly lit images. (Measured in session
 shipped, the stand-in bag lost 0.005 at +-15 and 0.018 at +-30 grey levels, under the bar
 written down before for trying ``flatten``, so ``flatten`` has not been scored.)
 
-    python benchmarks/experiments/shading.py "runs/budget10/UNET_{i}.safetensors" \\
+    python research/experiments/shading.py "runs/budget10/UNET_{i}.safetensors" \\
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --views
 """
 import argparse

@@ -3,7 +3,7 @@ re-estimated on the held-out image, fully or half-mixed with the training ones) 
 EM label-shift prior correction (Saerens et al. 2002), for the cached five-minute
 focal-dice U-Nets of benchmarks/accuracy.py (pattern: first argument).
 
-    python benchmarks/experiments/test_time_adaptation.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
+    python research/experiments/test_time_adaptation.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
 """
 import copy
 import sys
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from accuracy import zoomed
 
 from napari_rockseg.engine import bundle, io, train

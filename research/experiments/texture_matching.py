@@ -5,7 +5,7 @@ Gaussian blur) reaches the training images' (``match``), or half / a quarter of 
 missing variance.  Models: the cached U-Nets of benchmarks/accuracy.py or of
 heldout_training.py (pattern with {i} for the fold).
 
-    python benchmarks/experiments/texture_matching.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
+    python research/experiments/texture_matching.py "runs/bench2/loio{i}_4_9b4654a07b.safetensors"
 """
 import numpy as np
 from _folds import fold_model, held_out_views, images, score

@@ -8,7 +8,7 @@ grey levels, for images shrunk by the model, on the zoomed held-out views of eac
 (``_folds.held_out_views``: zoomed 2.5x, and zoomed 2.5x + noise), with a bag of fold
 models + each fold's 20-tree forest at 0.2:
 
-    python benchmarks/experiments/zoom_texture.py "runs/budget10/UNET_{i}.safetensors" \
+    python research/experiments/zoom_texture.py "runs/budget10/UNET_{i}.safetensors" \
         "runs/screen/S1_{i}.safetensors" "runs/screen/S2c_{i}.safetensors" --targets 0,4,6
 """
 import argparse
