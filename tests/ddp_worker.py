@@ -7,11 +7,12 @@ import torch
 from helpers import synthetic_scene
 from safetensors.torch import save_file
 
-from napari_rockseg.cli import _end_distributed, _init_distributed
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.training.config import TrainConfig
+from napari_rockseg.engine.training.distributed import end_distributed as _end_distributed
+from napari_rockseg.engine.training.distributed import init_distributed as _init_distributed
 from napari_rockseg.engine.training.trainer import Trainer
 
 out = sys.argv[1]

@@ -15,6 +15,7 @@ from .images import (
     to_grey,
 )
 from .labels import read_labels
+from .volume import LAZY_BYTES, Volume, is_volume, read_volume, write_volume
 from .write import (
     atomic_path,
     check_writable,

@@ -1,0 +1,85 @@
+"""Shared by the subcommands: progress bars from engine events, tables, model and scheme loading."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _bar(gen, desc: str, quiet: bool = False):
+    """Drain an engine generator into a tqdm bar and return its result.  The bar
+    appears with the first event, so input errors print one line and no bar."""
+    from tqdm import tqdm
+
+    bar = None
+    stage = None
+    try:
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if bar is None:
+                bar = tqdm(total=ev.total, desc=desc, unit="step", disable=quiet, dynamic_ncols=True,
+                           file=sys.stderr)
+            if ev.stage != stage:
+                stage = ev.stage
+                bar.reset(total=ev.total)
+                bar.set_description(f"{desc} [{ev.message or ev.stage}]")
+            bar.total = ev.total
+            bar.n = ev.step
+            post = {}
+            if ev.loss is not None:
+                post["loss"] = f"{ev.loss:.3f}"
+            if ev.metrics.get("miou") is not None:
+                post["val_mIoU"] = f"{ev.metrics['miou']:.3f}"
+            if post:
+                bar.set_postfix(post, refresh=False)
+            bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _scheme(path):
+    from ..engine.classes import load_scheme
+
+    return load_scheme(path)
+
+
+def _load(model_path):
+    from ..engine.models.bundle import load_model
+    from ..models import default_model_path
+
+    return load_model(model_path or default_model_path())
+
+
+def _iou_table(names, result) -> str:
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'class':<{width}}  IoU"]
+    lines += [f"{n:<{width}}  {v:.3f}" for n, v in zip(names, result["iou"])]
+    lines.append(f"{'mean IoU':<{width}}  {result['miou']:.3f}")
+    return "\n".join(lines)
+
+
+def _fractions_table(names, fractions) -> str:
+    width = max(12, *(len(n) for n in names))
+    return "\n".join(f"{n:<{width}}  {100 * f:6.2f} %" for n, f in zip(names, fractions))
+
+
+# -- train -----------------------------------------------------------------
+
+
+def _print_report(path, report):
+    print(f"{path}:")
+    px = report["pixel_size_nm"]
+    print(f"  pixel size {px:.4g} nm" if px else "  pixel size unknown (sizes in pixels)")
+    for name, c in report["classes"].items():
+        area = f", {c['area_um2']:.3f} um2" if c["area_um2"] is not None else ""
+        print(f"  {name:<16} {100 * c['fraction']:6.2f} %{area}, {c['objects']} objects")
+    pores = report.get("pores")
+    if pores and pores["count"]:
+        print(f"  pores: {pores['count']} (d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
+              f"d90 {pores['d90']:.1f} {pores['unit']})")
+    share = report.get("organic_hosted_pore_share")
+    if share is not None:
+        print(f"  organic-hosted share of pore area: {100 * share:.1f} %")

@@ -1,0 +1,44 @@
+"""`rockseg evaluate`: per-class IoU of a prediction against ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._common import _iou_table, _scheme
+
+
+def _eval_mask(pred, truth, data_bar):
+    from ..engine.analysis.metrics import unlabelled_bottom_rows
+    from ..engine.io import valid_mask
+
+    return valid_mask(truth.shape, unlabelled_bottom_rows(pred) if data_bar is None else data_bar)
+
+
+def cmd_evaluate(args):
+    from ..engine import io
+    from ..engine.analysis.metrics import evaluate
+
+    scheme = _scheme(args.classes)
+    pred = io.read_labels(args.prediction, scheme)
+    truth = io.read_labels(args.truth, scheme, pred.shape)
+    result = evaluate(pred, truth, scheme.n_classes, _eval_mask(pred, truth, args.data_bar))
+    if args.json:
+        print(json.dumps({"classes": list(scheme.names), **result}))
+    else:
+        print(_iou_table(scheme.names, result))
+    return 0
+
+
+# -- lda ---------------------------------------------------------------------
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("evaluate", help="per-class IoU of a prediction against ground truth")
+    e.add_argument("prediction", type=Path)
+    e.add_argument("truth", type=Path)
+    e.add_argument("--classes", type=Path)
+    e.add_argument("--data-bar", type=int, help="rows to exclude at the bottom (default: those the "
+                                                  "prediction left unlabelled)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
