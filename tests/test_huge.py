@@ -12,7 +12,7 @@ from napari_rockseg.engine import condition, io
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.inference import batch
-from napari_rockseg.engine.inference.segment import segment
+from napari_rockseg.engine.inference.segment import prepare, segment
 from napari_rockseg.engine.inference.stream import lazy_labels, segment_to_file
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.models import bundle
@@ -150,3 +150,28 @@ def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, 
     memory = drain(segment(model, SEMImage(img, 20.0), data_bar=0, tile=64, overlap=16))
     assert len(calls) == blocks + 1 and calls[-1] == (1400, 2600)  # in memory: the whole image, enlarged 2x
     assert (tifffile.imread(out) == memory.labels).mean() > 0.95
+
+
+def test_streamed_labels_keep_the_pixel_size(model, big, tmp_path):
+    """The tiled labels TIFF of a streamed prediction reads back with the image's pixel size."""
+    path, _ = big
+    out = tmp_path / "l.tif"
+    drain(segment_to_file(model, io.open_lazy(path), out, data_bar=0, block=256, tile=64, overlap=16))
+    assert io.read_image(out).pixel_size_nm == pytest.approx(10.0, rel=1e-4)
+
+
+def test_lazy_labels_exclude_a_detected_data_bar(model, big, tmp_path):
+    """napari's lazy labels of a huge image leave its data bar unlabelled, as every other
+    prediction path does, without being told its height."""
+    _, img = big
+    with_bar = img.copy()
+    with_bar[-48:] = 0  # a flat black strip ...
+    with_bar[-40:-20, 100:400:3] = 255  # ... with text on it
+    path = tmp_path / "bar.tif"
+    tifffile.imwrite(path, with_bar, tile=(128, 128), compression="zlib")
+    lazy = io.open_lazy(path)
+    lab = lazy_labels(model, lazy.data, 10.0, chunk=256, tile=64, overlap=16)
+    bar = prepare(model, lazy.data, 10.0).data_bar
+    assert 48 <= bar < 64
+    bottom = lab[-64:].compute()
+    assert (bottom[64 - bar:] == 0).all() and (bottom[: 64 - bar] > 0).all()

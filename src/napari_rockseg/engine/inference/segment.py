@@ -16,7 +16,7 @@ from ..condition import (
     smooth_texture,
 )
 from ..events import Progress
-from ..io import SEMImage, resolve_data_bar
+from ..io import SEMImage, detect_data_bar, resolve_data_bar, to_grey
 from .device import resolve_device
 from .window import BATCH, OVERLAP, TILE, predict_proba
 
@@ -29,6 +29,44 @@ class Segmentation:
     probabilities: np.ndarray | None = None  # (K, H, W) float32
     uncertainty: np.ndarray | None = None  # (H, W) float32, normalised entropy 0..1
     notes: list = field(default_factory=list)
+
+
+#: rows at the bottom of a huge image in which its data bar is looked for
+BAR_STRIP = 1024
+
+
+@dataclass
+class Preparation:
+    """What every prediction path decides before it predicts: the data-bar rows, the
+    zoom to the model's pixel size, whole-image intensity statistics and the notes."""
+
+    data_bar: int
+    valid_rows: int
+    factor: float
+    bounds: object
+    notes: list = field(default_factory=list)
+
+
+def prepare(model, data, pixel_size_nm=None, data_bar: int | None = None,
+            rescale: bool = True) -> Preparation:
+    """The one preparation step of :func:`segment`, :func:`.stream.segment_to_file` and
+    :func:`.stream.lazy_labels`: ``data`` may be in memory or lazy (only a bottom strip
+    and a sparse sample are read).  ``data_bar``: None detects it (unless the model
+    records a fixed height), a number of rows is checked and used."""
+    h = data.shape[0]
+    if data_bar is None and model.info.data_bar != "auto":
+        data_bar = int(model.info.data_bar)
+    if data_bar is None:
+        strip = min(h, BAR_STRIP)
+        tail = to_grey(np.asarray(data[h - strip:]))
+        bar = detect_data_bar(tail, max_fraction=min(1.0, 0.25 * h / strip))
+    else:
+        bar = resolve_data_bar(data, data_bar)
+    factor, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
+    bounds, contrast_note = (None, None)
+    if getattr(model, "kind", None) != "lda":
+        bounds, contrast_note = model.info.stats_and_note(data, h - bar)
+    return Preparation(bar, h - bar, factor, bounds, [n for n in (scale_note, contrast_note) if n])
 
 
 def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = TILE,
@@ -68,18 +106,14 @@ def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TIL
             probabilities: bool = False, uncertainty: bool = False):
     """Generator: yields Progress, returns a :class:`Segmentation` of ``image``."""
     grey = image.data
-    if data_bar is None and model.info.data_bar != "auto":
-        data_bar = int(model.info.data_bar)
-    bar = resolve_data_bar(grey, data_bar)
-    region = grey[: grey.shape[0] - bar]
+    prep = prepare(model, grey, image.pixel_size_nm, data_bar, rescale)
+    region = grey[: prep.valid_rows]
     k = model.info.scheme.n_classes
-    factor, note = scale_factor(model, image, rescale)
-    bounds, contrast_note = (None, None) if getattr(model, "kind", None) == "lda" else model.info.stats_and_note(region)
-    notes = [n for n in (note, contrast_note) if n]
-    probs = yield from region_probabilities(model, region, factor, bounds, tile, overlap, batch_size, device, tta)
+    probs = yield from region_probabilities(model, region, prep.factor, prep.bounds, tile, overlap,
+                                            batch_size, device, tta)
     labels = np.zeros(grey.shape, np.uint8)
     labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1
-    out = Segmentation(labels, bar, factor, notes=notes)
+    out = Segmentation(labels, prep.data_bar, prep.factor, notes=prep.notes)
     if probabilities:
         full = np.zeros((k,) + grey.shape, np.float32)
         full[:, : region.shape[0]] = probs

@@ -1,4 +1,5 @@
-"""Huge images: block by block with a halo of context, streamed to a tiled TIFF or zarr, or computed lazily (dask) for napari."""
+"""Huge images: block by block with a halo of context, streamed to a tiled TIFF or zarr,
+or computed lazily (dask) for napari."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..condition import scale_factor
 from ..errors import InputError
 from ..events import Progress, drain
-from ..io import SEMImage
-from .segment import region_probabilities
+from ..io import SEMImage, atomic_path
+from .segment import prepare, region_probabilities
 from .window import BATCH, OVERLAP, TILE
 
 
@@ -69,8 +69,10 @@ def _release_memory() -> None:
         libc.malloc_trim(0)
 
 
-def _writer_thread(path: Path, shape, tile: int, pixel_size_nm, queue):
-    """Write a tiled TIFF from tiles put on ``queue`` in row-major order (None ends)."""
+def _write_tiff_tiles(path: Path, shape, tile: int, pixel_size_nm, queue):
+    """Write a tiled TIFF from tiles put on ``queue`` in row-major order (None ends).
+    The pixel size goes in centimetre resolution tags: tiled files cannot carry the
+    ImageJ unit, and :func:`engine.io.read_image` reads centimetre resolutions."""
     import tifffile
 
     def tiles():
@@ -82,134 +84,133 @@ def _writer_thread(path: Path, shape, tile: int, pixel_size_nm, queue):
 
     kwargs = {}
     if pixel_size_nm:
-        kwargs = {"resolution": (1.0 / (pixel_size_nm / 1000.0),) * 2, "resolutionunit": "NONE",
-                  "metadata": {"unit": "um"}}
-    tifffile.imwrite(path, tiles(), shape=shape, dtype=np.uint8, tile=(tile, tile), compression="zlib",
-                     **kwargs)
+        kwargs = {"resolution": (1e7 / pixel_size_nm,) * 2, "resolutionunit": "CENTIMETER"}
+    tifffile.imwrite(path, tiles(), shape=shape, dtype=np.uint8, tile=(tile, tile),
+                     compression="zlib", **kwargs)
 
 
-def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = None, block: int = 1024,
-                    tile: int = TILE, overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False,
+def _bands(model, data, prep, halo: int, block: int, counts: np.ndarray, kw: dict):
+    """Generator of ``(item, event)``: a finished band of labels ``(row, band)`` with no
+    event, or a progress event with no item."""
+    h, w = data.shape[:2]
+    n_blocks = -(-h // block) * -(-w // (4 * block))
+    done, t0 = 0, time.perf_counter()
+    k = len(counts) - 1
+    for by in range(0, h, block):
+        band = np.zeros((min(block, h - by), w), np.uint8)
+        for bx in range(0, w, 4 * block):
+            x1 = min(w, bx + 4 * block)
+            band[:, bx:x1] = drain(block_labels(model, data, by, by + band.shape[0], bx, x1,
+                                                prep.valid_rows, halo, prep.factor, prep.bounds, **kw))
+            done += 1
+            _release_memory()
+            el = time.perf_counter() - t0
+            yield None, Progress("predict", done, n_blocks, eta_s=el / done * (n_blocks - done),
+                                 message=f"block {done}/{n_blocks}")
+        counts[:] += np.bincount(band.ravel(), minlength=k + 1)[: k + 1]
+        yield (by, band), None
+
+
+def _to_zarr(bands, out_path: Path, shape, block: int, pixel_size_nm):
+    import shutil
+
+    import zarr
+
+    tmp = out_path.with_name(f".{out_path.name}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    z = zarr.open_array(str(tmp), mode="w", shape=shape, chunks=(block, block), dtype=np.uint8)
+    for item, ev in bands:
+        if ev is not None:
+            yield ev
+        else:
+            by, band = item
+            z[by:by + band.shape[0]] = band
+    if pixel_size_nm:
+        z.attrs["pixel_size_nm"] = pixel_size_nm
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    tmp.rename(out_path)
+
+
+def _to_tiff(bands, out_path: Path, shape, pixel_size_nm, tile: int = 256):
+    import queue as queue_mod
+    import threading
+
+    h, w = shape
+    with atomic_path(out_path) as tmp:
+        q: queue_mod.Queue = queue_mod.Queue(maxsize=64)
+        errors = []
+
+        def run():
+            try:
+                _write_tiff_tiles(tmp, shape, tile, pixel_size_nm, q)
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        writer = threading.Thread(target=run, daemon=True)
+        writer.start()
+        try:
+            for item, ev in bands:
+                if ev is not None:
+                    yield ev
+                    continue
+                _, band = item
+                for ty in range(0, band.shape[0], tile):
+                    for tx in range(0, w, tile):
+                        t = np.zeros((tile, tile), np.uint8)
+                        part = band[ty:ty + tile, tx:tx + tile]
+                        t[: part.shape[0], : part.shape[1]] = part
+                        if errors:
+                            raise errors[0]
+                        q.put(t)
+        finally:
+            q.put(None)
+            writer.join()
+        if errors:
+            raise InputError(f"cannot write {out_path}: {errors[0]}")
+
+
+def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = None,
+                    block: int = 1024, tile: int = TILE, overlap: int = OVERLAP,
+                    batch_size: int = BATCH, device="auto", tta: bool = False,
                     rescale: bool = True):
     """Generator: segment a huge (lazy: memory-mapped, zarr or dask) image block by
     block and write the labels to ``out_path`` (tiled ``.tif`` or ``.zarr``) as
     they come, so peak memory does not grow with the image.  Returns a dict
     with the data-bar rows, the scale factor and the pixel count per class."""
-    import queue as queue_mod
-    import threading
-
-    from ..io import atomic_path, detect_data_bar, to_grey
-
     _large_buffers_to_os()
     data = image.data
-    h, w = data.shape[:2]
+    shape = data.shape[:2]
     block = max(256, (block // 256) * 256)
-    if data_bar is None:
-        strip = min(h, 1024)
-        data_bar = detect_data_bar(to_grey(np.asarray(data[h - strip:])), max_fraction=min(1.0, 0.25 * h / strip))
-    bar = int(data_bar)
-    if not 0 <= bar < h:
-        raise InputError(f"--data-bar {bar} must be between 0 and {h - 1} rows")
-    valid_rows = h - bar
-    factor, note = scale_factor(model, image, rescale)
-    bounds, contrast_note = (None, None) if getattr(model, "kind", None) == "lda" else model.info.stats_and_note(data, valid_rows)
-    halo = _block_halo(overlap, factor)
-    k = model.info.scheme.n_classes
-    counts = np.zeros(k + 1, np.int64)
-    n_blocks = -(-h // block) * -(-w // (4 * block))
-    done = 0
-    out_path = Path(out_path)
-    zarr_out = out_path.suffix.lower() == ".zarr"
-    t0 = time.perf_counter()
+    prep = prepare(model, data, image.pixel_size_nm, data_bar, rescale)
+    halo = _block_halo(overlap, prep.factor)
+    counts = np.zeros(model.info.scheme.n_classes + 1, np.int64)
     kw = dict(tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta)
-
-    def bands():
-        nonlocal done
-        for by in range(0, h, block):
-            band = np.zeros((min(block, h - by), w), np.uint8)
-            for bx in range(0, w, 4 * block):
-                x1 = min(w, bx + 4 * block)
-                band[:, bx:x1] = drain(block_labels(model, data, by, by + band.shape[0], bx, x1, valid_rows,
-                                                    halo, factor, bounds, **kw))
-                done += 1
-                _release_memory()
-                el = time.perf_counter() - t0
-                yield None, Progress("predict", done, n_blocks, eta_s=el / done * (n_blocks - done),
-                                     message=f"block {done}/{n_blocks}")
-            counts[:] += np.bincount(band.ravel(), minlength=k + 1)[: k + 1]
-            yield (by, band), None
-
-    if zarr_out:
-        import shutil
-
-        import zarr
-
-        tmp = out_path.with_name(f".{out_path.name}.partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        z = zarr.open_array(str(tmp), mode="w", shape=(h, w), chunks=(block, block), dtype=np.uint8)
-        for item, ev in bands():
-            if ev is not None:
-                yield ev
-            else:
-                by, band = item
-                z[by:by + band.shape[0]] = band
-        if image.pixel_size_nm:
-            z.attrs["pixel_size_nm"] = image.pixel_size_nm
-        if out_path.exists():
-            shutil.rmtree(out_path)
-        tmp.rename(out_path)
+    bands = _bands(model, data, prep, halo, block, counts, kw)
+    out_path = Path(out_path)
+    if out_path.suffix.lower() == ".zarr":
+        yield from _to_zarr(bands, out_path, shape, block, image.pixel_size_nm)
     else:
-        with atomic_path(out_path) as tmp:
-            q: queue_mod.Queue = queue_mod.Queue(maxsize=64)
-            errors = []
-
-            def run():
-                try:
-                    _writer_thread(tmp, (h, w), 256, image.pixel_size_nm, q)
-                except Exception as exc:  # surfaced below
-                    errors.append(exc)
-
-            writer = threading.Thread(target=run, daemon=True)
-            writer.start()
-            try:
-                for item, ev in bands():
-                    if ev is not None:
-                        yield ev
-                        continue
-                    _, band = item
-                    for ty in range(0, band.shape[0], 256):
-                        for tx in range(0, w, 256):
-                            t = np.zeros((256, 256), np.uint8)
-                            part = band[ty:ty + 256, tx:tx + 256]
-                            t[: part.shape[0], : part.shape[1]] = part
-                            if errors:
-                                raise errors[0]
-                            q.put(t)
-            finally:
-                q.put(None)
-                writer.join()
-            if errors:
-                raise InputError(f"cannot write {out_path}: {errors[0]}")
-    return {"data_bar": bar, "scale": factor, "counts": counts[1:].tolist(), "notes": [n for n in (note, contrast_note) if n]}
+        yield from _to_tiff(bands, out_path, shape, image.pixel_size_nm)
+    return {"data_bar": prep.data_bar, "scale": prep.factor, "counts": counts[1:].tolist(),
+            "notes": prep.notes}
 
 
-def lazy_labels(model, data, pixel_size_nm=None, data_bar: int = 0, chunk: int = 1024, tile: int = TILE,
-                overlap: int = OVERLAP, device="auto", rescale: bool = True):
-    """A dask array of labels over a (lazy) image, computed chunk by chunk on
-    demand with overlapping context: what napari shows for huge images."""
+def lazy_labels(model, data, pixel_size_nm=None, data_bar: int | None = None, chunk: int = 1024,
+                tile: int = TILE, overlap: int = OVERLAP, device="auto", rescale: bool = True):
+    """A dask array of labels over a (lazy) image, computed chunk by chunk on demand
+    with overlapping context: what napari shows for huge images.  The data bar is
+    detected as for any other prediction unless ``data_bar`` gives its rows."""
     import dask.array as da
 
     src = data if isinstance(data, da.Array) else da.from_array(data, chunks=(chunk, chunk))
-    h = src.shape[0]
-    valid_rows = h - data_bar
-    factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
-    bounds = model.info.stats(src, valid_rows)
-    halo = _block_halo(overlap, factor)
+    prep = prepare(model, src, pixel_size_nm, data_bar, rescale)
+    halo = _block_halo(overlap, prep.factor)
 
     def compute(block, block_info=None):
         (y0, y1), (x0, x1) = block_info[0]["array-location"]
-        return drain(block_labels(model, src, y0, y1, x0, x1, valid_rows, halo, factor, bounds, tile=tile,
-                                  overlap=overlap, device=device))
+        return drain(block_labels(model, src, y0, y1, x0, x1, prep.valid_rows, halo, prep.factor,
+                                  prep.bounds, tile=tile, overlap=overlap, device=device))
 
     return da.map_blocks(compute, src, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))
