@@ -224,10 +224,9 @@ def test_shape_mismatch_between_image_and_labels(tmp_path, test_pair):
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "x.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
 
@@ -249,3 +248,45 @@ def test_folders_pick_up_every_image_format(tmp_path):
     images, labels = pairs_in_dir(tmp_path)
     assert [p.name for p in images] == names
     assert [p.name for p in labels] == ["a.tif", "b.png", "c.png", "d.tif"]
+
+
+@pytest.mark.parametrize("unit, value, nm",
+                         [("µm", 2.2, 2200.0), ("nm", 4.5, 4.5), (None, 0.5, 500.0)])
+def test_pixel_size_from_ome_xml(tmp_path, unit, value, nm):
+    meta = {"PhysicalSizeX": value, "PhysicalSizeY": value}
+    if unit:
+        meta["PhysicalSizeXUnit"] = meta["PhysicalSizeYUnit"] = unit
+    tifffile.imwrite(tmp_path / "o.ome.tif", np.zeros((32, 32), np.uint16), ome=True, metadata=meta)
+    assert io.read_image(tmp_path / "o.ome.tif").pixel_size_nm == pytest.approx(nm)
+
+
+@pytest.mark.parametrize("unit", ["micron", "um", "\\u00B5m"])  # ImageJ text is ASCII
+def test_imagej_micrometre_spellings(tmp_path, unit):
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((32, 32), np.uint16), imagej=True,
+                     resolution=(1 / 2.2, 1 / 2.2), metadata={"unit": unit})
+    assert io.read_image(tmp_path / "m.tif").pixel_size_nm == pytest.approx(2200.0)
+
+
+@pytest.mark.parametrize("per_unit, unit", [(1e6, "nm"), (1 / 2.0, "mm"), (1e5, "um")])
+def test_impossible_pixel_sizes_are_ignored_with_a_note(tmp_path, per_unit, unit):
+    """#32 item 13: 1e-6 nm, 2 mm or 1e-5 µm per pixel is metadata gone wrong: no pixel
+    size (so nothing is resampled by it) and a note that says so."""
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((32, 32), np.uint8), imagej=True,
+                     resolution=(per_unit, per_unit), metadata={"unit": unit})
+    img = io.read_image(tmp_path / "x.tif")
+    assert img.pixel_size_nm is None
+    assert any("outside 0.05 nm .. 1 mm" in n for n in img.notes)
+    assert io.open_lazy(tmp_path / "x.tif").pixel_size_nm is None
+
+
+def test_float32_raw_and_normalised_values_kept_nan_noted(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(14000, 65535, (40, 40)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    got = io.read_image(tmp_path / "raw.tif")
+    assert got.data.dtype == np.float32 and np.array_equal(got.data, raw) and not got.notes
+    norm = rng.uniform(-1, 3, (40, 40)).astype(np.float32)
+    norm[:5] = np.nan
+    tifffile.imwrite(tmp_path / "n.tif", norm)
+    got = io.read_image(tmp_path / "n.tif")
+    assert np.isfinite(got.data).all() and "200 NaN / Inf pixels" in got.notes[0]

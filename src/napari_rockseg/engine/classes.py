@@ -1,20 +1,35 @@
-"""Class schemes: names, colours and label values, and the colour-mask codec.
+"""Class schemes: names, colours or values, label values, and the mask codecs.
 
 Labels are integers: 0 = unlabelled (ignored by training and metrics),
-1..K = the scheme's classes in list order.  Annotations painted as colour
-overlays (pure colours over a copy of the grey image) decode through the
-scheme; the ``rest`` class, when set, takes every colour not listed.
+1..K = the scheme's classes in list order.  A mask file decodes through the
+scheme in one of two forms:
+
+- colour entries (``{"name": "pore", "color": "#00ff00"}``): colour overlays,
+  RGB or palette images; ``rest`` names the class of every unlisted colour
+  (with ``rest_grey_only`` only unlisted *grey* pixels, as in annotations
+  painted over a grey copy of the image, where any other colour is a mistake);
+- value entries (``{"name": "pore", "value": 0}``): integer masks of any width
+  with any values, 0 included (grey 0/255 masks, 16-bit masks, palette
+  indices); ``rest`` names the class of every unlisted value.
+
+With ``rest`` null an unlisted colour or value is an error that names it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SchemeError
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+_VALUE_LIMIT = 2**32  # 32-bit masks, signed or not
 
 
 def parse_color(value) -> tuple[int, int, int]:
@@ -30,44 +45,94 @@ def parse_color(value) -> tuple[int, int, int]:
     if isinstance(value, (list, tuple)) and len(value) == 3:
         try:
             rgb = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SchemeError(f"colour {value!r} must be three integers 0-255") from None
         if all(0 <= v <= 255 for v in rgb) and all(float(v) == int(v) for v in value):
             return rgb
     raise SchemeError(f"colour {value!r} must be '#rrggbb' or three integers 0-255")
 
 
+def parse_value(value, index: int) -> int:
+    """A class's mask value: a whole number that fits a 32-bit mask."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value) and value == int(value)
+    if not ok or not -_VALUE_LIMIT < int(value) < _VALUE_LIMIT:
+        raise SchemeError(f'class {index + 1}: "value" {value!r} must be a whole number '
+                          "(the pixel value of that class in the mask)")
+    return int(value)
+
+
 def color_hex(rgb) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
+def clean_name(name) -> str:
+    """A class name safe to print: no ANSI escapes or control characters, one line."""
+    text = _ANSI.sub("", str(name))
+    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return " ".join(text.split())[:100]
+
+
+#: display colours of value schemes whose entries give none (distinct, then HSV steps)
+_PALETTE = ((230, 200, 120), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255),
+            (0, 255, 255), (255, 128, 0), (128, 0, 255), (0, 128, 64))
+
+
+def default_colors(n: int) -> tuple[tuple[int, int, int], ...]:
+    import colorsys
+
+    colors = dict.fromkeys(_PALETTE)
+    i = 0
+    while len(colors) < n:  # golden-ratio hue steps never repeat; rounding may, so loop on
+        hue, sat, val = (i * 0.618034) % 1, 0.9 - 0.4 * (i % 2), 0.95 - 0.3 * (i // 2 % 2)
+        rgb = colorsys.hsv_to_rgb(hue, sat, val)
+        colors.setdefault(tuple(round(255 * c) for c in rgb))
+        i += 1
+    return tuple(colors)[:n]
+
+
 @dataclass(frozen=True)
 class ClassScheme:
-    """Names and colours of classes 1..K; ``rest`` is the 0-based index of the
-    class that takes unlisted colours when decoding colour overlays (or None)."""
+    """Names and display colours of classes 1..K, and how masks encode them:
+    by colour (``values`` None) or by the integer ``values``.  ``rest`` is the
+    0-based index of the class that takes unlisted colours / values (or None)."""
 
     names: tuple[str, ...]
-    colors: tuple[tuple[int, int, int], ...]
+    colors: tuple[tuple[int, int, int], ...] = ()
     rest: int | None = None
+    values: tuple[int, ...] | None = None
+    rest_grey_only: bool = field(default=False)
 
     def __post_init__(self):
         if len(self.names) == 0:
             raise SchemeError("a class scheme needs at least one class")
-        if len(self.names) != len(self.colors):
-            raise SchemeError("a class scheme needs one colour per class")
         if len(self.names) > 255:
             raise SchemeError("a class scheme has at most 255 classes")
+        names = tuple(clean_name(n) for n in self.names)
+        object.__setattr__(self, "names", names)
+        if not self.colors and self.values is not None:
+            object.__setattr__(self, "colors", default_colors(len(names)))
+        if len(names) != len(self.colors):
+            raise SchemeError("a class scheme needs one colour per class")
         seen = set()
-        for name in self.names:
-            if not isinstance(name, str) or not name.strip():
+        for name in names:
+            if not name:
                 raise SchemeError("every class needs a non-empty name")
             if name.lower() in seen:
                 raise SchemeError(f"class name {name!r} appears twice; names must be unique")
             seen.add(name.lower())
         if len(set(self.colors)) != len(self.colors):
             dup = next(c for c in self.colors if self.colors.count(c) > 1)
-            raise SchemeError(f"colour {color_hex(dup)} is used by two classes; colours must be unique")
-        if self.rest is not None and not 0 <= self.rest < len(self.names):
+            raise SchemeError(f"colour {color_hex(dup)} is used by two classes; "
+                              "colours must be unique")
+        if self.values is not None:
+            if len(self.values) != len(names):
+                raise SchemeError("a value scheme needs one value per class")
+            if len(set(self.values)) != len(self.values):
+                dup = next(v for v in self.values if self.values.count(v) > 1)
+                raise SchemeError(f"value {dup} is used by two classes; values must be unique")
+        if self.rest is not None and not 0 <= self.rest < len(names):
             raise SchemeError("the rest class must be one of the classes")
 
     # -- basic properties -------------------------------------------------
@@ -95,28 +160,46 @@ class ClassScheme:
 
     # -- (de)serialisation ------------------------------------------------
     def to_dict(self) -> dict:
-        return {
-            "classes": [{"name": n, "color": color_hex(c)} for n, c in zip(self.names, self.colors)],
-            "rest": None if self.rest is None else self.names[self.rest],
-        }
+        if self.values is None:
+            classes = [{"name": n, "color": color_hex(c)} for n, c in zip(self.names, self.colors)]
+        else:
+            classes = [{"name": n, "value": v, "color": color_hex(c)}
+                       for n, v, c in zip(self.names, self.values, self.colors)]
+        out = {"classes": classes, "rest": None if self.rest is None else self.names[self.rest]}
+        if self.rest_grey_only:
+            out["rest_grey_only"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data) -> ClassScheme:
         if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
             raise SchemeError('a class scheme must be a JSON object with a "classes" list')
-        names, colors = [], []
-        for i, entry in enumerate(data["classes"]):
-            if not isinstance(entry, dict) or "name" not in entry or "color" not in entry:
-                raise SchemeError(f'class {i + 1} needs a "name" and a "color"')
-            names.append(str(entry["name"]))
-            colors.append(parse_color(entry["color"]))
+        entries = data["classes"]
+        by_value = any(isinstance(e, dict) and "value" in e for e in entries)
+        names, colors, values = [], [], []
+        for i, entry in enumerate(entries):
+            key = "value" if by_value else "color"
+            if not isinstance(entry, dict) or "name" not in entry or key not in entry:
+                raise SchemeError(f'class {i + 1} needs a "name" and a "{key}" (give every class '
+                                  'a "value", or every class a "color")')
+            if not isinstance(entry["name"], (str, int, float)):
+                raise SchemeError(f'class {i + 1}: "name" must be text')
+            names.append(clean_name(entry["name"]))
+            if by_value:
+                values.append(parse_value(entry["value"], i))
+            if "color" in entry:
+                colors.append(parse_color(entry["color"]))
+        if by_value and len(colors) not in (0, len(names)):
+            raise SchemeError('give a "color" to every class of a value scheme or to none')
         rest = data.get("rest")
         rest_index = None
         if rest is not None:
-            if rest not in names:
-                raise SchemeError(f'"rest" names {rest!r}, which is not one of the classes')
-            rest_index = names.index(rest)
-        return cls(tuple(names), tuple(colors), rest_index)
+            if not isinstance(rest, str) or clean_name(rest) not in names:
+                raise SchemeError(f'"rest" names {clean_name(rest)!r}, which is not one of '
+                                  "the classes")
+            rest_index = names.index(clean_name(rest))
+        return cls(tuple(names), tuple(colors), rest_index, tuple(values) if by_value else None,
+                   bool(data.get("rest_grey_only", False)))
 
     @classmethod
     def from_json(cls, path) -> ClassScheme:
@@ -131,33 +214,23 @@ class ClassScheme:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SchemeError(f"class scheme {path} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SchemeError(f"class scheme {path} is nested too deeply to be a class "
+                              "scheme") from None
         return cls.from_dict(data)
 
     # -- colour overlay codec --------------------------------------------
-    def decode_colors(self, rgb: np.ndarray) -> np.ndarray:
+    def decode_colors(self, rgb: np.ndarray, what: str = "the mask") -> np.ndarray:
         """Colour overlay (H, W, 3) uint8 -> integer labels (H, W) uint8."""
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[-1] != 3:
-            raise SchemeError(f"a colour overlay must be (height, width, 3), got shape {rgb.shape}")
-        packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-        fill = 0 if self.rest is None else self.rest + 1
-        out = np.full(packed.shape, fill, dtype=np.uint8)
-        matched = np.zeros(packed.shape, dtype=bool)
-        for label, (r, g, b) in enumerate(self.colors, start=1):
-            hit = packed == ((r << 16) | (g << 8) | b)
-            out[hit] = label
-            matched |= hit
-        if self.rest is None and not matched.all():
-            values, counts = np.unique(packed[~matched], return_counts=True)
-            worst = values[np.argmax(counts)]
-            pos = np.argwhere(packed == worst)[0]
-            colour = color_hex(((worst >> 16) & 255, (worst >> 8) & 255, worst & 255))
-            raise SchemeError(
-                f"colour {colour} ({counts.max()} pixels, first at row {pos[0]}, column {pos[1]}) "
-                f"is not in the class scheme ({len(values)} unknown colour(s) in all); "
-                "add it to the scheme or set a \"rest\" class"
-            )
-        return out
+        from ._maskcodec import decode_colors
+
+        return decode_colors(self, rgb, what)
+
+    def decode_values(self, mask: np.ndarray, what: str = "the mask") -> np.ndarray:
+        """Integer mask (any width, any values) -> labels 1..K through ``values``."""
+        from ._maskcodec import decode_values
+
+        return decode_values(self, mask, what)
 
     def encode_colors(self, labels: np.ndarray, background=(0, 0, 0)) -> np.ndarray:
         """Integer labels -> colour overlay (H, W, 3) uint8; 0 gets ``background``."""
@@ -168,22 +241,27 @@ class ClassScheme:
         return lut[np.clip(labels, 0, 255).astype(np.uint8)]
 
     def check_labels(self, labels: np.ndarray, what: str = "labels") -> None:
+        """Labels 0..K (0 = unlabelled) or one line that says which scheme form fits."""
+        from ._maskcodec import scheme_hint
+
         top = int(labels.max()) if labels.size else 0
-        if top > self.n_classes:
+        if top > self.n_classes or (labels.size and int(labels.min()) < 0):
             raise SchemeError(
-                f"{what} contain value {top}, but the class scheme has only {self.n_classes} "
-                f"classes ({', '.join(self.names)}); give the matching scheme with --classes"
+                f"{what} contain value {top if top > self.n_classes else int(labels.min())}, but "
+                f"the class scheme has only {self.n_classes} classes ({', '.join(self.names)}); "
+                + scheme_hint(self, labels)
             )
-        if labels.size and int(labels.min()) < 0:
-            raise SchemeError(f"{what} contain negative values")
 
 
-# Mineral grain is the "rest" class of the original annotations; its display
-# colour (sand) is not a painted colour in the sample data.
+# Mineral grain is the "rest" class of the original annotations, which are pure
+# colours painted over a grey copy of the image: the rest class takes the grey
+# pixels, and any other colour means the mask belongs to another scheme.
+# Its display colour (sand) is not a painted colour in the sample data.
 SHALE = ClassScheme(
     names=("mineral grain", "organic matter", "pores", "clay"),
     colors=((230, 200, 120), (255, 0, 0), (0, 255, 0), (0, 0, 0)),
     rest=0,
+    rest_grey_only=True,
 )
 
 

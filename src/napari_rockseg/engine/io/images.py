@@ -12,8 +12,12 @@ import tifffile
 
 from ..errors import InputError
 
-_UNIT_TO_NM = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "micron": 1e3, "microns": 1e3,
-               "mm": 1e6, "cm": 1e7, "m": 1e9}
+_UNIT_TO_NM = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3,
+               "microns": 1e3, "micrometer": 1e3, "micrometre": 1e3, "nanometer": 1.0,
+               "nanometre": 1.0, "mm": 1e6, "cm": 1e7, "m": 1e9, "Å": 0.1, "angstrom": 0.1}
+#: pixel sizes a microscope can record (0.05 nm .. 1 mm); metadata outside this
+#: range is wrong (a unit mix-up, a default never set) and is ignored with a note
+PLAUSIBLE_NM = (0.05, 1e6)
 
 
 @dataclass
@@ -24,6 +28,8 @@ class SEMImage:
     pixel_size_nm: float | None = None
     path: Path | None = None
     metadata: dict = field(default_factory=dict)
+    #: what the reader had to decide (an implausible pixel size ignored, NaN pixels filled)
+    notes: list = field(default_factory=list)
 
     @property
     def stem(self) -> str:
@@ -52,9 +58,10 @@ def _is_tiff(path: Path) -> bool:
         return fh.read(4) in _TIFF_MAGIC
 
 
-def _read_pillow(path: Path) -> tuple[np.ndarray, bool]:
+def _read_pillow(path: Path, indices: bool = False) -> tuple[np.ndarray, bool]:
     """Pixels of a PNG / JPEG / BMP (any format Pillow reads) and whether the format
-    is lossy: palettes become RGB(A), other colour models RGB, grey+alpha grey."""
+    is lossy: palettes become RGB(A) (their indices with ``indices``), other colour
+    models RGB, grey+alpha grey."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -62,7 +69,9 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bool]:
             lossy = im.format == "JPEG"
             if getattr(im, "n_frames", 1) > 1:
                 raise InputError(f"{path} holds {im.n_frames} images; split it into single images")
-            if im.mode in ("P", "PA"):
+            if im.mode == "P" and indices:
+                pass
+            elif im.mode in ("P", "PA"):
                 im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
             elif im.mode == "LA":
                 im = im.convert("L")
@@ -188,17 +197,58 @@ def sidecar_pixel_size(path: Path) -> float | None:
     return None
 
 
-def _pixel_size(tif: tifffile.TiffFile, path: Path) -> float | None:
-    """The image's pixel size in nm: the microscope's own metadata first, then the
-    TIFF resolution / ImageJ tags; None when nothing records a physical size."""
-    return (_sem_pixel_size(tif) or _fei_pixel_size(tif) or _tescan_pixel_size(tif, path)
-            or sidecar_pixel_size(path) or _tag_pixel_size(tif))
+def _ome_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    """OME-TIFF: ``Pixels PhysicalSizeX`` with ``PhysicalSizeXUnit`` (µm when absent)."""
+    if not tif.is_ome:
+        return None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(tif.ome_metadata or "")
+    except ET.ParseError:
+        return None
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Pixels" and "PhysicalSizeX" in el.attrib:
+            unit = el.attrib.get("PhysicalSizeXUnit", "µm").strip()
+            try:
+                value = float(el.attrib["PhysicalSizeX"])
+            except ValueError:
+                return None
+            return value * _UNIT_TO_NM[unit] if unit in _UNIT_TO_NM else None
+    return None
+
+
+def _plausible(value: float | None, source: str, notes: list) -> float | None:
+    if value is None:
+        return None
+    lo, hi = PLAUSIBLE_NM
+    if not (np.isfinite(value) and lo <= value <= hi):
+        notes.append(f"the {source} pixel size {value:g} nm is outside {lo:g} nm .. 1 mm and is "
+                     "ignored; give the pixel size with --pixel-size")
+        return None
+    return float(value)
+
+
+def _pixel_size(tif: tifffile.TiffFile, path: Path, notes: list | None = None) -> float | None:
+    """The image's pixel size in nm: the microscope's own metadata first, then OME-XML,
+    then the TIFF resolution / ImageJ tags; None when nothing records a plausible one."""
+    notes = [] if notes is None else notes
+    sources = (("microscope's", lambda: _sem_pixel_size(tif) or _fei_pixel_size(tif)
+                or _tescan_pixel_size(tif, path) or sidecar_pixel_size(path)),
+               ("OME-XML", lambda: _ome_pixel_size(tif)),
+               ("TIFF tags'", lambda: _tag_pixel_size(tif)))
+    for source, get in sources:
+        value = _plausible(get(), source, notes)
+        if value is not None:
+            return value
+    return None
 
 
 def _tag_pixel_size(tif: tifffile.TiffFile) -> float | None:
     page = tif.pages[0]
     ij = tif.imagej_metadata or {}
     unit = str(ij.get("unit", "")).replace("\\u00B5", "µ").strip()
+    unit = {"u": "um", "micron": "um"}.get(unit, unit)
     xres = page.tags.get("XResolution")
     if xres is None:
         return None
@@ -247,7 +297,9 @@ def read_image(path, plane: int | None = None) -> SEMImage:
         if plane:
             raise InputError(f"{path} holds one image; plane {plane} does not exist")
         data, _ = _read_pillow(path)
-        return _grey_image(path, to_grey(data), data.shape, sidecar_pixel_size(path), {})
+        notes: list[str] = []
+        pixel = _plausible(sidecar_pixel_size(path), "microscope's", notes)
+        return _grey_image(path, to_grey(data), data.shape, pixel, {}, notes)
     with _open_tiff(path) as tif:
         page, data = _page_array(path, tif)
         if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 and data.shape[0] in (3, 4) \
@@ -266,15 +318,17 @@ def read_image(path, plane: int | None = None) -> SEMImage:
                 f"{path} is a stack of {n_planes} images; split it into single images "
                 "(or open it in napari, where each plane can be segmented on its own)"
             )
-        pixel = _pixel_size(tif, path)
+        notes = []
+        pixel = _pixel_size(tif, path, notes)
         meta = {}
         if tif.is_sem:
             meta = {k: v for k, v in (tif.sem_metadata or {}).items()
                     if isinstance(v, (tuple, list)) and len(v) >= 2}
-    return _grey_image(path, grey, data.shape, pixel, meta)
+    return _grey_image(path, grey, data.shape, pixel, meta, notes)
 
 
-def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: dict) -> SEMImage:
+def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: dict,
+                notes: list) -> SEMImage:
     """The checks every image passes: one 2-D plane, finite values, a usable size."""
     if grey.ndim != 2:
         raise InputError(f"{path} has shape {shape}; expected one 2-D grey, palette or RGB image")
@@ -282,14 +336,16 @@ def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: 
         bad = ~np.isfinite(grey)
         if bad.all():
             raise InputError(f"{path} holds no finite pixel values (all NaN or Inf)")
-        if bad.any():
+        if bad.any():  # e.g. outside a CT reconstruction's field of view
             grey = grey.copy()
             grey[bad] = np.nanmedian(np.where(bad, np.nan, grey))
+            notes.append(f"{path.name}: {int(bad.sum())} NaN / Inf pixels were set to the median "
+                         "grey value")
     elif grey.dtype == bool:
         grey = grey.astype(np.uint8) * 255
     if min(grey.shape) < 8:
         raise InputError(f"{path} is only {grey.shape[1]} x {grey.shape[0]} pixels; too small to segment")
-    return SEMImage(np.ascontiguousarray(grey), pixel, path, meta)
+    return SEMImage(np.ascontiguousarray(grey), pixel, path, meta, notes)
 
 
 def open_lazy(path) -> SEMImage:
@@ -308,6 +364,7 @@ def open_lazy(path) -> SEMImage:
             raise InputError(f"{path} has a colour palette; convert it to grey to open it lazily")
         if len(page.shape) != 2:
             raise InputError(f"{path} has shape {page.shape}; lazy opening takes 2-D grey images")
-        pixel = _pixel_size(tif, path)
+        notes = []
+        pixel = _pixel_size(tif, path, notes)
     store = tifffile.imread(path, aszarr=True, key=0)
-    return SEMImage(zarr.open(store, mode="r"), pixel, path, {})
+    return SEMImage(zarr.open(store, mode="r"), pixel, path, {}, notes)
