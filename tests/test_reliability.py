@@ -1,11 +1,13 @@
 """Bad input gets a clear message and loses nothing; interrupted work resumes."""
 
 import errno
+import shutil
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +258,163 @@ def test_scheme_parser_on_valid_looking_schemes(entries):
     except SchemeError:
         return
     assert len(set(scheme.colors)) == scheme.n_classes
+
+
+# -- one line, exit 2, nothing written, inputs untouched: every command ----------------------
+LDA = "src/napari_rockseg/models/lda.safetensors"
+
+
+def _with_meta(src, dst, change):
+    """A copy of the bundle ``src`` whose metadata ``change(meta)`` has edited."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from napari_rockseg.engine.models import bundle
+
+    meta, tensors = bundle.read_bundle(src)
+    change(meta)
+    save_file(tensors, str(dst), metadata={"rockseg": json.dumps(meta)})
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    """Inputs of the table below: a good image and labels, and bad files of every kind."""
+    from napari_rockseg.engine.models import bundle
+    from napari_rockseg.engine.models.ensemble import NetModel
+    from napari_rockseg.engine.models.info import ModelInfo
+    from napari_rockseg.engine.models.nets import UNet
+
+    d = tmp_path_factory.mktemp("bad")
+    image, labels = synthetic_scene(64, seed=5)
+    tifffile.imwrite(d / "img.tif", image)
+    tifffile.imwrite(d / "lab.tif", labels)
+    tifffile.imwrite(d / "zero.tif", np.zeros_like(labels))
+    (d / "garbage.tif").write_bytes(b"II*\x00" + b"\x07" * 100)
+    (d / os.fsdecode(b"caf\xe9.tif")).write_bytes(b"not an image")
+    net = bundle.save_model(NetModel(UNet(1, 4, 4, 2), ModelInfo()), d / "net.safetensors")
+
+    def widen(m):
+        m["config"]["net"]["width"] = 4096
+
+    _with_meta(net, d / "wide.safetensors", widen)
+    _with_meta(net, d / "deep.safetensors", lambda m: m["config"]["net"].update(depth=12))
+    _with_meta(LDA, d / "nanpx.safetensors", lambda m: m["info"].update(pixel_size_nm=float("nan")))
+    _with_meta(LDA, d / "negpx.safetensors", lambda m: m["info"].update(pixel_size_nm=-5))
+    _with_meta(LDA, d / "strbar.safetensors", lambda m: m["info"].update(data_bar="bottom"))
+    return d
+
+
+def _table(d):
+    odd = os.fsdecode(b"caf\xe9.tif")
+    out = str(d / "out")
+    pred = ["predict", str(d / "img.tif"), "--out", out, "--model", LDA]
+    return {
+        "predict --tile 7": [*pred, "--tile", "7"],
+        "predict --batch-size 0": [*pred, "--batch-size", "0"],
+        "predict --overlap above tile": [*pred, "--tile", "64", "--overlap", "64"],
+        "predict --pixel-size inf": [*pred, "--pixel-size", "inf"],
+        "predict --pixel-size 1e9": [*pred, "--pixel-size", "1e9"],
+        "predict --tile 7.5": [*pred, "--tile", "7.5"],
+        "predict missing input": ["predict", str(d / "nope.tif"), "--out", out, "--model", LDA],
+        "predict garbage": ["predict", str(d / "garbage.tif"), "--out", out, "--model", LDA],
+        "predict non-UTF-8 name": ["predict", str(d / odd), "--out", out, "--model", LDA],
+        "predict model width 4096": [*pred[:-1], str(d / "wide.safetensors")],
+        "predict model depth 12": [*pred[:-1], str(d / "deep.safetensors")],
+        "predict model pixel size NaN": [*pred[:-1], str(d / "nanpx.safetensors")],
+        "predict model pixel size -5": [*pred[:-1], str(d / "negpx.safetensors")],
+        "predict model string data_bar": [*pred[:-1], str(d / "strbar.safetensors")],
+        "convert model width 4096": ["convert", str(d / "wide.safetensors"), "--out",
+                                     f"{out}/m.safetensors"],
+        "combine model depth 12": ["combine", str(d / "deep.safetensors"), "--out",
+                                   f"{out}/m.safetensors"],
+        "evaluate all-zero truth": ["evaluate", str(d / "lab.tif"), str(d / "zero.tif")],
+        "evaluate everything masked": ["evaluate", str(d / "lab.tif"), str(d / "lab.tif"),
+                                       "--data-bar", "1000"],
+        "evaluate non-UTF-8 name": ["evaluate", str(d / odd), str(d / "lab.tif")],
+        "analyze non-UTF-8 name": ["analyze", str(d / odd), "--out", f"{out}/r"],
+    }
+
+
+def _snapshot(d):
+    return {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(_table(Path("."))))
+def test_every_bad_case_is_one_line_exit_2_and_writes_nothing(case, bad_inputs, capsys):
+    from napari_rockseg.cli import main
+
+    before = _snapshot(bad_inputs)
+    try:
+        code = main(_table(bad_inputs)[case])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("rockseg: error:"), err
+    assert not (bad_inputs / "out").exists()
+    assert _snapshot(bad_inputs) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to drop to user nobody")
+def test_an_unreadable_input_is_one_line_for_another_user(tmp_path):
+    """Root reads every file, so the case runs as user nobody."""
+    os.chmod(tmp_path, 0o777)
+    image, labels = synthetic_scene(64)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    for name in ("img.tif", "lab.tif"):
+        os.chmod(tmp_path / name, 0)
+    out = str(tmp_path / "out")
+    for args in (["predict", "img.tif", "--out", out, "--model", os.path.abspath(LDA)],
+                 ["evaluate", "lab.tif", "lab.tif"]):
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-m", "napari_rockseg.cli", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert "Permission denied" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unforeseen_os_error_is_one_line_with_the_way_to_the_traceback(monkeypatch, capsys):
+    from napari_rockseg import cli
+
+    def broken(args):
+        raise PermissionError(13, "Permission denied", "/some/file")
+
+    monkeypatch.setattr(cli.evaluate, "cmd_evaluate", broken)
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _rebind(parser(), broken))
+    assert cli.main(["evaluate", "a", "b"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PermissionError: Permission denied (/some/file)" in err[0]
+    assert "--debug" in err[0]
+    with pytest.raises(PermissionError):
+        cli.main(["--debug", "evaluate", "a", "b"])
+
+
+def _rebind(parser, func):
+    parser._subparsers._group_actions[0].choices["evaluate"].set_defaults(func=func)
+    return parser
+
+
+def test_class_names_from_a_model_file_reach_the_terminal_clean(tmp_path, capsys):
+    from napari_rockseg.cli import main
+
+    def evil(m):
+        m["info"]["scheme"]["classes"][0]["name"] = "grain\x1b[2J\nrm -rf"
+        m["info"]["scheme"]["rest"] = None
+
+    model = _with_meta(LDA, tmp_path / "evil.safetensors", evil)
+    image, _ = synthetic_scene(64)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    assert main(["predict", str(tmp_path / "img.tif"), "--out", str(tmp_path / "o"), "--model",
+                 str(model), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "grain" in out and not any(ord(c) < 32 and c != "\n" for c in out), repr(out)
+    starts = ("/", "grain", "organic", "pores", "clay")
+    assert all(line.startswith(starts) for line in out.splitlines())

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sys
+
+#: control characters (newlines, ESC of ANSI sequences, ...) and the ANSI sequences they start
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f]")
+
+
+def _clean(text) -> str:
+    """``text`` safe for the terminal and on one line: control characters and ANSI escape
+    sequences (from file names or a model file's class names) become ``?``."""
+    # a non-UTF-8 file name arrives with lone surrogates, which no terminal encoding takes
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL.sub("?", text)
 
 
 def _bar(gen, desc: str, quiet: bool = False):
@@ -54,6 +66,7 @@ def _load(model_path):
 
 
 def _iou_table(names, result) -> str:
+    names = [_clean(n) for n in names]
     width = max(12, *(len(n) for n in names))
     lines = [f"{'class':<{width}}  IoU"]
     lines += [f"{n:<{width}}  {v:.3f}" for n, v in zip(names, result["iou"])]
@@ -62,20 +75,18 @@ def _iou_table(names, result) -> str:
 
 
 def _fractions_table(names, fractions) -> str:
+    names = [_clean(n) for n in names]
     width = max(12, *(len(n) for n in names))
     return "\n".join(f"{n:<{width}}  {100 * f:6.2f} %" for n, f in zip(names, fractions))
 
 
-# -- train -----------------------------------------------------------------
-
-
 def _print_report(path, report):
-    print(f"{path}:")
+    print(f"{_clean(path)}:")
     px = report["pixel_size_nm"]
     print(f"  pixel size {px:.4g} nm" if px else "  pixel size unknown (sizes in pixels)")
     for name, c in report["classes"].items():
         area = f", {c['area_um2']:.3f} um2" if c["area_um2"] is not None else ""
-        print(f"  {name:<16} {100 * c['fraction']:6.2f} %{area}, {c['objects']} objects")
+        print(f"  {_clean(name):<16} {100 * c['fraction']:6.2f} %{area}, {c['objects']} objects")
     pores = report.get("pores")
     if pores and pores["count"]:
         print(f"  pores: {pores['count']} (d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "

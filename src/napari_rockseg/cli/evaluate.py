@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ._common import _iou_table, _scheme
@@ -18,19 +17,21 @@ def _eval_mask(pred, truth, data_bar):
 def cmd_evaluate(args):
     from ..engine import io
     from ..engine.analysis.metrics import evaluate
+    from ..engine.io.write import dumps_json
 
     scheme = _scheme(args.classes)
     pred = io.read_labels(args.prediction, scheme)
     truth = io.read_labels(args.truth, scheme, pred.shape)
+    if args.data_bar is not None and args.data_bar < 0:
+        from ..engine.errors import InputError
+
+        raise InputError(f"--data-bar must be 0 or more rows, got {args.data_bar}")
     result = evaluate(pred, truth, scheme.n_classes, _eval_mask(pred, truth, args.data_bar))
     if args.json:
-        print(json.dumps({"classes": list(scheme.names), **result}))
+        print(dumps_json({"classes": list(scheme.names), **result}))
     else:
         print(_iou_table(scheme.names, result))
     return 0
-
-
-# -- lda ---------------------------------------------------------------------
 
 
 def add_parser(sub) -> None:
@@ -38,7 +39,8 @@ def add_parser(sub) -> None:
     e.add_argument("prediction", type=Path)
     e.add_argument("truth", type=Path)
     e.add_argument("--classes", type=Path)
-    e.add_argument("--data-bar", type=int, help="rows to exclude at the bottom (default: those the "
-                                                  "prediction left unlabelled)")
+    e.add_argument("--data-bar", type=int, metavar="ROWS",
+                   help="rows to exclude at the bottom (default: those the prediction left "
+                        "unlabelled)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)

@@ -52,15 +52,21 @@ def per_class_iou(pred, truth, n_classes: int, mask=None) -> np.ndarray:
 
 
 def evaluate(pred, truth, n_classes: int, mask=None) -> dict:
-    """IoU per class, mean IoU, confusion matrix and pixel accuracy."""
+    """IoU per class, mean IoU, confusion matrix and pixel accuracy.  Raises InputError when
+    no pixel is compared (the truth is all unlabelled, or the mask excludes every labelled
+    pixel): every class would score the 1.0 of "absent from both", which measures nothing."""
     full = _confusion_full(pred, truth, n_classes, mask)
     cm = full[:, :n_classes]
-    iou = per_class_iou(pred, truth, n_classes, mask)
     total = int(full.sum())
+    if total == 0:
+        raise InputError(f"nothing to compare: the truth has no pixel labelled 1 to {n_classes} "
+                         "outside the excluded rows (all unlabelled, another class scheme "
+                         "(--classes), or a --data-bar that covers them)")
+    iou = per_class_iou(pred, truth, n_classes, mask)
     return {
         "iou": [float(v) for v in iou],
         "miou": float(iou.mean()),
         "confusion": cm.tolist(),
-        "accuracy": float(np.trace(cm) / total) if total else float("nan"),
+        "accuracy": float(np.trace(cm) / total),
         "pixels": total,
     }

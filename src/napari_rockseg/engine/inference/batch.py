@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from .. import io
 from ..analysis.rock import phase_fractions, rock_report
 from ..errors import InputError
 from ..events import Progress
+from ..io.write import dumps_json, json_safe, result_set
 from .segment import segment
 from .stream import segment_to_file
 from .window import BATCH, OVERLAP, TILE
@@ -42,7 +42,8 @@ def expand_inputs(items) -> list[Path]:
             paths += found
         else:
             paths.append(p)
-    return paths
+    unique = {os.path.realpath(p): p for p in reversed(paths)}  # one file named twice: once
+    return [p for p in paths if unique.get(os.path.realpath(p)) is p]
 
 
 def megapixels(path) -> float:
@@ -54,10 +55,99 @@ def megapixels(path) -> float:
         return 0.0  # read_image reports what is wrong with the file
 
 
+def check_input_file(path) -> None:
+    """Fail now, in one line, for an input that is missing, unreadable or not a file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_tiff_header(path)
+
+
+def _check_tiff_header(path: Path) -> None:
+    """A TIFF whose header claims more pixel data than the file holds (or a number of
+    strips or tiles that does not fit its size) is refused before any pixel is read:
+    read whole or block by block, it would allocate what the header claims."""
+    import math
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            shape, chunks = page.shape, page.chunked
+            offsets, counts = page.dataoffsets, page.databytecounts
+    except Exception:  # noqa: BLE001 - not a TIFF, or one read_image explains better
+        return
+    size = path.stat().st_size
+    claim = f"its header claims {shape[1] if len(shape) > 1 else 1} x {shape[0]} pixels"
+    if len(offsets) != math.prod(chunks) or len(counts) != len(offsets):
+        raise InputError(f"{path} is corrupt: {claim} in {math.prod(chunks)} strips or tiles but "
+                         f"lists {len(offsets)}")
+    if any(o + c > size for o, c in zip(offsets, counts) if c):
+        raise InputError(f"{path} is truncated or corrupt: {claim} but the file ends at "
+                         f"{size} bytes")
+
+
 def check_pixel_size(pixel_size: float | None) -> None:
-    """A pixel size given by the user must be a positive number of nanometres (None: not given)."""
-    if pixel_size is not None and not pixel_size > 0:
-        raise InputError(f"the pixel size must be a positive number of nanometres, not {pixel_size}")
+    """A pixel size given by the user must be a plausible number of nanometres
+    (:data:`options.PIXEL_SIZE_RANGE`; None: not given)."""
+    from ..options import PREDICT
+
+    PREDICT["pixel_size"].check(pixel_size)
+
+
+#: the files of one image's result set, by role (``{stem}`` is the image's file name stem)
+OUTPUTS = {"labels": "{stem}_labels.tif", "overlay": "{stem}_overlay.png", "json": "{stem}.json",
+           "report": "{stem}_report.json", "probabilities": "{stem}_probabilities.tif",
+           "uncertainty": "{stem}_uncertainty.tif"}
+
+
+def output_paths(path, out_dir) -> dict[str, Path]:
+    """Every file of the result set of the image ``path`` in ``out_dir``, by role."""
+    stem = Path(path).stem
+    return {role: Path(out_dir) / name.format(stem=stem) for role, name in OUTPUTS.items()}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(paths, out_dir, overwrite: bool = False) -> None:
+    """Refuse, before anything is read or written, result sets that would collide:
+    two inputs with one stem, an output that is an input or another input's output,
+    and (without ``overwrite``) an existing result."""
+    owner: dict[Path, Path] = {}
+    stems: dict[str, Path] = {}
+    for path in map(Path, paths):
+        if path.stem in stems and not _same_file(path, stems[path.stem]):
+            raise InputError(f"{stems[path.stem]} and {path} have the same name stem, so "
+                             "their results would overwrite each other; segment them into "
+                             "different --out folders or rename one")
+        stems[path.stem] = path
+        for out in output_paths(path, out_dir).values():
+            for other in map(Path, paths):
+                if _same_file(out, other):
+                    raise InputError(f"the result {out} of {path} would overwrite the input "
+                                     f"{other}; choose another --out folder")
+            if out in owner and owner[out] != path:
+                raise InputError(f"{owner[out]} and {path} would both write {out}; segment them "
+                                 "into different --out folders")
+            owner[out] = path
+    if not overwrite:
+        for out in owner:
+            if out.exists():
+                raise InputError(f"{out} exists (an earlier result); add --overwrite to replace "
+                                 "it, or choose another --out folder")
 
 
 def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.SEMImage, list[str]]:
@@ -71,54 +161,67 @@ def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.S
     return dataclasses.replace(image, pixel_size_nm=float(pixel_size)), notes
 
 
-def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = TILE, overlap: int = OVERLAP,
-                 batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
-                 probabilities: bool = False, uncertainty: bool = False, report: bool = False,
-                 stream: bool | None = None, pixel_size: float | None = None):
-    """Generator: segment one image file and write ``<stem>_labels.tif``,
-    ``<stem>_overlay.png`` (in-memory path), ``<stem>.json`` and optional maps
-    into ``out_dir``; returns the JSON report as a dict. ``pixel_size`` (nm) is the
-    image's pixel size where its file does not record it (or records it wrongly)."""
+def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = TILE,
+                 overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False,
+                 rescale: bool = True, probabilities: bool = False, uncertainty: bool = False,
+                 report: bool = False, stream: bool | None = None, pixel_size: float | None = None,
+                 overwrite: bool = False):
+    """Generator: segment one image file and write its result set (:data:`OUTPUTS`):
+    ``<stem>_labels.tif``, ``<stem>_overlay.png`` (in-memory path), ``<stem>.json`` and
+    the optional maps into ``out_dir``, all or none (:func:`io.write.result_set`; an
+    earlier set is replaced only with ``overwrite``); returns the JSON report as a dict.
+    ``pixel_size`` (nm) is the image's pixel size where its file does not record it (or
+    records it wrongly)."""
     check_pixel_size(pixel_size)
     path, out = Path(path), Path(out_dir)
-    scheme = model.info.scheme
     if stream is None:
         stream = megapixels(path) > STREAM_MEGAPIXELS
-    stem = path.stem
-    opts = dict(tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta, rescale=rescale)
-    if stream:
-        image, given = _with_pixel_size(io.open_lazy(path), pixel_size)
-        summary = yield from segment_to_file(model, image, out / f"{stem}_labels.tif", data_bar=data_bar, **opts)
-        counts = np.asarray(summary["counts"], np.float64)
-        fractions = counts / max(1.0, counts.sum())
-        bar, scale, notes = summary["data_bar"], summary["scale"], given + summary["notes"]
-        if probabilities or uncertainty or report:
-            notes.append("probability/uncertainty maps, overlays and rock reports are not made for images "
-                         "segmented block by block")
-    else:
-        image, given = _with_pixel_size(io.read_image(path), pixel_size)
-        seg = yield from segment(model, image, data_bar=data_bar, probabilities=probabilities,
-                                 uncertainty=uncertainty, **opts)
-        mask = io.valid_mask(seg.labels.shape, seg.data_bar)
-        fractions = phase_fractions(seg.labels, scheme.n_classes, mask)
-        bar, scale, notes = seg.data_bar, seg.scale, given + seg.notes
-        io.write_labels(out / f"{stem}_labels.tif", seg.labels, image.pixel_size_nm)
-        io.write_png(out / f"{stem}_overlay.png", io.overlay(image.data, seg.labels, scheme))
-        if seg.probabilities is not None:
-            io.write_image(out / f"{stem}_probabilities.tif", seg.probabilities, compression="zlib")
-        if seg.uncertainty is not None:
-            io.write_image(out / f"{stem}_uncertainty.tif", seg.uncertainty, compression="zlib")
-        if report:
-            rock = rock_report(seg.labels, scheme, image.pixel_size_nm, mask)
-            io.write_text(out / f"{stem}_report.json", json.dumps(rock, indent=2))
-    result = {
-        "image": str(path), "model": model_name, "model_kind": model.kind,
-        "pixel_size_nm": image.pixel_size_nm, "data_bar_rows": bar, "scale": scale,
-        "classes": list(scheme.names), "streamed": bool(stream),
-        "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)}, "notes": notes,
-    }
-    io.write_text(out / f"{stem}.json", json.dumps(result, indent=2))
-    return result
+    opts = dict(tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta,
+                rescale=rescale)
+    # the image is opened before the result set, so that a bad input creates no output folder
+    image = io.open_lazy(path) if stream else io.read_image(path)
+    image, given = _with_pixel_size(image, pixel_size)
+    paths = output_paths(path, out)
+    with result_set(paths.values(), overwrite) as rs:
+        if stream:
+            summary = yield from segment_to_file(model, image, rs.path(paths["labels"]),
+                                                 data_bar=data_bar, **opts)
+            counts = np.asarray(summary["counts"], np.float64)
+            fractions = counts / max(1.0, counts.sum())
+            bar, scale, notes = summary["data_bar"], summary["scale"], given + summary["notes"]
+            if probabilities or uncertainty or report:
+                notes.append("probability/uncertainty maps, overlays and rock reports are not "
+                             "made for images segmented block by block")
+        else:
+            seg = yield from segment(model, image, data_bar=data_bar, probabilities=probabilities,
+                                     uncertainty=uncertainty, **opts)
+            fractions = _write_in_memory(rs, paths, model.info.scheme, image, seg, report)
+            bar, scale, notes = seg.data_bar, seg.scale, given + seg.notes
+        scheme = model.info.scheme
+        result = {
+            "image": str(path), "model": model_name, "model_kind": model.kind,
+            "pixel_size_nm": image.pixel_size_nm, "data_bar_rows": bar, "scale": scale,
+            "classes": list(scheme.names), "streamed": bool(stream),
+            "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
+            "notes": notes,
+        }
+        io.write_text(rs.path(paths["json"]), dumps_json(result, indent=2))
+    return json_safe(result)
+
+
+def _write_in_memory(rs, paths: dict, scheme, image, seg, report: bool) -> np.ndarray:
+    """Write an in-memory segmentation's files into the result set ``rs``; its phase fractions."""
+    mask = io.valid_mask(seg.labels.shape, seg.data_bar)
+    io.write_labels(rs.path(paths["labels"]), seg.labels, image.pixel_size_nm)
+    io.write_png(rs.path(paths["overlay"]), io.overlay(image.data, seg.labels, scheme))
+    if seg.probabilities is not None:
+        io.write_image(rs.path(paths["probabilities"]), seg.probabilities, compression="zlib")
+    if seg.uncertainty is not None:
+        io.write_image(rs.path(paths["uncertainty"]), seg.uncertainty, compression="zlib")
+    if report:
+        rock = rock_report(seg.labels, scheme, image.pixel_size_nm, mask)
+        io.write_text(rs.path(paths["report"]), dumps_json(rock, indent=2))
+    return phase_fractions(seg.labels, scheme.n_classes, mask)
 
 
 _WORKER_MODELS: dict = {}

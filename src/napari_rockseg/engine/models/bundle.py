@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from ... import __version__
 from ..errors import BundleError
 from ..io import atomic_path
 from .ensemble import Bag, Ensemble, NetModel
-from .forest import PixelForest
+from .forest import PixelForest, check_forest
 from .info import ModelInfo
 from .lda import GreyLDA
 
@@ -143,6 +144,7 @@ def load_model(path):
     builders = {"unet": NetModel, "ensemble": Ensemble, "bag": Bag}
     if kind not in builders:
         raise BundleError(f"{path}: unknown model kind {kind!r}")
+    _check_architecture(path, builders[kind], meta.get("config") or {}, info, tensors)
     try:
         model = builders[kind].build(meta.get("config") or {}, info)
     except Exception as exc:
@@ -170,14 +172,70 @@ def load_model(path):
     return model
 
 
+#: limits of what a model file may describe: far above any trained model, far below what
+#: would exhaust memory before the tensors are compared (a width of 256 at depth 8 is 6 GB)
+LIMITS = {"width": 256, "depth": 8, "in_channels": 512, "n_classes": 255, "members": 64}
+UPSAMPLING = ("bilinear", "transpose")
+
+
+def _net_configs(kind: str, config: dict) -> list:
+    if not isinstance(config, dict):
+        raise TypeError("its config is not a JSON object")
+    if kind == "unet":
+        return [config.get("net")]
+    if kind == "bag":
+        members = config.get("members")
+        if not isinstance(members, list) or not 1 <= len(members) <= LIMITS["members"]:
+            n = len(members) if isinstance(members, list) else members
+            raise ValueError(f"a bag of {n!r} members (1 to {LIMITS['members']} can be loaded)")
+        return members
+    return [config.get("binary"), config.get("multi")] + \
+        ([config["synth"]] if config.get("synth") is not None else [])
+
+
+def _check_net_config(cfg) -> None:
+    if not isinstance(cfg, dict) or set(cfg) - {*LIMITS, "up"}:
+        raise ValueError(f"a network's config {str(cfg)[:80]!r} is not one of a U-Net")
+    for key in ("width", "depth", "in_channels", "n_classes"):
+        v = cfg.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= LIMITS[key]:
+            raise ValueError(f"a network's {key} is {v!r} (1 to {LIMITS[key]} can be loaded)")
+    if cfg.get("up", "bilinear") not in UPSAMPLING:
+        raise ValueError(f"a network's upsampling is {cfg.get('up')!r}, not one of {UPSAMPLING}")
+
+
+def _check_architecture(path, builder, config: dict, info: ModelInfo, tensors: dict) -> None:
+    """The metadata's networks, checked against limits and then built without memory (on
+    torch's meta device) and compared with the file's tensors, before any real network is
+    built: a file cannot make rockseg allocate more than the weights it holds."""
+    kind = builder.kind
+    try:
+        for cfg in _net_configs(kind, config):
+            _check_net_config(cfg)
+        with torch.device("meta"):
+            built = builder.build(config, info)
+        shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    except Exception as exc:  # noqa: BLE001 - any failure of a described network is the file's
+        raise BundleError(f"{path}: cannot build a {kind} from its metadata: {exc}") from None
+    have = {k: tuple(v.shape) for k, v in tensors.items()}
+    if shapes != have:
+        need = sum(math.prod(s) for s in shapes.values()) * 4
+        odd = sorted(set(shapes) ^ set(have)) or [k for k in shapes if shapes[k] != have[k]]
+        raise BundleError(f"{path}: weights do not fit the architecture: its metadata describes a "
+                          f"{kind} of {need / 1e6:.3g} MB that differs from its weights (first: "
+                          f"{odd[0]}); the file is corrupt or was edited")
+
+
 def _forest(path, tensors: dict, info: ModelInfo, config: dict) -> PixelForest:
-    """A random forest from its arrays, checked against each other and the class scheme."""
+    """A random forest from its arrays, checked against each other, the class scheme and
+    the features its ``sigma_max`` makes, before any pixel meets it."""
     need = {"left", "right", "feature", "threshold", "value", "roots", "depth"}
     if need - set(tensors):
         raise BundleError(f"{path}: forest arrays lack {sorted(need - set(tensors))}")
-    arrays = {k: v.numpy() for k, v in tensors.items()}
-    n = arrays["left"].shape[0]
-    if arrays["value"].shape != (n, info.scheme.n_classes) or arrays["right"].shape != (n,) or \
-            (arrays["left"] >= n).any() or (arrays["right"] >= n).any() or (arrays["roots"] >= n).any():
-        raise BundleError(f"{path}: forest arrays are inconsistent with each other or the class scheme")
-    return PixelForest(info, arrays, float(config.get("sigma_max", 16.0)))
+    try:
+        sigma = config.get("sigma_max", 16.0) if isinstance(config, dict) else None
+        sigma_max = check_forest({k: v.numpy() for k, v in tensors.items()}, info.scheme.n_classes,
+                                 sigma)
+    except ValueError as exc:
+        raise BundleError(f"{path}: forest arrays are inconsistent: the forest {exc}") from None
+    return PixelForest(info, {k: v.numpy() for k, v in tensors.items()}, sigma_max)

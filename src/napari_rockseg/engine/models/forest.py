@@ -19,6 +19,46 @@ def pixel_features(x: np.ndarray, sigma_max: float = 16.0, workers: int = 2) -> 
                                      workers=workers).astype(np.float32, copy=False)
 
 
+#: limits of a stored forest: far above any trained one (depth 14, 60 trees, sigma_max 16)
+MAX_DEPTH, MAX_TREES, SIGMA_RANGE = 64, 10_000, (1.0, 64.0)
+
+
+def n_features(sigma_max: float) -> int:
+    """Columns of :func:`pixel_features`: 4 per scale (intensity, edges, 2 texture)."""
+    return 4 * int(np.log2(sigma_max) + 1)
+
+
+def check_forest(a: dict, n_classes: int, sigma_max) -> float:
+    """Check a forest's flat arrays (:meth:`PixelForest._flatten`) against each other, the
+    number of classes and the features of ``sigma_max``; returns ``sigma_max``.  ValueError
+    says what is wrong: a forest that passes walks in bounded time and memory."""
+    lo, hi = SIGMA_RANGE
+    if isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or \
+            not lo <= sigma_max <= hi:
+        raise ValueError(f"sigma_max {sigma_max!r} is not between {lo:g} and {hi:g}")
+    ints = ("left", "right", "feature", "roots", "depth")
+    if any(a[k].ndim != 1 or a[k].dtype.kind not in "iu" for k in ints) or a["threshold"].ndim != 1:
+        raise ValueError("arrays have the wrong shapes or types")
+    n = a["left"].shape[0]
+    if n == 0 or a["value"].shape != (n, n_classes) or \
+            any(a[k].shape != (n,) for k in ("right", "feature", "threshold")):
+        raise ValueError(f"arrays are inconsistent with each other or the {n_classes} classes")
+    if not 1 <= a["roots"].size <= MAX_TREES or a["depth"].size != 1:
+        raise ValueError(f"has {a['roots'].size} trees (1 to {MAX_TREES}) or no single depth")
+    depth = int(a["depth"][0])
+    if not 0 <= depth <= min(MAX_DEPTH, n):
+        raise ValueError(f"depth {depth} is not between 0 and {min(MAX_DEPTH, n)}")
+    for k in ("left", "right", "roots"):
+        if a[k].min() < 0 or a[k].max() >= n:
+            raise ValueError(f"{k} points outside its {n} nodes")
+    if a["feature"].min() < 0 or a["feature"].max() >= n_features(sigma_max):
+        raise ValueError(f"uses a feature outside the {n_features(sigma_max)} of sigma_max "
+                         f"{sigma_max:g}")
+    if np.isnan(a["threshold"]).any() or not np.isfinite(a["value"]).all():
+        raise ValueError("holds NaN thresholds or non-finite class values")
+    return float(sigma_max)
+
+
 def _gaussian_taps(sigma: float) -> np.ndarray:
     """scipy.ndimage's Gaussian kernel: radius int(4 sigma + 0.5), weights summing to 1."""
     r = int(4.0 * sigma + 0.5)

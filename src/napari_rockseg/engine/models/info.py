@@ -37,6 +37,27 @@ def contrast_of(grey) -> float:
     return (hi - lo) / nominal_range(sample)
 
 
+def _pixel_size(px) -> float | None:
+    """A model's training pixel size: None, or a plausible number of nm."""
+    from ..options import PIXEL_SIZE_RANGE
+
+    if px is None:
+        return None
+    lo, hi = PIXEL_SIZE_RANGE
+    if isinstance(px, bool) or not isinstance(px, (int, float)) or not lo <= px <= hi:
+        raise ValueError(f"its training pixel size {px!r} nm is not between {lo:g} and {hi:g} nm")
+    return float(px)
+
+
+def _optional(d: dict, key: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
+        raise ValueError(f"its {key} {v!r} is not a finite non-negative number")
+    return float(v)
+
+
 @dataclass
 class ModelInfo:
     """Class scheme, intensity normalisation, training pixel size (nm, or None
@@ -60,14 +81,22 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInfo:
+        """From a model file's metadata; ValueError for anything a model could not carry
+        (an implausible pixel size, a data-bar rule that is neither "auto" nor rows, ...)."""
+        if not isinstance(d, dict):
+            raise TypeError("the model information is not a JSON object")
         norm = d.get("normalization", "percentile")  # bundles before "median" existed
         if norm not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {norm!r}")
-        px = d.get("pixel_size_nm")
-        contrast, texture = d.get("contrast"), d.get("texture")
-        return cls(ClassScheme.from_dict(d["scheme"]), None if px is None else float(px), norm,
-                   d.get("data_bar", "auto"), dict(d.get("provenance", {})),
-                   None if contrast is None else float(contrast), None if texture is None else float(texture))
+        bar = d.get("data_bar", "auto")
+        if bar != "auto" and (isinstance(bar, bool) or not isinstance(bar, int)
+                              or not 0 <= bar <= 10**6):
+            raise ValueError(f"the data-bar rule must be 'auto' or a number of rows, not {bar!r}")
+        provenance = d.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise TypeError("the provenance is not a JSON object")
+        return cls(ClassScheme.from_dict(d["scheme"]), _pixel_size(d.get("pixel_size_nm")), norm,
+                   bar, dict(provenance), _optional(d, "contrast"), _optional(d, "texture"))
 
     def stats(self, grey, rows: int | None = None) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed
