@@ -3,6 +3,7 @@ or computed lazily (dask) for napari."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..events import Progress, drain
 from ..io import SEMImage, atomic_path
+from ..io.write import pid_alive
 from .segment import prepare, region_probabilities
 from .window import BATCH, OVERLAP, TILE
 
@@ -116,9 +118,11 @@ def _to_zarr(bands, out_path: Path, shape, block: int, pixel_size_nm):
 
     import zarr
 
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    for old in out_path.parent.glob(f".{out_path.name}.*-zarrpart"):  # left by a killed run
+        pid = old.name.rsplit(".", 1)[-1].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}-zarrpart")
     z = zarr.open_array(str(tmp), mode="w", shape=shape, chunks=(block, block), dtype=np.uint8)
     for item, ev in bands:
         if ev is not None:

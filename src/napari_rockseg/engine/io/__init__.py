@@ -18,9 +18,15 @@ from .labels import read_labels
 from .volume import LAZY_BYTES, Volume, is_volume, read_volume, write_volume
 from .write import (
     atomic_path,
+    check_output_folder,
     check_writable,
+    clean_stale,
+    dumps_json,
+    json_safe,
     overlay,
+    result_set,
     write_image,
+    write_json,
     write_labels,
     write_png,
     write_text,

@@ -30,7 +30,7 @@ STALE_SECONDS = 600.0
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]{8}(?P<suffix>\.[^.]*)?$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,7 +56,7 @@ def clean_stale(folder, name: str | None = None) -> list[Path]:
                 not entry.is_file(follow_symlinks=False):
             continue
         if m["pid"] is not None:
-            stale = int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+            stale = int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"]))
         else:  # an older version's name: only when it ends as its file does, and is old
             suffix, stale = m["suffix"] or "", False
             with contextlib.suppress(OSError):
@@ -230,7 +230,7 @@ def _take_lock(path: Path) -> Path:
         except FileExistsError:
             try:
                 pid, host = lock.read_text().split()[:2]
-                dead = host == socket.gethostname() and not _pid_alive(int(pid))
+                dead = host == socket.gethostname() and not pid_alive(int(pid))
             except (OSError, ValueError):
                 dead = False
             if dead:
