@@ -1,0 +1,493 @@
+"""Rock physics of a 3-D label volume: phase volumes, connected and isolated porosity,
+pore sizes by local thickness, specific surface, tortuosity and permeability.
+
+Labels follow the house convention: 0 = unlabelled (left out of every fraction and
+treated as non-pore for connectivity and transport), 1..K = classes of a ClassScheme;
+the pore class is ``scheme.find("pore")``.  Axes are (z, y, x); a voxel size is given in
+nm as (z, y, x) or one number, and every physical quantity is None without it.
+
+Definitions used in the report (all fractions are of the labelled voxels):
+
+* clusters are face-connected (6-neighbour) groups of pore voxels, the connectivity
+  through which fluid and diffusion pass;
+* ``connected_porosity_axes[a]``: pore voxels in clusters that touch both opposite
+  faces normal to axis ``a``; ``connected_porosity``: in clusters spanning any axis;
+* ``isolated_porosity`` = porosity - connected_porosity: pore voxels in clusters that
+  span no pair of opposite faces (they may still touch one face);
+  ``enclosed_porosity``: the part of it in clusters touching no face at all;
+* pore diameters: local thickness, i.e. twice the radius of the largest ball inside
+  the pore space that covers a voxel, the radius measured from the ball's centre voxel
+  to the nearest non-pore voxel centre (PoreSpy's convention: a slit w voxels wide
+  reads w + 1); computed with an anisotropic Euclidean distance transform (``edt``) in
+  physical units, so anisotropic voxels need no resampling.  Statistics are
+  volume-weighted: every pore voxel counts once;
+* specific surface: area of the pore / non-pore interface (marching cubes on the voxels,
+  which reads smooth curved walls 4-9 % high, flat axis-aligned ones exactly) per labelled
+  bulk volume, in 1/um (1/voxel without a voxel size);
+* tortuosity: diffusive tortuosity factor of the spanning pore space (PoreSpy
+  ``tortuosity_fd``: formation factor x effective porosity; 1 for straight channels);
+* permeability: single-phase Stokes flow (OpenPNM) through a SNOW2 pore network (PoreSpy).
+
+Tortuosity and the pore network run on voxels made isotropic (nearest neighbour at the
+finest spacing) because both PoreSpy methods assume cubic voxels; when a volume would
+need more than ``max_memory_gb`` they run on its central crop and say so in ``notes``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..events import Progress, drain
+
+AXES = ("z", "y", "x")
+_PS_AXES = ("x", "y", "z")  # PoreSpy names array axis 0 'x': its boundary labels are xmin/xmax...
+MILLIDARCY_M2 = 9.869233e-16
+# Extra peak memory of each heavy step, measured as peak RSS on overlapping-sphere volumes
+# of 64^3 and 128^3 voxels (PoreSpy 3.2, OpenPNM 3.6) and rounded up.
+_BYTES_CLUSTERS = 12  # per voxel: int32 cluster labels, masks
+_BYTES_THICKNESS = 24  # per voxel: float32 distances, radii, edt scratch
+_BYTES_TORTUOSITY = 1200  # per pore voxel: OpenPNM cubic network and AMG hierarchy
+_BYTES_NETWORK = 90  # per voxel: SNOW2 watershed and region analysis
+PERMEABILITY_ASSUMPTIONS = (
+    ("single-phase, incompressible, creeping (Stokes) flow of a Newtonian fluid; "
+     "permeability does not depend on its viscosity"),
+    "pore network: PoreSpy snow2 with 3-voxel boundary pores on every face",
+    ("hydraulic conductance: OpenPNM generic_hydraulic, cones_and_cylinders size factors, "
+     "inscribed pore and throat diameters; boundary pores take their widest throat's diameter"),
+    ("pressure drop between the boundary pores of two opposite faces; length = their distance, "
+     "area = that face of the volume; the other faces are closed"),
+)
+
+
+# -- inputs -------------------------------------------------------------------------
+def _spacing(voxel_size_nm):
+    if voxel_size_nm is None:
+        return None
+    size = np.atleast_1d(np.asarray(voxel_size_nm, dtype=float))
+    if size.size == 1:
+        size = np.repeat(size, 3)
+    if size.shape != (3,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+        raise InputError(f"voxel size {voxel_size_nm!r} must be one positive number or "
+                         "three (z, y, x) in nm; leave it out to measure in voxels")
+    return tuple(float(s) for s in size)
+
+
+def _inputs(labels, scheme, voxel_size_nm):
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise InputError(f"a volume report needs a 3-D label volume (z, y, x), got shape "
+                         f"{labels.shape}; use analysis.rock.rock_report for 2-D images")
+    if labels.dtype != bool and not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"labels must be integers (0 = unlabelled, 1..K classes), got "
+                         f"{labels.dtype}; round or convert the label volume first")
+    if min(labels.shape) < 2:
+        raise InputError(f"every axis of the volume needs at least 2 voxels, got {labels.shape}")
+    scheme.check_labels(labels)
+    pore = scheme.find("pore")
+    if pore is None:
+        raise InputError(f"the class scheme ({', '.join(scheme.names)}) has no pore class; "
+                         "name the pore class so that it contains 'pore'")
+    if not np.any(labels > 0):
+        raise InputError("the label volume has no labelled voxels (all 0); label it first")
+    return labels, pore, _spacing(voxel_size_nm)
+
+
+def _check_memory(nbytes, budget, what, option):
+    if nbytes > budget:
+        raise InputError(f"{what} of this volume needs about {nbytes / 2**30:.2g} GB, more "
+                         f"than max_memory_gb={budget / 2**30:g}; pass {option}, crop the "
+                         "volume, or raise max_memory_gb")
+
+
+# -- phases and connectivity ---------------------------------------------------------
+def _phases(labels, scheme, spacing):
+    counts = np.bincount(labels.ravel(), minlength=scheme.n_classes + 1)[1:scheme.n_classes + 1]
+    total = int(counts.sum())
+    voxel_um3 = None if spacing is None else math.prod(spacing) * 1e-9
+    classes = {name: {"fraction": int(n) / total, "voxels": int(n),
+                      "volume_um3": None if voxel_um3 is None else int(n) * voxel_um3}
+               for name, n in zip(scheme.names, counts)}
+    return {"voxels": total, "volume_um3": None if voxel_um3 is None else total * voxel_um3,
+            "classes": classes}
+
+
+def pore_clusters(pore):
+    """Face-connected clusters of a boolean pore mask: (cluster labels, voxel count per
+    label, spanning label ids per axis, ids of clusters touching no face)."""
+    from scipy.ndimage import label
+
+    clusters, n = label(pore)
+    sizes = np.bincount(clusters.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    touching = np.zeros(n + 1, bool)
+    spanning = []
+    for axis in range(3):
+        low = np.unique(clusters.take(0, axis=axis))
+        high = np.unique(clusters.take(-1, axis=axis))
+        touching[low] = touching[high] = True
+        spanning.append(np.setdiff1d(np.intersect1d(low, high), [0]))
+    enclosed = np.flatnonzero(~touching)
+    return clusters, sizes, spanning, enclosed[enclosed > 0]
+
+
+def _connectivity(labels, pore_label, organic_label, total):
+    pore = labels == pore_label
+    clusters, sizes, spanning, enclosed = pore_clusters(pore)
+    n_pore = int(sizes.sum())
+    connected = np.unique(np.concatenate(spanning))
+    out = {"porosity": n_pore / total,
+           "connected_porosity": int(sizes[connected].sum()) / total,
+           "connected_porosity_axes": {a: int(sizes[s].sum()) / total
+                                       for a, s in zip(AXES, spanning)},
+           "enclosed_porosity": int(sizes[enclosed].sum()) / total,
+           "pore_clusters": int(np.count_nonzero(sizes))}
+    out["isolated_porosity"] = max(0.0, out["porosity"] - out["connected_porosity"])
+    if organic_label is not None:
+        from scipy.ndimage import binary_dilation
+
+        near = binary_dilation(labels == organic_label) & pore
+        hosted = np.unique(clusters[near])
+        out["organic_hosted_pore_share"] = (int(sizes[hosted].sum()) / n_pore) if n_pore else None
+    return pore, out, [a for a, s in zip(range(3), spanning) if s.size]
+
+
+# -- pore sizes and surface ----------------------------------------------------------
+def local_thickness(pore, spacing=(1.0, 1.0, 1.0), max_levels=48):
+    """Radius (in the units of ``spacing``) of the largest ball inside ``pore`` that covers
+    each voxel; 0 outside.  Radii are distance-transform values; beyond ``max_levels``
+    distinct values they are taken on a geometric ladder (each radius rounded down to a
+    rung, at most (max/min)^(1/(max_levels-1)) - 1 low, e.g. 10 % for a ratio of 100)."""
+    import edt
+
+    pore = np.ascontiguousarray(pore, dtype=bool)
+    spacing = tuple(float(s) for s in spacing)
+    dt = edt.edt(pore, anisotropy=spacing, black_border=False)
+    values = np.unique(dt[pore])
+    if values.size > max_levels:
+        rungs = np.geomspace(values[0], values[-1], max_levels)
+        values = np.unique(values[np.searchsorted(values, rungs, side="right") - 1])
+    radius = np.zeros(pore.shape, np.float32)
+    for r in values:
+        # Centres whose ball of radius r holds no solid, dilated by r (PoreSpy's 'dt' method
+        # with smooth=True, with fractional anisotropic radii).
+        far = edt.edt(dt < r, anisotropy=spacing, black_border=False)
+        radius[far < r] = r
+    return radius
+
+
+def _size_stats(diameters, unit, bins):
+    if diameters.size == 0:
+        return {"unit": unit, "d10": None, "d50": None, "d90": None, "mean": None,
+                "histogram": {"edges": [], "counts": []}}
+    d10, d50, d90 = np.percentile(diameters, [10, 50, 90])
+    lo, hi = float(diameters.min()), float(diameters.max())
+    edges = np.geomspace(lo, hi * 1.0001, bins + 1) if hi > lo else np.array([lo * 0.99, hi * 1.01])
+    counts, edges = np.histogram(diameters, bins=edges)
+    return {"unit": unit, "weighting": "volume (pore voxels)", "d10": d10, "d50": d50,
+            "d90": d90, "mean": float(diameters.mean(dtype=np.float64)),
+            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+
+
+def surface_area(pore, spacing=(1.0, 1.0, 1.0), slab=32):
+    """Area of the pore / non-pore interface (marching cubes at level 0.5), in the square
+    of ``spacing``'s unit; faces of the volume do not count.  On voxels it reads spheres and
+    cylinders 4-9 % high (measured).  Runs on slabs of ``slab`` cube layers: marching cubes
+    is local to each cube, so the sum equals the whole-volume area."""
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    area = 0.0
+    for z0 in range(0, pore.shape[0] - 1, slab):
+        sub = pore[z0:z0 + slab + 1]
+        if sub.all() or not sub.any():
+            continue
+        verts, faces, _, _ = marching_cubes(sub.astype(np.float32), 0.5, spacing=spacing)
+        area += float(mesh_surface_area(verts, faces))
+    return area
+
+
+# -- isotropic, memory-bounded copies for PoreSpy --------------------------------------
+def _isotropic(pore, spacing, bytes_per_voxel, budget, what):
+    """``pore`` resampled (nearest neighbour) to cubic voxels of the finest spacing, cropped
+    to its centre when the step would need more than ``budget``; (mask, voxel size, notes)."""
+    spacing = spacing or (1.0, 1.0, 1.0)
+    step = min(spacing)
+    ratio = np.asarray(spacing) / step
+    shape = np.asarray(pore.shape)
+    need = float(np.prod(np.round(shape * ratio))) * bytes_per_voxel
+    notes = []
+    if need > budget:
+        keep = np.minimum(shape, np.maximum(8, np.floor(shape * (budget / need) ** (1 / 3))))
+        start = (shape - keep) // 2
+        pore = pore[tuple(slice(int(a), int(a + k)) for a, k in zip(start, keep))]
+        notes.append(f"{what} computed on the central {'x'.join(str(int(k)) for k in keep)} "
+                     f"voxels of {'x'.join(str(int(n)) for n in shape)}: the whole volume needs "
+                     f"about {need / 2**30:.2g} GB, more than max_memory_gb="
+                     f"{budget / 2**30:g}; raise it to use the whole volume")
+    if np.any(ratio != 1):
+        new = np.maximum(1, np.round(np.asarray(pore.shape) * ratio)).astype(int)
+        index = [np.minimum(((np.arange(m) + 0.5) * n / m).astype(int), n - 1)
+                 for m, n in zip(new, pore.shape)]
+        pore = pore[np.ix_(*index)]
+        notes.append(f"{what} computed on voxels resampled (nearest neighbour) to cubic "
+                     f"{step:g} nm voxels")
+    return np.ascontiguousarray(pore), step, notes
+
+
+def _tortuosity(iso, axis):
+    import porespy as ps
+
+    # Trimmed here so that tortuosity_fd finds nothing to trim and logs no warning about it.
+    spanning = ps.filters.trim_nonpercolating_paths(iso, axis=axis)
+    if not spanning.any():
+        return None
+    return float(ps.simulations.tortuosity_fd(spanning, axis=axis).tortuosity)
+
+
+# -- pore network and permeability ----------------------------------------------------
+def _snow(iso, voxel_size):
+    import porespy as ps
+
+    # parallel_kw=None: PoreSpy's default splits the watershed over processes, which costs
+    # more than it gains on the small networks here and on shared cores.
+    net = ps.networks.snow2(iso.astype(np.uint8), voxel_size=voxel_size, parallel_kw=None).network
+    # PoreSpy labels the pores at the extreme coordinates as boundary pores, which are
+    # interior pores on a face that no pore touches; the real ones lie in the 3-voxel pads.
+    coords = np.asarray(net["pore.coords"]) / voxel_size
+    net["pore.boundary"] = np.zeros(len(coords), bool)
+    for i, name in enumerate(_PS_AXES):
+        net[f"pore.{name}min"] = coords[:, i] < 2.5
+        net[f"pore.{name}max"] = coords[:, i] > iso.shape[i] + 2.5
+        net["pore.boundary"] |= net[f"pore.{name}min"] | net[f"pore.{name}max"]
+    return net
+
+
+def _stokes_permeability(net, axis, shape):
+    """Absolute permeability along array ``axis`` of a SNOW2 network in voxel units
+    (voxel_size=1), in voxel^2; None when no pore path joins the two faces."""
+    import openpnm as op
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    name = _PS_AXES[axis]
+    inlet, outlet = np.asarray(net[f"pore.{name}min"]), np.asarray(net[f"pore.{name}max"])
+    conns = np.asarray(net["throat.conns"])
+    n = inlet.size
+    graph = coo_matrix((np.ones(len(conns)), (conns[:, 0], conns[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    through = np.intersect1d(comp[inlet], comp[outlet])
+    if through.size == 0:
+        return None
+    pn = op.io.network_from_porespy({k: np.array(v, copy=True) for k, v in net.items()})
+    try:
+        op.topotools.trim(network=pn, pores=np.flatnonzero(~np.isin(comp, through)))
+        pn["pore.diameter"] = pn["pore.inscribed_diameter"].copy()
+        pn["throat.diameter"] = pn["throat.inscribed_diameter"].copy()
+        # Boundary pores are 3-voxel slabs added by snow2; their inscribed size reflects the
+        # padding, not the rock, and would throttle every path at the faces.
+        widest = np.zeros(pn.Np)
+        for end in (0, 1):
+            np.maximum.at(widest, pn["throat.conns"][:, end], pn["throat.diameter"])
+        boundary = pn["pore.boundary"]
+        pn["pore.diameter"][boundary] = widest[boundary]
+        pn.add_model(propname="throat.hydraulic_size_factors",
+                     model=op.models.geometry.hydraulic_size_factors.cones_and_cylinders)
+        pn.regenerate_models()
+        fluid = op.phase.Phase(network=pn)
+        fluid["pore.viscosity"] = 1.0
+        fluid.add_model(propname="throat.hydraulic_conductance",
+                        model=op.models.physics.hydraulic_conductance.generic_hydraulic)
+        fluid.regenerate_models()
+        flow = op.algorithms.StokesFlow(network=pn, phase=fluid)
+        pin, pout = pn.pores(f"{name}min"), pn.pores(f"{name}max")
+        flow.set_value_BC(pores=pin, values=1.0)
+        flow.set_value_BC(pores=pout, values=0.0)
+        # A direct solve: OpenPNM's default (Pardiso) stalls for 5000 iterations on small
+        # networks, and extracted networks are small enough for SuperLU.
+        flow.run(solver=op.solvers.ScipySpsolve())
+        rate = float(flow.rate(pores=pin, mode="group")[0])
+        coords = pn["pore.coords"][:, axis]
+        length = float(coords[pout].mean() - coords[pin].mean())
+    finally:
+        op.Workspace().close_project(pn.project)
+    area = math.prod(shape) / shape[axis]
+    return rate * 1.0 * length / (area * 1.0)
+
+
+def _network_part(pore, spacing, spanning_axes, budget):
+    iso, step, notes = _isotropic(pore, spacing, _BYTES_NETWORK, budget, "pore network")
+    if not iso.any():
+        return None, dict.fromkeys(AXES), notes
+    net = _snow(iso, 1.0)
+    boundary = np.asarray(net["pore.boundary"])
+    conns = np.asarray(net["throat.conns"])
+    inner = ~boundary[conns].any(axis=1)
+    n_inner = int((~boundary).sum())
+    perm = {a: (_stokes_permeability(net, i, iso.shape) if i in spanning_axes else None)
+            for i, a in enumerate(AXES)}
+    network = {"pores": n_inner, "throats": int(inner.sum()),
+               "mean_coordination": 2 * int(inner.sum()) / n_inner if n_inner else None,
+               "voxel_size": step, "shape": list(iso.shape)}
+    # The network's voxels have side ``step`` (nm, or 1 voxel): permeability scales as length^2.
+    return network, {a: (None if k is None else k * step**2) for a, k in perm.items()}, notes
+
+
+def export_network(labels, scheme, path, voxel_size_nm=None, *, max_memory_gb=8.0) -> dict:
+    """Extract the SNOW2 pore network of the pore class and write it as an OpenPNM CSV file
+    (``openpnm.io.network_from_csv(path)`` loads it).  Lengths are in metres when the voxel
+    size is known (OpenPNM's SI convention), else in voxels."""
+    import openpnm as op
+    import pandas as pd
+
+    from ..io import atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise InputError(f"{path}: pore networks are written as OpenPNM CSV; give a .csv path")
+    labels, pore_label, spacing = _inputs(labels, scheme, voxel_size_nm)
+    pore = labels == pore_label
+    iso, step, notes = _isotropic(pore, spacing, _BYTES_NETWORK, max_memory_gb * 2**30,
+                                  "pore network")
+    if not iso.any():
+        raise InputError("the volume has no pore voxels, so there is no pore network to export")
+    net = _snow(iso, step * 1e-9 if spacing else 1.0)
+    if len(net["throat.conns"]) == 0:
+        raise InputError("the pore network has no throats (no two pores touch): there is "
+                         "nothing to simulate, and OpenPNM cannot read such a CSV file")
+    pn = op.io.network_from_porespy(net)
+    try:
+        frames = op.io.network_to_pandas(pn, join=False)
+        # Side by side on the row index: OpenPNM's own join keeps only Nt rows and would
+        # drop pores of networks with more pores than throats.
+        table = pd.concat([frames["throat"], frames["pore"]], axis=1)
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+        return {"path": str(path), "pores": int(pn.Np), "throats": int(pn.Nt),
+                "length_unit": "m" if spacing else "voxel", "notes": notes}
+    finally:
+        op.Workspace().close_project(pn.project)
+
+
+# -- the report ------------------------------------------------------------------------
+def volume_report_steps(labels, scheme, voxel_size_nm=None, *, pore_sizes=True,
+                        tortuosity=True, network=True, bins=30, max_memory_gb=8.0):
+    """Generator of Progress events, one per stage, returning the report dict (JSON-ready:
+    plain floats, None for what is unknown or not computed).  ``pore_sizes``,
+    ``tortuosity`` and ``network`` (with permeability) switch off the slow parts."""
+    labels, pore_label, spacing = _inputs(labels, scheme, voxel_size_nm)
+    budget = max_memory_gb * 2**30
+    stages = (["phases", "connectivity"] + (["pore sizes"] if pore_sizes else []) + ["surface"]
+              + ([f"tortuosity {a}" for a in AXES] if tortuosity else [])
+              + (["network"] if network else []))
+    counter = iter(range(len(stages)))
+
+    def progress(stage):
+        return Progress(stage=stage, step=next(counter), total=len(stages))
+
+    yield progress("phases")
+    report = {"dimensions": 3, "shape": list(labels.shape),
+              "voxel_size_nm": None if spacing is None else list(spacing),
+              "unit": "nm" if spacing else "voxel", **_phases(labels, scheme, spacing),
+              "notes": []}
+    organic = scheme.find("organic")
+    if organic is not None:
+        report["organic_fraction"] = report["classes"][scheme.names[organic - 1]]["fraction"]
+    yield progress("connectivity")
+    _check_memory(labels.size * _BYTES_CLUSTERS, budget, "pore connectivity", "a smaller volume")
+    pore, conn, spanning = _connectivity(labels, pore_label, organic, report["voxels"])
+    report.update(conn)
+    sizes = None
+    if pore_sizes:
+        yield progress("pore sizes")
+        _check_memory(labels.size * _BYTES_THICKNESS, budget, "local thickness",
+                      "pore_sizes=False (--no-pore-sizes)")
+        diameters = 2.0 * local_thickness(pore, spacing or (1.0, 1.0, 1.0))[pore]
+        sizes = _size_stats(diameters, report["unit"], bins)
+        sizes["method"] = "local thickness (anisotropic edt), diameter = 2 x radius"
+    report["pore_sizes"] = sizes
+    d50 = None if sizes is None else sizes["d50"]
+    report["pore_diameter_d50_nm"] = d50 if spacing else None
+    report["pore_diameter_d50_voxels"] = None if spacing else d50
+    yield progress("surface")
+    per_unit = surface_area(pore, spacing or (1.0, 1.0, 1.0)) / (
+        report["voxels"] * math.prod(spacing or (1.0, 1.0, 1.0)))
+    report["specific_surface_per_um"] = per_unit * 1000.0 if spacing else None
+    report["specific_surface_per_voxel"] = None if spacing else per_unit
+    report["tortuosity"] = dict.fromkeys(AXES)
+    report["tortuosity_method"] = None
+    if tortuosity:
+        yield from _tortuosity_part(report, pore, spacing, spanning, budget, progress)
+    report.update({"network": None, "permeability_m2": dict.fromkeys(AXES),
+                   "permeability_mD": dict.fromkeys(AXES),
+                   "permeability_voxel2": dict.fromkeys(AXES), "permeability_assumptions": None})
+    if network:
+        yield progress("network")
+        report["network"], perm, notes = _network_part(pore, spacing, spanning, budget)
+        report["notes"] += notes
+        report["permeability_assumptions"] = list(PERMEABILITY_ASSUMPTIONS)
+        if spacing:
+            report["permeability_m2"] = {a: None if k is None else k * 1e-18
+                                         for a, k in perm.items()}
+            report["permeability_mD"] = {a: None if k is None else k * 1e-18 / MILLIDARCY_M2
+                                         for a, k in perm.items()}
+        else:
+            report["permeability_voxel2"] = perm
+    return _plain(report)
+
+
+def _tortuosity_part(report, pore, spacing, spanning, budget, progress):
+    report["tortuosity_method"] = ("diffusive tortuosity factor (PoreSpy tortuosity_fd: "
+                                   "formation factor x effective porosity)")
+    iso = None
+    for axis, name in enumerate(AXES):
+        yield progress(f"tortuosity {name}")
+        if axis not in spanning:
+            continue  # no cluster joins the two faces: no finite tortuosity
+        if iso is None:
+            per_voxel = _BYTES_TORTUOSITY * report["porosity"] * report["voxels"] / pore.size
+            iso, _, notes = _isotropic(pore, spacing, per_voxel, budget, "tortuosity")
+            report["notes"] += notes
+        report["tortuosity"][name] = _tortuosity(iso, axis)
+
+
+def volume_report(labels, scheme, voxel_size_nm=None, **options) -> dict:
+    """:func:`volume_report_steps` run to its end."""
+    return drain(volume_report_steps(labels, scheme, voxel_size_nm, **options))
+
+
+def _plain(value):
+    """Plain JSON types: numpy scalars to Python, tuples to lists, NaN and inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def summary_row_3d(report: dict) -> dict:
+    """One flat row of scalar quantities of a volume report (for CSV tables)."""
+    row = {k: report.get(k) for k in ("porosity", "connected_porosity", "isolated_porosity",
+                                      "enclosed_porosity", "organic_fraction",
+                                      "organic_hosted_pore_share", "specific_surface_per_um",
+                                      "specific_surface_per_voxel", "volume_um3")}
+    for i, a in enumerate(AXES):
+        row[f"voxel_size_{a}_nm"] = (report["voxel_size_nm"] or [None] * 3)[i]
+        row[f"connected_porosity_{a}"] = report["connected_porosity_axes"][a]
+        row[f"tortuosity_{a}"] = report["tortuosity"][a]
+        row[f"permeability_{a}_mD"] = report["permeability_mD"][a]
+        row[f"permeability_{a}_voxel2"] = report["permeability_voxel2"][a]
+    sizes = report.get("pore_sizes") or {}
+    for k in ("d10", "d50", "d90", "mean"):
+        row[f"pore_{k}_{report['unit']}"] = sizes.get(k)
+    for name, c in report["classes"].items():
+        row[f"{name.replace(' ', '_')}_fraction"] = c["fraction"]
+    return row
