@@ -13,7 +13,8 @@ from PIL import Image
 from napari_rockseg.engine.errors import InputError
 from napari_rockseg.engine.io import to_grey
 from napari_rockseg.engine.io import volume as volume_mod
-from napari_rockseg.engine.io.volume import Volume, is_volume, read_volume, write_volume
+from napari_rockseg.engine.io.volume import Volume, is_volume, read_volume
+from napari_rockseg.engine.io.volume_write import write_volume
 
 FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-stack" / "slices"
 

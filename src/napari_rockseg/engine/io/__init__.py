@@ -15,7 +15,8 @@ from .images import (
     to_grey,
 )
 from .labels import read_labels
-from .volume import LAZY_BYTES, Volume, is_volume, read_volume, write_volume
+from .volume import LAZY_BYTES, Volume, is_volume, read_volume
+from .volume_write import write_volume
 from .write import (
     atomic_path,
     check_output_folder,
