@@ -120,29 +120,37 @@ def original_nets():
     return members, synth
 
 
+def _side(mp: float) -> tuple[int, int]:
+    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
+    return side * 3 // 4, side
+
+
 def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
+    """``segment`` of the shipped default, end to end in memory; ``option``: none (as
+    shipped: fused bag, channels-last, auto precision, auto tiles), loop (members one after
+    another), fp32 / bf16, b8 (8 tiles a batch), cpu (on the CPU while DEVICE is a GPU),
+    tiled (the CPU's 512-pixel tiles on a GPU instead of tiles from its free memory)."""
     import torch
 
     from napari_rockseg.engine.events import drain
     from napari_rockseg.engine.inference.device import autocast_dtype
     from napari_rockseg.engine.inference.segment import segment
-    from napari_rockseg.engine.inference.window import BATCH, CHANNELS_LAST
+    from napari_rockseg.engine.inference.window import BATCH, TILE
     from napari_rockseg.engine.io import SEMImage
 
     model, what = ours_model()
-    if option == "contiguous":
-        CHANNELS_LAST = False
+    if option == "loop":
+        model.fused = None
     device = "cpu" if option == "cpu" else DEVICE
-    batch = 8 if option == "b8" else BATCH
+    tile, batch = (TILE, 8) if option == "b8" else (TILE, BATCH) if option == "tiled" else (None, None)
     if device == "cuda":
         _warm_up(model)
-    side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
-    h, w = side * 3 // 4, side
+    h, w = _side(mp)
     image = SEMImage(micrograph(h, w), model.info.pixel_size_nm)
-    t0 = time.perf_counter()
     if option in ("fp32", "bf16"):  # else the default, ROCKSEG_PRECISION=auto
         os.environ["ROCKSEG_PRECISION"] = option
-    seg = drain(segment(model, image, data_bar=0, tta=tta, device=device, batch_size=batch))
+    t0 = time.perf_counter()
+    seg = drain(segment(model, image, data_bar=0, tta=tta, device=device, tile=tile, batch_size=batch))
     dt = time.perf_counter() - t0
     if os.environ.get("RS_LABELS_OUT"):
         np.save(os.environ["RS_LABELS_OUT"], seg.labels)
@@ -150,6 +158,98 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
             "precision": "float32" if dtype is None else str(dtype).removeprefix("torch."),
             "gpu_mb": _gpu_peak_mb() if device == "cuda" else None}
+
+
+def case_nets(mp: float) -> dict:
+    """The networks alone (``predict_proba`` of the shipped default, median of 3 after a
+    warm-up), fused and as a loop of members, channels-last and contiguous, in one process."""
+    from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.inference.window import predict_proba
+
+    model, what = ours_model()
+    x = model.info.normalize(micrograph(*_side(mp)), None)
+    out = {"mp": x.size / 1e6, "what": what}
+    runs = [("fused", "grouped", True), ("loop", None, True), ("fused_contiguous", "grouped", False)]
+    if DEVICE == "cuda":
+        runs.append(("dense", "dense", True))
+    for key, fused, cl in runs + runs[:2]:  # fused and loop twice, interleaved: a shared machine drifts
+        model.fused = fused
+        drain(predict_proba(model, x, device=DEVICE, channels_last=cl))
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            drain(predict_proba(model, x, device=DEVICE, channels_last=cl))
+            times.append(time.perf_counter() - t0)
+        out[key] = min(out.get(key, np.inf), float(np.median(times)))
+    return out
+
+
+def case_first_pixel() -> dict:
+    """From this process's start (the kernel's clock) to the first batch of probabilities of
+    the sample: interpreter, imports, model, image; then to the labels."""
+    t_imp = time.perf_counter()
+    from napari_rockseg.engine import io
+    from napari_rockseg.engine.inference.segment import segment
+
+    model, _ = ours_model()
+    sample = HERE.parents[1] / "src/napari_rockseg/data/shale_test.tif"
+    image = io.read_image(sample)
+    gen = segment(model, image, device=DEVICE)
+    first = None
+    try:
+        while True:
+            ev = next(gen)
+            if first is None and ev.stage == "predict" and ev.step >= 1:
+                first = _since_start()
+    except StopIteration:
+        pass
+    return {"first_pixel": first, "labels": _since_start(), "in_process": time.perf_counter() - t_imp,
+            "rss_mb": peak_rss_mb()}
+
+
+def _since_start() -> float:
+    """Seconds since this process started (Linux: /proc/self/stat's start time)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+    return float(Path("/proc/uptime").read_text().split()[0]) - start
+
+
+def case_cli() -> dict:
+    """Whole-process ``rockseg predict`` of the sample (wall time and the child's peak RSS)."""
+    import tempfile
+
+    sample = HERE.parents[1] / "src/napari_rockseg/data/shale_test.tif"
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [sys.executable, "-m", "napari_rockseg.cli", "predict", str(sample), "--out", d,
+               "--quiet", "--device", DEVICE]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+    return {"seconds": dt, "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def case_train_steps(steps: int) -> dict:
+    """Seconds of ``steps`` training steps of the default U-Net (width 16, 8 crops of 128 x 128,
+    AdamW, focal-dice), after one warm-up step: the unit of the concurrency table."""
+    import torch
+
+    from napari_rockseg.engine.models.nets import UNet
+    from napari_rockseg.engine.training.losses import focal_dice
+
+    torch.manual_seed(0)
+    net = UNet(1, 4, 16, 4)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x, y = torch.randn(8, 1, 128, 128), torch.randint(1, 5, (8, 128, 128))
+    for i in range(steps + 1):
+        if i == 1:
+            t0 = time.perf_counter()
+        loss = focal_dice(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()}
 
 
 def case_breakdown(mp: float) -> dict:
@@ -165,7 +265,7 @@ def case_breakdown(mp: float) -> dict:
     from napari_rockseg.engine.inference.segment import segment
     from napari_rockseg.engine.inference.window import predict_proba
     from napari_rockseg.engine.io import SEMImage
-    from napari_rockseg.engine.models.forest import pixel_features
+    from napari_rockseg.engine.models import forest as forest_module
 
     model, what = ours_model()
     dev = resolve_device(DEVICE)
@@ -173,7 +273,7 @@ def case_breakdown(mp: float) -> dict:
     side = int(np.sqrt(mp * 1e6 * 4 / 3) / 16) * 16
     img = micrograph(side * 3 // 4, side)
     x = model.info.normalize(img, None)
-    features = pixel_features
+    features = forest_module.pixel_features
     spent = []
 
     def timed(*a, **k):  # the features' share of the forest's time
@@ -191,8 +291,8 @@ def case_breakdown(mp: float) -> dict:
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
-    def features_with(workers):
-        pixel_features = lambda x, s: timed(x, s, workers)
+    def features_with(workers):  # the forest module's features, timed, with ``workers`` threads
+        forest_module.pixel_features = lambda x, s=16.0, *_, **__: timed(x, s, workers)
         spent.clear()
         total = median(lambda: forest.probabilities(x, device=torch.device("cpu")))
         return sum(spent[len(spent) // 4:]) / 3, total  # per call (one per strip), warm-up left out
@@ -203,7 +303,7 @@ def case_breakdown(mp: float) -> dict:
     out["features_2"], cpu_forest = features_with(2)
     out["features_all"], _ = features_with(min(torch.get_num_threads(), n_scales))
     out["walk_cpu"] = cpu_forest - out["features_2"]
-    pixel_features = features
+    forest_module.pixel_features = features
     out["forest_device"] = median(lambda: forest.probabilities(x, device=dev))
     image = SEMImage(img, model.info.pixel_size_nm)
     out["segment"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
@@ -329,14 +429,14 @@ def case_train_original(steps: int) -> dict:
     return {"seconds_per_step": 5 * float(np.median(times)), "nets": 5, "rss_mb": peak_rss_mb()}
 
 
-def run_case(args_list, threads, labels_out=None) -> dict:
-    env = dict(os.environ, RS_DEVICE=DEVICE)
+def run_case(args_list, threads, labels_out=None, env_extra=None) -> dict:
+    env = dict(os.environ, RS_DEVICE=DEVICE, **(env_extra or {}))
     if labels_out:
         env["RS_LABELS_OUT"] = str(labels_out)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.run([sys.executable, str(HERE), "--case", *map(str, args_list)],
-                          capture_output=True, text=True, env=env)
+                          check=False, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -350,88 +450,154 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-options", action="store_true")
     p.add_argument("--parts", nargs="+", default=["predict", "train", "stream"],
-                   choices=["predict", "train", "stream", "breakdown"])
+                   choices=["predict", "train", "stream", "breakdown", "concurrency"])
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4],
+                   help="processes run at once in the concurrency table")
     p.add_argument("--device", choices=["cpu", "cuda"], default=DEVICE,
                    help="where prediction runs (training rows always run on the CPU)")
+    p.add_argument("--out", type=Path, default=HERE.parent / "results",
+                   help="folder of speed_<device>.md and .json")
     p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     DEVICE = args.device
     if args.case:
-        import torch
-
-        if os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        name, *rest = args.case
-        fn = {"ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
-              "stream": lambda: case_predict_stream(float(rest[0])),
-              "breakdown": lambda: case_breakdown(float(rest[0])),
-              "original": lambda: case_predict_original(float(rest[0])),
-              "train_ours": lambda: case_train_ours(int(rest[0])),
-              "train_original": lambda: case_train_original(int(rest[0]))}[name]
-        print(json.dumps(fn()))
-        return 0
+        return _run_case_here(args.case)
 
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"threads {args.threads or torch.get_num_threads()}")
+    head = (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+            f"{torch.__version__}, threads {args.threads or torch.get_num_threads()}, load average "
+            f"{os.getloadavg()[0]:.1f} at the start")
     if DEVICE == "cuda":
-        print(f"prediction on {torch.cuda.get_device_name(0)}")
-    print()
-    if "predict" in args.parts:
-        predict_table(args)
-    if "train" in args.parts:
-        train_table(args)
-    if "stream" in args.parts:
-        stream_table(args)
-    if "breakdown" in args.parts:
-        breakdown_table(args)
+        head += f"; prediction on {torch.cuda.get_device_name(0)}"
+    _say(head + "\n")
+    tables = {"predict": predict_table, "train": train_table, "stream": stream_table,
+              "breakdown": breakdown_table, "concurrency": concurrency_table}
+    for part in args.parts:
+        RESULTS[part] = tables[part](args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"speed_{DEVICE}.md").write_text("\n".join(LINES) + "\n")
+    (args.out / f"speed_{DEVICE}.json").write_text(json.dumps({"header": head, **RESULTS}, indent=1) + "\n")
     return 0
 
 
-def predict_table(args):
+#: the tables as printed (written to speed_<device>.md) and their numbers (.json)
+LINES: list[str] = []
+RESULTS: dict = {}
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)
+    LINES.append(line)
+
+
+def _run_case_here(case) -> int:
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    name, *rest = case
+    fn = {"ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
+          "nets": lambda: case_nets(float(rest[0])),
+          "first_pixel": case_first_pixel,
+          "cli": case_cli,
+          "train_steps": lambda: case_train_steps(int(rest[0])),
+          "stream": lambda: case_predict_stream(float(rest[0])),
+          "breakdown": lambda: case_breakdown(float(rest[0])),
+          "original": lambda: case_predict_original(float(rest[0])),
+          "train_ours": lambda: case_train_ours(int(rest[0])),
+          "train_original": lambda: case_train_original(int(rest[0]))}[name]
+    print(json.dumps(fn()))
+    return 0
+
+
+def predict_table(args) -> dict:
     """The image is the sample micrograph tiled to 1024 x 768 at the model's pixel size
-    (:func:`micrograph`; random noise until session 17, when prediction began to smooth pixel
-    noise); "same labels" compares each option with the default run's labels."""
+    (:func:`micrograph`); "same labels" compares each option with the default run's labels.
+    The whole-process row runs ``rockseg predict`` on the sample itself (1024 x 768 with its
+    data bar, resampled to the model's pixel size)."""
     import tempfile
 
     gpu = DEVICE == "cuda"
-    print(f"## Prediction of a 1024 x 768 image{' on the GPU' if gpu else ''}\n")
-    print(f"| approach | seconds | megapixels/s | peak RSS (MB) |{' peak GPU (MB) |' if gpu else ''} "
-          "speed-up | same labels as default |")
-    print(f"|---|---|---|---|{'---|' if gpu else ''}---|---|")
+    mp = 0.786432
+    _say(f"## Prediction of a 1024 x 768 image{' on the GPU' if gpu else ''}\n")
+    _say(f"| approach | seconds | megapixels/s | peak RSS (MB) |{' peak GPU (MB) |' if gpu else ''} "
+         "speed-up vs original | same labels as default |")
+    _say(f"|---|---|---|---|{'---|' if gpu else ''}---|---|")
     tmp = Path(tempfile.mkdtemp())
-    orig = run_case(["original", 0.786432], args.threads)
-    rows = [("original: 6 U-Nets, width 64, whole image", orig, None)]
-    ours = run_case(["ours", 0.786432, 0, "none"], args.threads, tmp / "default.npy")
-    rows.append((f"ours: {ours.get('what', '')}, tiled, channels-last, {ours.get('precision', '')}", ours,
+    orig = run_case(["original", mp], args.threads)
+    rows = [("original: 6 U-Nets, width 64, whole image, float32 (network only)", orig, None)]
+    ours = run_case(["ours", mp, 0, "none"], args.threads, tmp / "default.npy")
+    rows.append((f"ours: {ours.get('what', '')}, fused, {ours.get('precision', '')} (`segment`)", ours,
                  "default"))
-    rows.append(("ours + TTA (8 views)", run_case(["ours", 0.786432, 1, "none"], args.threads, tmp / "tta.npy"),
+    rows.append(("ours, members one after another (unfused)",
+                 run_case(["ours", mp, 0, "loop"], args.threads, tmp / "loop.npy"), "loop"))
+    cli = run_case(["cli"], args.threads)
+    rows.append(("ours: `rockseg predict` on the sample, whole process", {**cli, "mp": mp}, None))
+    rows.append(("ours + TTA (8 views)", run_case(["ours", mp, 1, "none"], args.threads, tmp / "tta.npy"),
                  "tta"))
-    if not args.skip_options and gpu:
-        rows.append(("ours, 8 tiles per batch (`--batch-size 8`)",
-                     run_case(["ours", 0.786432, 0, "b8"], args.threads, tmp / "b8.npy"), "b8"))
-    elif not args.skip_options:
-        rows.append(("ours, contiguous (not channels-last) memory",
-                     run_case(["ours", 0.786432, 0, "contiguous"], args.threads, tmp / "contiguous.npy"),
-                     "contiguous"))
-        rows.append(("ours, float32 (`--precision fp32`)", run_case(["ours", 0.786432, 0, "fp32"], args.threads,
-                                                                    tmp / "fp32.npy"), "fp32"))
-    if gpu:
-        rows.append((f"ours on the CPU ({args.threads or os.cpu_count()} threads), same run",
-                     run_case(["ours", 0.786432, 0, "cpu"], args.threads, tmp / "cpu.npy"), "cpu"))
+    if not args.skip_options:
+        options = [("8 tiles per batch", "b8"), ("512-pixel tiles, 2 a batch (the CPU's)", "tiled"),
+                   (f"on the CPU ({args.threads or os.cpu_count()} threads), same run", "cpu")] if gpu \
+            else [("float32 (`--precision fp32`)", "fp32")]
+        for name, key in options:
+            rows.append((f"ours, {name}", run_case(["ours", mp, 0, key], args.threads, tmp / f"{key}.npy"), key))
     base = np.load(tmp / "default.npy") if (tmp / "default.npy").exists() else None
     for name, r, key in rows:
         if "error" in r:
-            print(f"| {name} | failed: {r['error']} | | | | |")
+            _say(f"| {name} | failed: {r['error']} | | | | |")
             continue
         ratio = f"{orig['seconds'] / r['seconds']:.1f}x" if "seconds" in orig else "n/a"
         same = ""
         if key and base is not None and (tmp / f"{key}.npy").exists():
             same = f"{100 * (np.load(tmp / f'{key}.npy') == base).mean():.2f} %"
         mem = f" {r['gpu_mb']:.0f} |" if gpu and r.get("gpu_mb") else (" |" if gpu else "")
-        print(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} |{mem} "
-              f"{ratio} | {same} |")
+        _say(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} |{mem} "
+             f"{ratio} | {same} |")
+    nets, first = run_case(["nets", mp], args.threads), run_case(["first_pixel"], args.threads)
+    _say("\n| the networks alone (`predict_proba`, median of 3) | seconds |\n|---|---|")
+    for key in ("fused", "loop", "fused_contiguous", "dense"):
+        if key in nets:
+            _say(f"| {key.replace('_', ', ')} | {nets[key]:.3f} |")
+    if "fused" in nets and "loop" in nets:
+        _say(f"| fused bag speed-up over the loop | {nets['loop'] / nets['fused']:.2f}x |")
+    if "first_pixel" in first:
+        _say(f"| time to first pixel (process start to first batch of probabilities) | "
+             f"{first['first_pixel']:.2f} |")
+        _say(f"| process start to labels (in-process `segment`) | {first['labels']:.2f} |")
+    return {"rows": [{"name": n, **r} for n, r, _ in rows], "nets": nets, "first_pixel": first}
+
+
+def concurrency_table(args) -> dict:
+    """N processes of training steps started together, per thread setting: each one's
+    seconds against one process alone with the same setting (2x is a fair share of 2 cores
+    for 2 processes; spinning threads cost more)."""
+    from napari_rockseg.engine.threads import PASSIVE_ENV
+
+    steps = max(5, args.train_steps * 4)
+    cores = os.cpu_count() or 1
+    settings = [("torch default", {}), ("OMP_WAIT_POLICY=PASSIVE", PASSIVE_ENV),
+                ("threads split (cores / processes)", {}),
+                ("threads split + PASSIVE", PASSIVE_ENV)]
+    _say(f"\n## Concurrent processes ({steps} training steps of the default U-Net each, "
+         f"{cores} CPUs)\n")
+    _say("| threads | processes | seconds each (mean) | vs one alone |\n|---|---|---|---|")
+    out = []
+    for name, env in settings:
+        alone = None
+        for n in args.concurrency:
+            extra = dict(env)
+            if "split" in name:
+                extra["OMP_NUM_THREADS"] = str(max(1, cores // n))
+            procs = [subprocess.Popen([sys.executable, str(HERE), "--case", "train_steps", str(steps)],
+                                      stdout=subprocess.PIPE, text=True,
+                                      env=dict(os.environ, **extra)) for _ in range(n)]
+            secs = [json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in procs]
+            mean = float(np.mean(secs))
+            alone = alone or mean
+            out.append({"setting": name, "processes": n, "seconds": secs})
+            _say(f"| {name} | {n} | {mean:.1f} | {mean / alone:.2f}x |")
+    return {"steps": steps, "runs": out}
 
 
 def train_table(args):

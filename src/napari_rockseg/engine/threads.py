@@ -1,0 +1,136 @@
+"""How many CPU threads torch may use in this process: the cores it may run on (affinity,
+cgroup quota) shared among the processes that run beside it (dask workers on one machine).
+
+Torch's default is one thread per core the machine has, in every process: two processes on
+two cores then run four spinning threads, and each step costs 4x instead of 2x (issue 30).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+#: set when a process should wait passively (OpenMP threads sleep instead of spinning between
+#: parallel regions); read by libgomp when torch is first imported, so the CLI sets it first
+PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def choose_threads(cores: int, quota: float | None = None, workers: int = 1,
+                   threads_per_worker: int = 1, requested: int | None = None) -> int:
+    """Torch threads for one process: ``requested`` if given, else the ``cores`` it may
+    run on, capped by a CPU ``quota`` (in cores; a fraction runs one thread), divided among
+    the ``workers`` processes on this machine and the ``threads_per_worker`` tasks each
+    runs at once; at least 1."""
+    if requested is not None:
+        return max(1, int(requested))
+    usable = max(1, int(cores))
+    if quota is not None and quota > 0:
+        usable = min(usable, max(1, math.floor(quota)))
+    return max(1, usable // max(1, int(workers) * int(threads_per_worker)))
+
+
+def affinity_cores() -> int:
+    """CPUs this process may be scheduled on (its affinity mask), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """Cores granted by a cgroup v2 ``cpu.max`` line (``"quota period"``; ``max``: none)."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_quota(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")
+                 ) -> float | None:
+    """The tightest CPU quota (in cores) of this process's cgroup v2 and its parents, or of
+    a cgroup v1 ``cpu`` controller; None without one."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        return None
+    best = None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if controllers == "":  # v2: the limit may sit on any ancestor
+            group = root / rel.lstrip("/")
+            while True:
+                q = _read_quota(group / "cpu.max", parse_cpu_max)
+                best = q if best is None or (q is not None and q < best) else best
+                if group == root or root not in group.parents:
+                    break
+                group = group.parent
+        elif "cpu" in controllers.split(","):
+            base = root / "cpu" / rel.lstrip("/")
+            q = _read_quota(base / "cpu.cfs_quota_us", None, base / "cpu.cfs_period_us")
+            best = q if best is None or (q is not None and q < best) else best
+    return best
+
+
+def _read_quota(path: Path, parse, period_path: Path | None = None) -> float | None:
+    try:
+        if parse is not None:
+            return parse(path.read_text())
+        quota, period = int(path.read_text()), int(period_path.read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def dask_share() -> tuple[int, int] | None:
+    """(worker processes on this machine, tasks each runs at once) when this process is a
+    dask worker; None otherwise."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    try:
+        info = worker.client.scheduler_info()["workers"].values()
+        host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+        here = sum(1 for w in info if w.get("host") == host)
+    except (OSError, KeyError, AttributeError, ValueError, RuntimeError, TimeoutError):
+        # the scheduler unreachable or its reply changed: count this worker alone
+        here = 1
+    return max(1, here), max(1, int(getattr(worker, "nthreads", 1) or 1))
+
+
+_applied: int | None = None
+
+
+def configure_threads(requested: int | None = None) -> int:
+    """Set torch's intra-op threads (and, once per process, its inter-op threads) from
+    :func:`choose_threads` with this process's affinity, quota and dask workers; returns
+    the number.  Called at the start of prediction and training; ``requested`` is
+    ``--threads``.  Outside dask an explicit ``OMP_NUM_THREADS`` counts as requested; in a
+    dask worker it does not (dask's nanny sets it to 1 in every worker, which would leave a
+    lone worker on a many-core machine one core)."""
+    global _applied
+    import torch
+
+    share = dask_share()
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if requested is None and share is None and env.isdigit():
+        requested = int(env)
+    workers, per_worker = share or (1, 1)
+    n = choose_threads(affinity_cores(), cgroup_quota(), workers, per_worker, requested)
+    if n == _applied:
+        return n
+    torch.set_num_threads(n)
+    if _applied is None:
+        try:  # allowed only before the first inter-op work of the process
+            torch.set_num_interop_threads(max(1, min(n, 2)))
+        except RuntimeError:
+            pass
+    _applied = n
+    return n

@@ -1,0 +1,78 @@
+"""Threads per process from the cores it may use, and tile/batch from a GPU's free memory."""
+import torch
+
+from napari_rockseg.engine import threads
+from napari_rockseg.engine.events import drain
+from napari_rockseg.engine.inference.window import (
+    BATCH,
+    MAX_BATCH,
+    TILE,
+    choose_tiling,
+    predict_proba,
+)
+from napari_rockseg.engine.models.ensemble import Bag
+from napari_rockseg.engine.models.info import ModelInfo
+from napari_rockseg.engine.models.nets import UNet
+
+
+def test_threads_from_cores_quota_and_workers():
+    assert threads.choose_threads(8) == 8
+    assert threads.choose_threads(8, quota=2.0) == 2
+    assert threads.choose_threads(8, quota=0.5) == 1  # a fraction of a core: one thread
+    assert threads.choose_threads(8, quota=None, workers=2) == 4
+    assert threads.choose_threads(2, workers=2) == 1
+    assert threads.choose_threads(2, workers=4) == 1  # never 0
+    assert threads.choose_threads(16, quota=6.5, workers=2, threads_per_worker=2) == 1
+    assert threads.choose_threads(16, workers=2, threads_per_worker=2) == 4
+    assert threads.choose_threads(16, quota=4, workers=2, requested=3) == 3
+
+
+def test_cgroup_quota_read_from_v2_ancestors_and_v1(tmp_path):
+    assert threads.parse_cpu_max("max 100000\n") is None
+    assert threads.parse_cpu_max("150000 100000\n") == 1.5
+    root = tmp_path / "cg"
+    leaf = root / "a" / "b"
+    leaf.mkdir(parents=True)
+    (root / "a" / "cpu.max").write_text("200000 100000\n")
+    (leaf / "cpu.max").write_text("max 100000\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/a/b\n")
+    assert threads.cgroup_quota(root, proc) == 2.0  # the parent's limit binds
+    v1 = root / "cpu" / "job"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    proc.write_text("4:cpu,cpuacct:/job\n")
+    assert threads.cgroup_quota(root, proc) == 0.5
+    proc.write_text("0::/\n")
+    assert threads.cgroup_quota(tmp_path / "none", proc) is None
+
+
+def test_configure_threads_applies_the_request():
+    before = torch.get_num_threads()
+    try:
+        assert threads.configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        threads._applied = None
+
+
+def test_tiling_from_free_memory():
+    mib = 2**20
+    assert choose_tiling((768, 1024), 2000, None) == (TILE, BATCH)  # CPU: unchanged
+    assert choose_tiling((768, 1024), 2000, 8000 * mib) == (1024, 1)  # whole image fits
+    tile, batch = choose_tiling((8192, 8192), 2000, 8000 * mib)
+    assert TILE <= tile < 8192 and 1 <= batch <= MAX_BATCH
+    assert tile * tile * batch * 2000 <= 0.5 * 8000 * mib
+    assert choose_tiling((8192, 8192), 2000, 100 * mib) == (TILE, 1)  # never below the default tile
+    assert choose_tiling((8192, 8192), 10, 80000 * mib)[1] <= MAX_BATCH
+
+
+def test_predict_proba_channels_last_is_a_parameter_with_the_same_numbers():
+    torch.manual_seed(0)
+    bag = Bag([UNet(1, 4, 4, 2), UNet(1, 4, 4, 2)], ModelInfo()).eval()
+    x = torch.randn(40, 48).numpy()
+    a = drain(predict_proba(bag, x, tile=32, overlap=8, device="cpu", channels_last=True))
+    b = drain(predict_proba(bag, x, tile=32, overlap=8, device="cpu", channels_last=False))
+    assert a.shape == (4, 40, 48)
+    assert abs(a - b).max() < 2e-2
