@@ -49,10 +49,9 @@ def cmd_predict(args):
         os.environ["ROCKSEG_PRECISION"] = args.precision
     model_path = args.model or default_model_path()
     model = _load(model_path)
-    if args.threads:
-        import torch
+    from ..engine.threads import configure_threads
 
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     scheme = model.info.scheme
     out = Path(args.out)
     model_name = str(args.model) if args.model else "shipped default"

@@ -233,10 +233,12 @@ def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict,
     is the submitting process's ROCKSEG_PRECISION (remote workers do not inherit it)."""
     from ..events import drain
     from ..models.bundle import load_model
+    from ..threads import configure_threads
 
     if precision:
         os.environ["ROCKSEG_PRECISION"] = precision
     if model_path not in _WORKER_MODELS:
+        configure_threads(None)  # this worker's share of the machine's cores
         _WORKER_MODELS[model_path] = load_model(model_path)
     return drain(predict_file(_WORKER_MODELS[model_path], path, out_dir, **opts))
 
