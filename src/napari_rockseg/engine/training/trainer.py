@@ -25,7 +25,7 @@ from ..models.lda import GreyLDA
 from ..models.nets import UNet
 from .checkpoints import load_checkpoint
 from .config import METHODS, TrainConfig
-from .data import prepare_items
+from .data import plan_pixel_size, prepare_items
 from .distributed import _agree, _rng_from_tensor, _rng_to_tensor, dist_info
 from .losses import binary_focal_dice, multiclass_loss
 from .sampler import TileSampler, TrainImage, split_validation
@@ -55,6 +55,14 @@ def _eval_iou(model_fn, val: list[TrainImage], n_classes: int, dev) -> np.ndarra
             truths.append(it.labels)
     return per_class_iou(np.concatenate([p.ravel() for p in preds]),
                          np.concatenate([t.ravel() for t in truths]), n_classes)
+
+
+#: a labelled class below this validation IoU was not learned
+NOT_LEARNED = 0.05
+#: a model this far below a quick random forest's validation mean IoU learned too little
+FOREST_MARGIN = 0.1
+#: training pixels up to which the quick random forest is fitted for the comparison
+FOREST_CHECK_PIXELS = 2_000_000
 
 
 class Trainer:
@@ -94,6 +102,13 @@ class Trainer:
         self.history: list[dict] = []
         #: steps each stage ran (recorded in the model's provenance)
         self.stage_steps: dict[str, int] = {}
+        #: the step of each stage's best validation (the weights that are kept)
+        self.best_steps: dict[str, int] = {}
+        #: what the run did not achieve (a class not learned; far below a quick random forest),
+        #: each with what to try; filled when run() finishes (:meth:`_quality`)
+        self.warnings: list[str] = []
+        self._stage: str | None = None
+        self._finished = False
         self.notes = self._check_labels() + self._check_pixel_sizes()
         if init is not None:
             init_scheme = init.info.scheme
@@ -121,22 +136,14 @@ class Trainer:
         return [f"class '{n}' has no labelled pixel; the model will never predict it" for n in missing]
 
     def _check_pixel_sizes(self) -> list[str]:
-        """Resampling to ``config.pixel_size_nm`` needs every image's pixel size: with
-        none known the images are used as they are and the model records no pixel size
-        (a note); with some known and some not, the images' scales cannot be matched (an error)."""
-        if self.init is not None or not self.config.pixel_size_nm or self.config.method == "lda":
+        """Settle the pixel size the run trains at (data.plan_pixel_size: by default the images'
+        own, their median where they differ) before anything is resampled; a fine-tuned model
+        keeps its own, LDA uses raw grey values."""
+        if self.init is not None or self.config.method == "lda":
             return []
-        unknown = [img.stem for img in self.images if img.pixel_size_nm is None]
-        if not unknown:
-            return []
-        if len(unknown) < len(self.images):
-            raise InputError(f"{len(unknown)} of {len(self.images)} training images ({', '.join(unknown[:3])}"
-                             f"{', ...' if len(unknown) > 3 else ''}) record no pixel size, so they cannot be "
-                             f"resampled to {self.config.pixel_size_nm:g} nm like the others; add it to their "
-                             f"files, or train with --pixel-size 0 to use every image as it is")
-        self.config = replace(self.config, pixel_size_nm=None)
-        return [("the training images record no pixel size: they are used as they are, and the model records "
-                 "none, so prediction will not resample images to it")]
+        size, notes = plan_pixel_size(self.images, self.config.pixel_size_nm)
+        self.config = replace(self.config, pixel_size_nm=size)
+        return notes
 
     # -- public -------------------------------------------------------------
     def info(self) -> ModelInfo:
@@ -193,6 +200,7 @@ class Trainer:
                                        state["step"] if resume_here else 0,
                                        state["elapsed"] if resume_here else 0.0)
         model.info.provenance["steps"] = dict(self.stage_steps)
+        model.info.provenance["best_steps"] = dict(self.best_steps)
         model.cpu().eval()
         if model.kind == "bag" and self.init is None and c.forest_weight > 0:
             yield Progress("forest", 0, 1, message="pixel features and forest")
@@ -200,22 +208,71 @@ class Trainer:
                                                        n_trees=c.trees or 20, seed=c.seed)
             model.forest_weight = c.forest_weight
             yield Progress("forest", 1, 1, message="forest fitted")
+        self._finished = True
+        yield from self._quality(model, train_items, val)
         return model
 
     def result(self):
-        """The best model validated so far (after a cancel, too; before the stage's first
-        validation, its moving average of the weights where there is one)."""
-        if self.model is None:
+        """The model of a finished run; after a cancel, the best model validated so far, with
+        the steps of that best in its provenance; None before the first validation (nothing
+        learned that was checked).  A bag cancelled before a member's first validation keeps
+        the members before it; an ensemble's untrained synthesizer is unused by its default
+        mean fusion."""
+        if self.model is None or self._finished:
+            return self.model
+        if not self.history or self._stage is None:
             return None
+        model = self.model
+        steps = {s: n for s, n in self.stage_steps.items() if s != self._stage}
         if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        elif self.weight_average is not None:
-            self.weight_average.put()
-        if self.stage_steps and getattr(self.model, "info", None) is not None:
-            self.model.info.provenance["steps"] = dict(self.stage_steps)
-        return self.model.cpu().eval()
+            model.load_state_dict(self.best_state)
+            ran = self.stage_steps.get(self._stage, 0)
+            steps[self._stage] = self.best_steps.get(self._stage, ran)
+        elif model.kind == "bag" and self._stage.startswith("net"):
+            done = int(self._stage[3:]) - 1
+            if done == 0:
+                return None
+            model.members = torch.nn.ModuleList(list(model.members)[:done])
+        if getattr(model, "info", None) is not None:
+            model.info.provenance["steps"] = steps
+        return model.cpu().eval()
 
     # -- internals ------------------------------------------------------------
+    def _quality(self, model, train_items, val):
+        """Generator: fill :attr:`warnings` when the model learned little, judged on the
+        validation blocks: a labelled class with IoU below :data:`NOT_LEARNED`, or a mean IoU
+        :data:`FOREST_MARGIN` below a quick random forest fitted on the same training pixels
+        (only from scratch and up to :data:`FOREST_CHECK_PIXELS`, so that it stays cheap)."""
+        if not val:
+            return
+        k = self.scheme.n_classes
+        cpu = torch.device("cpu")
+        iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, cpu)
+        present = sorted(set(np.unique(np.concatenate([v.labels.ravel() for v in val]))) - {0})
+        if not present:
+            return
+        warnings = [f"class '{self.scheme.names[c - 1]}' was not learned (validation IoU "
+                    f"{iou[c - 1]:.2f}): train longer (--minutes), label more pixels of it, or "
+                    f"try --method rf" for c in present if iou[c - 1] < NOT_LEARNED]
+        mean = float(np.mean([iou[c - 1] for c in present]))
+        pixels = sum(it.image.size for it in train_items)
+        if self.init is None and pixels <= FOREST_CHECK_PIXELS:
+            yield Progress("check", 0, 1, message="a quick random forest to compare with")
+            forest = PixelForest(model.info).fit([it.image for it in train_items],
+                                                 [it.labels for it in train_items], n_trees=10,
+                                                 seed=self.config.seed)
+            pred = [forest.probabilities(v.image).argmax(0) + 1 for v in val]
+            rf = per_class_iou(np.concatenate([p.ravel() for p in pred]),
+                               np.concatenate([v.labels.ravel() for v in val]), k)
+            rf_mean = float(np.mean([rf[c - 1] for c in present]))
+            if mean < rf_mean - FOREST_MARGIN:
+                warnings.append(f"validation mean IoU {mean:.2f} is far below a quick random "
+                                f"forest's {rf_mean:.2f} on the same blocks: train longer "
+                                f"(--minutes) or use --method rf")
+        self.warnings = warnings
+        yield Progress("check", 1, 1,
+                       message="; ".join(f"warning: {w}" for w in warnings) or "model checked")
+
     def _with_kept_predictions(self, dev):
         """Generator: the training labels, where fine-tuning on sparse labels, with the
         unlabelled pixels that the starting model is sure of (``keep_confident``) set to
@@ -362,6 +419,7 @@ class Trainer:
     def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
         c = self.config
         stage = stages[index]
+        self._stage = stage
         nets = self._stage_nets(stage, model)
         params = [p for n in nets for p in n.parameters()]
         base_lr = c.finetune_lr if self.init is not None else c.lr
@@ -378,6 +436,7 @@ class Trainer:
             torch.set_rng_state(ckpt["torch_rng"])
             best, bad_evals = float(ckpt["best"]), int(ckpt["bad_evals"])
             self.best_state = ckpt.get("best_state") or None
+            self.best_steps.update(ckpt.get("best_steps") or {})
         else:
             self.best_state = None
         loss_scaling = autocast_dtype(dev, c.precision) == torch.float16  # float16 on CUDA only
@@ -443,11 +502,12 @@ class Trainer:
                         # validate on, the moving average is always the model to keep
                         if _agree(score > best or (ema is not None and not metrics), dev):
                             best, bad_evals = score, 0
+                            self.best_steps[stage] = step
                             self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                         else:
                             bad_evals += 1
                     self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
-                stop_early = _agree(c.patience is not None and bad_evals >= c.patience, dev)
+                stop_early = _agree(bool(c.patience) and bad_evals >= c.patience, dev)
                 if c.checkpoint and rank == 0 and (step % c.checkpoint_every == 0 or last or stop_early):
                     self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals, ema)
                 yield Progress(stage, step, total, loss_avg, metrics, eta,
@@ -475,6 +535,7 @@ class Trainer:
             "best": best, "bad_evals": bad_evals,
             "best_state": self.best_state or {},
             "history": self.history,
+            "best_steps": dict(self.best_steps),
             "ema": ema.state() if ema is not None else {},
         }
         with atomic_path(self.config.checkpoint, suffix=".pt") as tmp:
