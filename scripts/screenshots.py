@@ -1,9 +1,11 @@
-"""Screenshots of every widget in use on the sample image, for the README.
+"""Screenshots of the plugin in use on the sample image, at 1366 x 768, for the README.
 
     xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python scripts/screenshots.py [docs]
 
-Each widget is docked in a real napari window, run on the sample image, and the
-whole window is saved with ``viewer.screenshot(..., canvas_only=False)``.
+The one RockSeg dock (tabs) sits in a real napari window of a laptop's size; each tab is run
+on the sample image and the whole window is saved with ``viewer.screenshot(...,
+canvas_only=False)``: segment.png, train.png, evaluate.png, report.png, classes.png and
+overview.png (segmentation, legend and report side by side with the canvas).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
+
+SIZE = (1366, 768)
 
 
 def wait(panel, timeout=900):
@@ -34,36 +38,44 @@ def shot(viewer, path):
 
 
 def main(out="docs"):
-    from napari_rockseg._widgets.evaluate import EvaluateWidget
-    from napari_rockseg._widgets.report import PhaseReportWidget
-    from napari_rockseg._widgets.segment import SegmentWidget
-    from napari_rockseg._widgets.train import TrainWidget
+    from napari_rockseg._widgets.main import RockSegDock
 
     out = Path(out)
     out.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1500, 1000)
+    viewer.window._qt_window.resize(*SIZE)
     viewer.open_sample("napari-rockseg", "shale")
     image = viewer.layers["shale SEM"]
     truth = viewer.layers["shale SEM ground truth"]
     truth.visible = False
+    dock = RockSegDock(viewer)
+    viewer.window.add_dock_widget(dock, name="RockSeg", area="right")
+    viewer.window._qt_window.resize(*SIZE)
 
-    seg = SegmentWidget(viewer)
-    dock = viewer.window.add_dock_widget(seg, name="Segment", area="right")
+    seg = dock.segment
     seg.image.value = image
     seg.run()
     wait(seg.panel)
+    result = viewer.layers["shale SEM segmentation"]
     viewer.layers["shale SEM uncertainty"].visible = False
-    viewer.layers.selection.active = viewer.layers["shale SEM segmentation"]
+    viewer.layers.selection.active = result
     shot(viewer, out / "segment.png")
-    viewer.window.remove_dock_widget(dock)
 
-    train = TrainWidget(viewer)
-    dock = viewer.window.add_dock_widget(train, name="Train and retrain", area="right")
-    crop = viewer.add_image(np.asarray(image.data)[:512, :512], name="crop", scale=image.scale, units=image.units)
-    crop_truth = viewer.add_labels(np.asarray(truth.data)[:512, :512], name="crop truth", scale=image.scale,
-                                   units=image.units, colormap=truth.colormap, features=truth.features,
-                                   opacity=0.5)
+    dock.show_tab("Train")
+    train = dock.train
+    crop = viewer.add_image(
+        np.asarray(image.data)[:512, :512], name="crop", scale=image.scale, units=image.units
+    )
+    crop_truth = viewer.add_labels(
+        np.asarray(truth.data)[:512, :512],
+        name="crop truth",
+        scale=image.scale,
+        units=image.units,
+        colormap=truth.colormap,
+        features=truth.features,
+        metadata=dict(truth.metadata),
+        opacity=0.5,
+    )
     train.image.value, train.labels_layer.value = crop, crop_truth
     train.method.value = "unet"
     train.minutes.value = 0
@@ -73,27 +85,32 @@ def main(out="docs"):
     train.run()
     wait(train.panel)
     shot(viewer, out / "train.png")
-    viewer.window.remove_dock_widget(dock)
     viewer.layers.remove(crop)
     viewer.layers.remove(crop_truth)
 
-    ev = EvaluateWidget(viewer)
-    dock = viewer.window.add_dock_widget(ev, name="Evaluate and compare", area="right")
-    ev.prediction.value = viewer.layers["shale SEM segmentation"]
+    dock.show_tab("Evaluate")
+    ev = dock.evaluate
+    ev.prediction.value = result
     ev.truth.value = truth
     ev.run()
     ev.image.value = image
     ev.compare()
     wait(ev.compare_panel)
-    viewer.layers.selection.active = viewer.layers["shale SEM segmentation"]
+    viewer.layers.selection.active = result
     shot(viewer, out / "evaluate.png")
-    viewer.window.remove_dock_widget(dock)
 
-    rep = PhaseReportWidget(viewer)
-    dock = viewer.window.add_dock_widget(rep, name="Phase report", area="right")
-    rep.labels_layer.value = viewer.layers["shale SEM segmentation"]
-    rep.run()
+    dock.show_tab("Report")
+    dock.report.labels_layer.value = result
+    dock.report.run()
     shot(viewer, out / "report.png")
+
+    dock.show_tab("Classes")
+    dock.classes.layer.value = result
+    shot(viewer, out / "classes.png")
+
+    dock.show_tab("Report")
+    viewer.camera.zoom *= 1.6
+    shot(viewer, out / "overview.png")
     viewer.close()
 
 

@@ -6,6 +6,15 @@ import numpy as np
 
 from .engine.classes import ClassScheme
 
+#: shown instead of near-black class colours, which vanish over dark rock at 60 % opacity
+DARK_STAND_IN = (64, 160, 255)
+
+
+def display_color(rgb) -> tuple[int, int, int]:
+    """The colour a class is drawn in: its own, unless it is too dark to see over an image."""
+    r, g, b = rgb
+    return DARK_STAND_IN if 0.299 * r + 0.587 * g + 0.114 * b < 40 else tuple(rgb)
+
 
 def labels_colormap(scheme: ClassScheme):
     from napari.utils.colormaps import DirectLabelColormap
@@ -14,7 +23,7 @@ def labels_colormap(scheme: ClassScheme):
     for i, (label, rgb) in enumerate(zip(scheme.labels, scheme.colors)):
         # the "rest" class (mineral grain) covers most of an image: keep the rock visible through it
         alpha = 0.35 if i == scheme.rest else 1.0
-        colors[label] = np.array([*(c / 255 for c in rgb), alpha])
+        colors[label] = np.array([*(c / 255 for c in display_color(rgb)), alpha])
     return DirectLabelColormap(color_dict=colors)
 
 
@@ -22,10 +31,17 @@ def labels_features(scheme: ClassScheme) -> dict:
     return {"index": [0, *scheme.labels], "class": ["unlabelled", *scheme.names]}
 
 
-def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, units=None, **extra) -> dict:
+def labels_kwargs(
+    scheme: ClassScheme, name: str, scale=None, translate=None, units=None, **extra
+) -> dict:
     """Keyword arguments of a labels layer that shows the scheme's names and colours."""
-    kw = {"name": name, "colormap": labels_colormap(scheme), "features": labels_features(scheme),
-          "metadata": {"rockseg_scheme": scheme.to_dict(), **extra.pop("metadata", {})}, "opacity": 0.6}
+    kw = {
+        "name": name,
+        "colormap": labels_colormap(scheme),
+        "features": labels_features(scheme),
+        "metadata": {"rockseg_scheme": scheme.to_dict(), **extra.pop("metadata", {})},
+        "opacity": 0.6,
+    }
     if scale is not None:
         kw["scale"] = scale
     if translate is not None:
@@ -36,10 +52,21 @@ def labels_kwargs(scheme: ClassScheme, name: str, scale=None, translate=None, un
     return kw
 
 
+def apply_scheme(layer, scheme: ClassScheme) -> None:
+    """Give an existing labels layer the scheme's names, colours and metadata."""
+    kw = labels_kwargs(scheme, layer.name)
+    layer.colormap = kw["colormap"]
+    layer.features = kw["features"]
+    layer.metadata["rockseg_scheme"] = scheme.to_dict()
+
+
 def image_kwargs(image, name: str) -> dict:
     """Keyword arguments of an image layer for an :class:`~.engine.io.SEMImage`."""
     px = image.pixel_size_nm
-    kw = {"name": name, "metadata": {"pixel_size_nm": px, "source": str(image.path) if image.path else None}}
+    kw = {
+        "name": name,
+        "metadata": {"pixel_size_nm": px, "source": str(image.path) if image.path else None},
+    }
     if px:
         kw["scale"] = (px, px)
         kw["units"] = ("nm", "nm")

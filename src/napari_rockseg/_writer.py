@@ -1,14 +1,28 @@
-"""napari writer: a labels layer as an integer TIFF (0 = unlabelled, 1..K = classes)."""
+"""napari writer: a labels layer as an integer TIFF (0 = unlabelled, 1..K = classes) with its
+pixel size, and its class scheme beside it as ``<name>.classes.json`` (the reader restores it)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
 from .engine import io
 
 
+def scheme_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name.split(".")[0] + ".classes.json")
+
+
 def write_labels(path: str, data, meta: dict) -> list[str]:
     scale = meta.get("scale")
     px = float(scale[-1]) if scale is not None and float(scale[-1]) != 1.0 else None
     io.write_labels(path, np.asarray(data), px)
-    return [path]
+    scheme = (meta.get("metadata") or {}).get("rockseg_scheme")
+    if not scheme:
+        return [path]
+    side = scheme_path(path)
+    io.write_text(side, json.dumps(scheme, indent=1) + "\n")
+    return [path, str(side)]

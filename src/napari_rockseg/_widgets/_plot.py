@@ -59,7 +59,9 @@ class TrainingPlot(FigureBox):
         if self.iou:
             xs = [x for x, _ in self.iou]
             k = len(self.iou[0][1])
-            names = self.class_names if len(self.class_names) == k else [str(i + 1) for i in range(k)]
+            names = (
+                self.class_names if len(self.class_names) == k else [str(i + 1) for i in range(k)]
+            )
             for c in range(k):
                 self.ax_iou.plot(xs, [v[c] for _, v in self.iou], lw=1, label=names[c])
             self.ax_iou.set_ylim(0, 1)

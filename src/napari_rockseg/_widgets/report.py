@@ -21,12 +21,25 @@ from .._layers import scheme_of_layer
 from ..engine.analysis.rock import rock_report, summary_row
 from ..engine.classes import SHALE
 from ..engine.io import valid_mask, write_text
+from ._export import export_results
 from ._plot import FigureBox
-from ._worker import fit_table, notify_error, save_to
+from ._worker import fit_table, notify_error, notify_info, save_to, show_table, wrap_label
+from .legend import ClassLegend
 from .segment import pixel_size_of
 
 if TYPE_CHECKING:
     import napari
+
+
+def format_area(um2: float) -> str:
+    """µm² that read at a glance: 3 significant decimals, thousands separated, nm² when tiny."""
+    if um2 == 0:
+        return "0"
+    if abs(um2) < 0.001:
+        return f"{um2 * 1e6:,.0f} nm²"
+    if abs(um2) < 1:
+        return f"{um2:.3f}"
+    return f"{um2:,.2f}"
 
 
 class PoreHistogram(FigureBox):
@@ -39,9 +52,21 @@ class PoreHistogram(FigureBox):
         self.ax.set_title("pore-size distribution", fontsize=9)
         if pores and pores["histogram"]["counts"]:
             edges = np.asarray(pores["histogram"]["edges"])
-            self.ax.bar(edges[:-1], pores["histogram"]["counts"], width=np.diff(edges), align="edge",
-                        color="tab:green", edgecolor="black", linewidth=0.4)
+            self.ax.bar(
+                edges[:-1],
+                pores["histogram"]["counts"],
+                width=np.diff(edges),
+                align="edge",
+                color="tab:green",
+                edgecolor="black",
+                linewidth=0.4,
+            )
             self.ax.set_xscale("log")
+            from matplotlib.ticker import LogLocator, NullFormatter
+
+            # one labelled tick per decade: minor labels on a short log axis overlap
+            self.ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            self.ax.xaxis.set_minor_formatter(NullFormatter())
             self.ax.set_xlabel(f"equivalent diameter ({pores['unit']})", fontsize=8)
             self.ax.set_ylabel("pores", fontsize=8)
         self.ax.tick_params(labelsize=7)
@@ -53,21 +78,74 @@ class PhaseReportWidget(Container):
         import napari
 
         self.viewer = viewer
-        self.labels_layer = create_widget(annotation=napari.layers.Labels, label="labels")
-        self.min_size = SpinBox(label="min object size (px)", value=1, min=1, max=100000)
-        self.exclude_border = CheckBox(text="exclude pores touching the border", value=False)
-        self.auto_update = CheckBox(text="update while painting", value=True)
-        self.update_button = PushButton(text="Update")
-        self.summary = Label(value="")
+        self.labels_layer = create_widget(
+            annotation=napari.layers.Labels,
+            label="labels",
+            options={"tooltip": "the segmentation to measure"},
+        )
+        self.min_size = SpinBox(
+            label="min object size (px)",
+            value=1,
+            min=1,
+            max=100000,
+            tooltip="smaller objects are not counted",
+        )
+        self.exclude_border = CheckBox(
+            text="exclude pores touching the border",
+            value=False,
+            tooltip="their true size is unknown",
+        )
+        self.auto_update = CheckBox(
+            text="update while painting",
+            value=True,
+            tooltip="recompute after every change, undo included",
+        )
+        self.update_button = PushButton(text="Update", tooltip="recompute the report now")
+        self.summary = wrap_label(Label(value=""))
+        self.legend = ClassLegend()
         self.table = Table()
         self.table.native.setMinimumHeight(160)
         fit_table(self.table)
         self.histogram = PoreHistogram()
-        self.csv_path = FileEdit(label="export CSV", mode="w", filter="*.csv")
-        self.export_button = PushButton(text="Export CSV")
-        super().__init__(widgets=[self.labels_layer, self.min_size, self.exclude_border, self.auto_update,
-                                  self.update_button, self.summary, self.table, self.histogram,
-                                  self.csv_path, self.export_button])
+        self.csv_path = FileEdit(
+            label="export CSV",
+            mode="w",
+            filter="*.csv",
+            tooltip="file for the report's summary row",
+        )
+        self.export_button = PushButton(text="Export CSV", tooltip="write the summary row as CSV")
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="image (overlay)",
+            options={"tooltip": "the image under the labels, for the overlay PNG"},
+        )
+        self.results_dir = FileEdit(
+            label="results folder", mode="d", tooltip="folder for all results of this labels layer"
+        )
+        self.export_all_button = PushButton(
+            text="Export results",
+            tooltip="labels TIFF (+ classes JSON), overlay PNG, report CSV "
+            "and JSON, in the folder above",
+        )
+        super().__init__(
+            widgets=[
+                self.labels_layer,
+                self.min_size,
+                self.exclude_border,
+                self.auto_update,
+                self.update_button,
+                self.summary,
+                self.legend,
+                self.table,
+                self.histogram,
+                self.csv_path,
+                self.export_button,
+                self.image,
+                self.results_dir,
+                self.export_all_button,
+            ]
+        )
+        self.export_all_button.changed.connect(self.export_all)
         self.update_button.changed.connect(self.run)
         self.labels_layer.changed.connect(self._watch)
         self.export_button.changed.connect(self.export)
@@ -84,10 +162,15 @@ class PhaseReportWidget(Container):
     def _watch(self, *_):
         if self._watched is not None:
             self._watched.events.paint.disconnect(self._paint_callback)
+            self._watched.events.data.disconnect(self._paint_callback)
+            self._watched.events.set_data.disconnect(self._paint_callback)
         layer = self.labels_layer.value
         self._watched = layer
         if layer is not None:
+            # paint: strokes; set_data: undo / redo (napari refreshes); data: a new array
             layer.events.paint.connect(self._paint_callback)
+            layer.events.data.connect(self._paint_callback)
+            layer.events.set_data.connect(self._paint_callback)
         self.run()
 
     def _paint_callback(self, event=None):
@@ -107,11 +190,18 @@ class PhaseReportWidget(Container):
             scheme = scheme_of_layer(layer, SHALE)
             data = np.asarray(layer.data)
             mask = valid_mask(data.shape, int(layer.metadata.get("data_bar_rows", 0) or 0))
-            report = rock_report(data, scheme, pixel_size_of(layer), mask, self.min_size.value,
-                                 self.exclude_border.value)
+            report = rock_report(
+                data,
+                scheme,
+                pixel_size_of(layer),
+                mask,
+                self.min_size.value,
+                self.exclude_border.value,
+            )
         except Exception as exc:
-            notify_error(exc)
+            notify_error(exc, "the phase report")
             return None
+        self.legend.show(layer)
         px = report["pixel_size_nm"]
         rows = {"class": [], "area %": [], "objects": []}
         if px:
@@ -121,17 +211,21 @@ class PhaseReportWidget(Container):
             rows["area %"].append(f"{100 * c['fraction']:.2f}")
             rows["objects"].append(c["objects"])
             if px:
-                rows["µm²"].append(f"{c['area_um2']:.3f}")
-        self.table.value = rows
+                rows["µm²"].append(format_area(c["area_um2"]))
+        show_table(self.table, rows)
         lines = [f"pixel size {px:.4g} nm" if px else "pixel size unknown (sizes in pixels)"]
         if "porosity" in report:
-            lines.append(f"porosity {100 * report['porosity']:.2f} %")
+            lines.append(f"porosity {100 * report['porosity']:.3f} %")
         pores = report.get("pores")
         if pores and pores["count"]:
-            lines.append(f"pores {pores['count']}: d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
-                         f"d90 {pores['d90']:.1f} {pores['unit']}")
+            lines.append(
+                f"pores {pores['count']}: d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
+                f"d90 {pores['d90']:.1f} {pores['unit']}"
+            )
         if report.get("organic_hosted_pore_share") is not None:
-            lines.append(f"organic-hosted pore area {100 * report['organic_hosted_pore_share']:.1f} %")
+            lines.append(
+                f"organic-hosted pore area {100 * report['organic_hosted_pore_share']:.1f} %"
+            )
         self.summary.value = "\n".join(lines)
         self.histogram.show(pores)
         self.result = report
@@ -139,8 +233,31 @@ class PhaseReportWidget(Container):
 
     def export(self, *_):
         if self.result is None:
-            notify_error(ValueError("pick a labels layer first"))
+            notify_error("pick a labels layer first")
             return None
         row = summary_row(self.result)
-        text = ",".join(row) + "\n" + ",".join("" if v is None else str(v) for v in row.values()) + "\n"
+        text = (
+            ",".join(row)
+            + "\n"
+            + ",".join("" if v is None else str(v) for v in row.values())
+            + "\n"
+        )
         return save_to(self.csv_path, ".csv", "CSV report", lambda path: write_text(path, text))
+
+    def export_all(self, *_):
+        """Labels TIFF (+ scheme), overlay PNG, report CSV and JSON, named after the layer."""
+        layer = self.labels_layer.value
+        folder = str(self.results_dir.value)
+        if layer is None or self.result is None:
+            notify_error("pick a labels layer first")
+            return None
+        if not folder or folder == ".":
+            notify_error("choose a results folder")
+            return None
+        try:
+            paths = export_results(folder, layer, self.image.value, self.result)
+        except Exception as exc:
+            notify_error(exc, "exporting the results")
+            return None
+        notify_info(f"wrote {len(paths)} files to {folder}")
+        return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from ..engine.io import SEMImage, sidecar_pixel_size
 from ..engine.models.ensemble import FUSIONS
 from ._state import STORE
 from ._worker import RunPanel, notify_error
+from .legend import bind_class_keys
 
 if TYPE_CHECKING:
     import napari
@@ -43,6 +45,15 @@ def pixel_size_of(layer) -> float | None:
     if px is None and path:
         px = sidecar_pixel_size(Path(path))
     return px
+
+
+def gui_note(note: str) -> str:
+    """An engine note for the window: without the parts that point to the command line or to
+    files in the repository, which a user of the plugin has neither of."""
+    note = re.sub(r"\s*\((?:[^()]|\([^()]*\))*(?:rockseg |docs/)[^()]*\)", "", note)
+    note = re.sub(r"[;,]?\s*(?:docs/\S+|rockseg [a-z]+ --[\w-]+)", "", note)
+    note = re.sub(r"\s*\(--[\w-]+\)", "", note)  # "(--minutes)": the option's flag
+    return re.sub(r"--([a-z][\w-]*)", lambda m: m.group(1).replace("-", " "), note).strip()
 
 
 def is_huge(layer) -> bool:
@@ -77,9 +88,14 @@ def output_name(viewer, base: str) -> str:
 def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta):
     """Add or update a tool-made labels layer; never one the user painted."""
     name = output_name(viewer, name)
-    kw = labels_kwargs(scheme, name, scale=like_layer.scale, translate=like_layer.translate,
-                       units=like_layer.units,
-                       metadata={"rockseg_generated": True, **meta})
+    kw = labels_kwargs(
+        scheme,
+        name,
+        scale=like_layer.scale,
+        translate=like_layer.translate,
+        units=like_layer.units,
+        metadata={"rockseg_generated": True, **meta},
+    )
     if name in viewer.layers:
         layer = viewer.layers[name]
         layer.data = labels
@@ -88,6 +104,7 @@ def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta
         layer.metadata.update(kw["metadata"])
         return layer
     layer = viewer.add_labels(labels, **kw)
+    bind_class_keys(layer)
 
     def mark_painted(*_):
         layer.metadata["rockseg_painted"] = True
@@ -101,35 +118,112 @@ class SegmentWidget(Container):
         import napari
 
         self.viewer = viewer
-        self.image = create_widget(annotation=napari.layers.Image, label="image")
-        self.model = ComboBox(label="model", choices=STORE.names, value=STORE.current)
-        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model file")
-        self.fusion = ComboBox(label="ensemble fusion", choices=list(FUSIONS), value=FUSIONS[0],
-                               tooltip="stacked ensembles only: how the members are combined: mean of "
-                                       "the members (default, best on held-out images), the stacked "
-                                       "synthesizer, or the binary members alone")
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        self.device_used = Label(value=f"uses: {resolve_device('auto').type}")
-        self.tile = SpinBox(label="tile size", value=512, min=32, max=4096, step=32)
-        self.overlap = SpinBox(label="overlap", value=64, min=0, max=1024, step=8)
-        self.tta = CheckBox(text="test-time augmentation (8 views, slower)", value=False)
-        self.rescale = CheckBox(text="resample to the model's pixel size", value=True)
-        self.pixel_size = FloatSpinBox(label="image pixel size (nm)", value=0.0, min=0.0, max=1e6, step=0.001,
-                                       tooltip="read from the file or the layer's scale when they say it; "
-                                               "0 = unknown (the image is segmented as it is). Set it for "
-                                               "images whose files do not record it.")
-        self.want_probabilities = CheckBox(text="probability maps", value=False)
-        self.want_uncertainty = CheckBox(text="uncertainty map (where to paint next)", value=True)
-        self.panel = RunPanel("Segment")
-        super().__init__(widgets=[self.image, self.model, self.model_file, self.load_button, self.fusion,
-                                  self.device, self.device_used, self.tile, self.overlap, self.tta,
-                                  self.rescale, self.pixel_size, self.want_probabilities, self.want_uncertainty,
-                                  self.panel])
+        self.image = create_widget(
+            annotation=napari.layers.Image,
+            label="image",
+            options={"tooltip": "the image layer to segment"},
+        )
+        self.model = ComboBox(
+            label="model",
+            choices=STORE.names,
+            value=STORE.current,
+            tooltip="the current model; Train fine-tunes this one",
+        )
+        self.model_file = FileEdit(
+            label="model file",
+            mode="r",
+            filter="*.safetensors",
+            tooltip="a model file (.safetensors) to load",
+        )
+        self.load_button = PushButton(
+            text="Load model file", tooltip="load the model file above and select it"
+        )
+        self.fusion = ComboBox(
+            label="ensemble fusion",
+            choices=list(FUSIONS),
+            value=FUSIONS[0],
+            tooltip="stacked ensembles only: how the members are combined: mean of "
+            "the members (default, best on held-out images), the stacked "
+            "synthesizer, or the binary members alone",
+        )
+        self.device = ComboBox(
+            label="device",
+            choices=["auto", "cpu", "cuda", "mps"],
+            value="auto",
+            tooltip="auto: a GPU when there is one",
+        )
+        self.device_used = Label(
+            value=f"uses: {resolve_device('auto').type}", tooltip="the device the model runs on"
+        )
+        self.tile = SpinBox(
+            label="tile size",
+            value=512,
+            min=32,
+            max=4096,
+            step=32,
+            tooltip="pixels per window; smaller uses less memory",
+        )
+        self.overlap = SpinBox(
+            label="overlap",
+            value=64,
+            min=0,
+            max=1024,
+            step=8,
+            tooltip="pixels shared by neighbouring windows (blended)",
+        )
+        self.tta = CheckBox(
+            text="test-time augmentation (8 views, slower)",
+            value=False,
+            tooltip="average the prediction over flips and rotations",
+        )
+        self.rescale = CheckBox(
+            text="resample to the model's pixel size",
+            value=True,
+            tooltip="segment at the scale the model was trained at",
+        )
+        self.pixel_size = FloatSpinBox(
+            label="image pixel size (nm)",
+            value=0.0,
+            min=0.0,
+            max=1e6,
+            step=0.001,
+            tooltip="read from the file or the layer's scale when they say it; "
+            "0 = unknown (the image is segmented as it is). Set it for "
+            "images whose files do not record it.",
+        )
+        self.want_probabilities = CheckBox(
+            text="probability maps", value=False, tooltip="one probability layer per class (hidden)"
+        )
+        self.want_uncertainty = CheckBox(
+            text="uncertainty map (where to paint next)",
+            value=True,
+            tooltip="bright where the model is unsure (hidden)",
+        )
+        self.panel = RunPanel("Segment", "segmentation", tooltip="segment the image")
+        super().__init__(
+            widgets=[
+                self.image,
+                self.model,
+                self.model_file,
+                self.load_button,
+                self.fusion,
+                self.device,
+                self.device_used,
+                self.tile,
+                self.overlap,
+                self.tta,
+                self.rescale,
+                self.pixel_size,
+                self.want_probabilities,
+                self.want_uncertainty,
+                self.panel,
+            ]
+        )
         self.panel.run_button.changed.connect(self.run)
         self.load_button.changed.connect(self.load_file)
         self.device.changed.connect(self._show_device)
         self.model.changed.connect(self._show_fusion)
+        self.model.changed.connect(self._select_model)
         self.image.changed.connect(self._show_pixel_size)
         STORE.subscribe(self, self._models_changed)
         self._show_fusion()
@@ -140,6 +234,10 @@ class SegmentWidget(Container):
         self.model.reset_choices()
         self.model.value = STORE.current
 
+    def _select_model(self, *_):
+        """The model chosen here is the current model everywhere (Train fine-tunes it)."""
+        STORE.select(self.model.value)
+
     def _show_fusion(self, *_):
         """The fusion choice applies to stacked ensembles only; greyed out otherwise."""
         try:
@@ -149,7 +247,7 @@ class SegmentWidget(Container):
         self.fusion.enabled = kind == "ensemble"
 
     def _show_pixel_size(self, *_):
-        """The chosen image's pixel size as its file or layer gives it (0: unknown), for the user to check."""
+        """The chosen image's pixel size as its file or layer gives it (0: unknown), to check."""
         layer = self.image.value
         self.pixel_size.value = (pixel_size_of(layer) or 0.0) if layer is not None else 0.0
 
@@ -163,18 +261,18 @@ class SegmentWidget(Container):
         try:
             STORE.add_file(self.model_file.value)
         except Exception as exc:
-            notify_error(exc)
+            notify_error(exc, "loading the model")
 
     def run(self, *_):
         layer = self.image.value
         if layer is None:
-            notify_error(ValueError("open an image first (File > Open, or File > Open Sample > RockSeg)"))
+            notify_error("open an image first (File > Open, or File > Open Sample > RockSeg)")
             return None
         try:
             model = STORE.get(self.model.value)
             device = resolve_device(self.device.value)
         except Exception as exc:
-            notify_error(exc)
+            self.panel.status.value = notify_error(exc, "segmentation")
             return None
         if model.kind == "ensemble":
             model.fusion = self.fusion.value
@@ -184,22 +282,52 @@ class SegmentWidget(Container):
         image = image_of_layer(layer, self.pixel_size.value or None)
 
         def job():
-            return (yield from segment(model, image, tile=self.tile.value, overlap=self.overlap.value,
-                                       device=device, tta=self.tta.value, rescale=self.rescale.value,
-                                       probabilities=self.want_probabilities.value,
-                                       uncertainty=self.want_uncertainty.value))
+            return (
+                yield from segment(
+                    model,
+                    image,
+                    tile=self.tile.value,
+                    overlap=self.overlap.value,
+                    device=device,
+                    tta=self.tta.value,
+                    rescale=self.rescale.value,
+                    probabilities=self.want_probabilities.value,
+                    uncertainty=self.want_uncertainty.value,
+                )
+            )
 
         def done(seg):
             self.result = seg
-            put_labels(self.viewer, f"{layer.name} segmentation", seg.labels, scheme, layer,
-                       model=self.model.value, data_bar_rows=seg.data_bar)
+            put_labels(
+                self.viewer,
+                f"{layer.name} segmentation",
+                seg.labels,
+                scheme,
+                layer,
+                model=self.model.value,
+                data_bar_rows=seg.data_bar,
+            )
             if seg.uncertainty is not None:
-                self._put_image(f"{layer.name} uncertainty", seg.uncertainty, layer, colormap="magma",
-                                contrast_limits=(0, 1), blending="additive", visible=False)
+                self._put_image(
+                    f"{layer.name} uncertainty",
+                    seg.uncertainty,
+                    layer,
+                    colormap="magma",
+                    contrast_limits=(0, 1),
+                    blending="additive",
+                    visible=False,
+                )
             if seg.probabilities is not None:
-                self._put_image(f"{layer.name} probabilities", seg.probabilities, layer, colormap="viridis",
-                                contrast_limits=(0, 1), visible=False)
-            self.panel.status.value = "done" + ("; " + "; ".join(seg.notes) if seg.notes else "")
+                self._put_image(
+                    f"{layer.name} probabilities",
+                    seg.probabilities,
+                    layer,
+                    colormap="viridis",
+                    contrast_limits=(0, 1),
+                    visible=False,
+                )
+            notes = [gui_note(n) for n in seg.notes]
+            self.panel.status.value = "done" + ("; " + "; ".join(notes) if notes else "")
 
         return self.panel.start(job, done)
 
@@ -207,9 +335,25 @@ class SegmentWidget(Container):
         """Huge or lazy (dask) images: a lazy labels layer, computed block by block
         for the part of the image that is viewed."""
         data = layer.data[0] if layer.multiscale else layer.data
-        lab = lazy_labels(model, data, self.pixel_size.value or pixel_size_of(layer), data_bar=0, chunk=1024,
-                          tile=self.tile.value, overlap=self.overlap.value, device=device, rescale=self.rescale.value)
-        put_labels(self.viewer, f"{layer.name} segmentation", lab, model.info.scheme, layer, model=self.model.value)
+        lab = lazy_labels(
+            model,
+            data,
+            self.pixel_size.value or pixel_size_of(layer),
+            data_bar=0,
+            chunk=1024,
+            tile=self.tile.value,
+            overlap=self.overlap.value,
+            device=device,
+            rescale=self.rescale.value,
+        )
+        put_labels(
+            self.viewer,
+            f"{layer.name} segmentation",
+            lab,
+            model.info.scheme,
+            layer,
+            model=self.model.value,
+        )
         self.panel.status.value = "lazy: blocks are segmented as you view them"
         return None
 
@@ -220,4 +364,6 @@ class SegmentWidget(Container):
             self.viewer.layers[name].data = data
             return self.viewer.layers[name]
         units = like.units if data.ndim == 2 else ("pixel", *like.units)
-        return self.viewer.add_image(data, name=name, scale=scale, translate=translate, units=units, **kw)
+        return self.viewer.add_image(
+            data, name=name, scale=scale, translate=translate, units=units, **kw
+        )
