@@ -301,33 +301,3 @@ def test_preprocess_exports_tiles(train_dir, tmp_path):
     assert images and len(images) == len(list((out / "labels").glob("*.tif")))
     lab = io.read_labels(out / "labels" / images[0].name, SHALE)
     assert lab.shape == (128, 128) and lab.max() <= 4
-
-
-def test_train_options_default_to_the_engine_defaults():
-    """The parser repeats TrainConfig's defaults as literals (so `rockseg --help` need not import torch);
-    they must not drift apart."""
-    import dataclasses
-
-    from napari_rockseg.cli import build_parser
-    from napari_rockseg.engine.training.config import TrainConfig
-
-    args = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors"])
-    engine = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    shared = ["tile", "loss", "gamma", "batch_size", "width", "depth", "lr", "finetune_lr",
-              "keep_confident", "stroke_share", "synth_share", "normalization", "seed",
-              "checkpoint_every", "blur", "lowmag", "contrast", "members", "ema", "val_fraction", "balance"]
-    assert {k: getattr(args, k) for k in shared} == {k: engine[k] for k in shared}
-    # the loss names too (the Train widget takes them from losses.LOSSES)
-    from napari_rockseg.engine.training.losses import LOSSES
-
-    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
-    assert next(a for a in train_parser._actions if a.dest == "loss").choices == list(LOSSES)
-    # on purpose: the command line trains one U-Net without early stopping (measured best on
-    # held-out images at a 10-minute budget, README); the engine keeps the Paw-Net ensemble and
-    # the early stopping that the Train widget's short fine-tuning runs use
-    assert (args.method, args.patience) == ("unet", 0)
-    assert (engine["method"], engine["patience"]) == ("ensemble", 12)
-    # --noise is in grey levels of an 8-bit image; not given, the engine's default stays
-    assert args.noise is None
-    noisy = build_parser().parse_args(["train", "--data-dir", ".", "--out", "m.safetensors", "--noise", "12.75"])
-    assert noisy.noise * 4.0 / 255 == pytest.approx(0.2)

@@ -65,7 +65,8 @@ def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
     model = tmp_path / "e.safetensors"
     proc = cli("train", "--method", "ensemble", "--data-dir", scene_dir, "--steps", "10", "--tile", "32", "--width",
                "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
-               "--pixel-size", "0", "--synth-share", "0.2", "--patience", "0", "--blur", "0.7")
+               "--pixel-size", "0", "--synth-share", "0.2", "--patience", "0", "--blur", "0.7",
+               "--keep-checkpoint")
     assert proc.returncode == 0, proc.stderr
     ckpt = load_checkpoint(str(model) + ".ckpt.pt")
     last = {h["stage"]: h["step"] for h in ckpt["history"]}
@@ -73,7 +74,7 @@ def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
     from napari_rockseg.engine.models.bundle import load_model
 
     settings = load_model(model).info.provenance["settings"]
-    assert settings["synth_share"] == 0.2 and settings["patience"] is None and settings["blur"] == 0.7
+    assert settings["synth_share"] == 0.2 and settings["patience"] == 0 and settings["blur"] == 0.7
 
 
 def test_fine_tuning_a_model_of_other_classes_is_refused(scene_dir, tmp_path):

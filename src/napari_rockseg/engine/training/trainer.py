@@ -235,6 +235,8 @@ class Trainer:
             model.members = torch.nn.ModuleList(list(model.members)[:done])
         if getattr(model, "info", None) is not None:
             model.info.provenance["steps"] = steps
+        for p in model.parameters():  # a stage stopped mid-way froze the other members
+            p.requires_grad_(True)
         return model.cpu().eval()
 
     # -- internals ------------------------------------------------------------
@@ -422,6 +424,8 @@ class Trainer:
         self._stage = stage
         nets = self._stage_nets(stage, model)
         params = [p for n in nets for p in n.parameters()]
+        for p in params:  # a model copied from a run stopped mid-stage may have them off
+            p.requires_grad_(True)
         base_lr = c.finetune_lr if self.init is not None else c.lr
         opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=c.weight_decay)
         max_steps, max_secs = self._budget(stages, index)
