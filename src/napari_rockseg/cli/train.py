@@ -92,16 +92,14 @@ def cmd_train(args):
     _check_out(out, [*image_paths, *label_paths], args.overwrite)
     import shlex
 
-    import torch
-
     from ..engine.io import check_writable
+    from ..engine.threads import configure_threads
     from ..engine.training.data import load_training_pairs
     from ..engine.training.distributed import init_distributed
     from ..engine.training.trainer import Trainer
 
     check_writable(out)  # fail now, not after hours of training
-    if values["threads"]:
-        torch.set_num_threads(values["threads"])
+    configure_threads(values["threads"])
     rank, device = init_distributed(values["device"])
     images, labels = load_training_pairs(image_paths, label_paths, scheme)
     init = _load(args.init) if args.init else None

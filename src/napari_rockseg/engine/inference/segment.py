@@ -10,6 +10,7 @@ from ..condition import (
     TEXTURE_CEILING,
     _texture_scale,
     _texture_target,
+    check_resample_memory,
     resize,
     restore_texture,
     scale_factor,
@@ -109,6 +110,8 @@ def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TIL
     prep = prepare(model, grey, image.pixel_size_nm, data_bar, rescale)
     region = grey[: prep.valid_rows]
     k = model.info.scheme.n_classes
+    check_resample_memory(region.shape, prep.factor, 4 * (2 + k), "prediction",
+                          "segment it block by block (--stream) or as it is (--no-rescale)")
     probs = yield from region_probabilities(model, region, prep.factor, prep.bounds, tile, overlap,
                                             batch_size, device, tta)
     labels = np.zeros(grey.shape, np.uint8)
