@@ -14,9 +14,9 @@ import sys
 import threading
 
 from ..engine.errors import RockSegError
-from . import analyze, classic, evaluate, models, predict, train
+from . import align, analyze, classic, evaluate, models, predict, train
 
-SUBCOMMANDS = (train, models, predict, evaluate, classic, analyze)
+SUBCOMMANDS = (train, models, predict, evaluate, classic, analyze, align)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -36,7 +36,7 @@ def _bar(gen, desc: str, quiet: bool = False):
             if ev.stage != stage:
                 stage = ev.stage
                 bar.reset(total=ev.total)
-                bar.set_description(f"{desc} [{ev.message or ev.stage}]")
+                bar.set_description(f"{desc} [{ev.stage}]")
             bar.total = ev.total
             bar.n = ev.step
             post = {}

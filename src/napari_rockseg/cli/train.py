@@ -94,14 +94,15 @@ def cmd_train(args):
 
     from ..engine.io import check_writable
     from ..engine.threads import configure_threads
-    from ..engine.training.data import load_training_pairs
     from ..engine.training.distributed import init_distributed
     from ..engine.training.trainer import Trainer
+    from ..engine.training.volume_data import load_pairs
 
     check_writable(out)  # fail now, not after hours of training
     configure_threads(values["threads"])
     rank, device = init_distributed(values["device"])
-    images, labels = load_training_pairs(image_paths, label_paths, scheme)
+    images, labels = load_pairs(image_paths, label_paths, scheme,
+                                voxel_depth_nm=args.voxel_depth)
     init = _load(args.init) if args.init else None
     cfg = _config(args, values, out, device)
     trainer = Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
@@ -159,8 +160,12 @@ def add_parser(sub) -> None:
     t = sub.add_parser("train",
                        help="train a model (U-Net, bag of U-Nets, ensemble, forest or LDA)")
     t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
-    t.add_argument("--images", nargs="+", type=Path)
-    t.add_argument("--labels", nargs="+", type=Path)
+    t.add_argument("--images", nargs="+", type=Path,
+                   help="images, or volumes (multi-page TIFF, OME-TIFF, zarr) painted on a few slices")
+    t.add_argument("--labels", nargs="+", type=Path,
+                   help="their labels: 2-D masks, or label volumes (0 = unpainted)")
+    t.add_argument("--voxel-depth", type=float, metavar="NM",
+                   help="volumes: the slice spacing in nm, for files that do not record it")
     t.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     t.add_argument("--classes", type=Path, help="class scheme JSON (default: shale)")
