@@ -47,7 +47,8 @@ def score(model, images, labels, k: int) -> tuple[np.ndarray, float]:
 
 
 def run_set(root: Path, methods, minutes: float, seed: int) -> dict:
-    scheme = load_scheme(root / "classes.json")
+    scheme_file = root / "classes.json"  # absent: the default (shale) scheme
+    scheme = load_scheme(scheme_file if scheme_file.exists() else None)
     train = load_training_pairs(*pairs_in_dir(root / "train"), scheme)
     test = load_training_pairs(*pairs_in_dir(root / "test"), scheme)
     px = sorted({img.pixel_size_nm for img in train[0] + test[0]}, key=lambda v: (v is None, v))
