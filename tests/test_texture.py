@@ -117,8 +117,15 @@ def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(sh
 def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
     from types import SimpleNamespace
 
-    def model(kind, norm="median"):
-        return SimpleNamespace(kind=kind, info=SimpleNamespace(normalization=norm))
+    from napari_rockseg.engine.models.ensemble import Bag, Ensemble, NetModel
+    from napari_rockseg.engine.models.forest import PixelForest
+    from napari_rockseg.engine.models.lda import GreyLDA
+
+    kinds = {c.kind: c for c in (NetModel, Bag, Ensemble, PixelForest, GreyLDA)}
+
+    def model(kind, norm="median"):  # what each model class declares, without its weights
+        return SimpleNamespace(kind=kind, texture_levels=kinds[kind].texture_levels,
+                               info=SimpleNamespace(normalization=norm))
 
     assert _texture_target(model("unet"), 2.0) == TEXTURE_TARGET
     assert _texture_target(model("bag"), 1.0) == TEXTURE_FLOOR
@@ -152,7 +159,8 @@ def test_texture_levels_follow_the_models_own_training_texture():
     from types import SimpleNamespace
 
     def model(texture):
-        return SimpleNamespace(kind="unet", info=SimpleNamespace(normalization="median", texture=texture))
+        return SimpleNamespace(kind="unet", texture_levels=True,
+                               info=SimpleNamespace(normalization="median", texture=texture))
 
     assert _texture_target(model(None), 1.0) == TEXTURE_FLOOR
     assert _texture_target(model(REFERENCE_TEXTURE), 2.0) == pytest.approx(TEXTURE_TARGET)

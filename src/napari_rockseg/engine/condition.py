@@ -208,11 +208,13 @@ def _texture_scale(model) -> float:
 
 def _texture_target(model, factor: float) -> float | None:
     """The pixel-scale texture an image zoomed ``factor`` x for ``model`` gets at the model's
-    scale (:func:`restore_texture`), or None: U-Nets and bags with the median normalisation
-    only; :data:`TEXTURE_TARGET` for enlargements in :data:`TEXTURE_FACTORS`,
+    scale (:func:`restore_texture`), or None: models that use texture levels
+    (:func:`.models.protocol.uses_texture_levels`); :data:`TEXTURE_TARGET` for enlargements in :data:`TEXTURE_FACTORS`,
     :data:`TEXTURE_FLOOR` below them, nothing above (3x and more lost on held-out images);
     each scaled by the model's own training texture (:func:`_texture_scale`)."""
-    if getattr(model, "kind", None) not in ("unet", "bag") or model.info.normalization != "median":
+    from .models.protocol import uses_texture_levels
+
+    if not uses_texture_levels(model):
         return None
     lo, hi = TEXTURE_FACTORS
     if factor < lo:

@@ -18,6 +18,7 @@ from ..condition import (
 )
 from ..events import Progress
 from ..io import SEMImage, detect_data_bar, resolve_data_bar, to_grey
+from ..models.protocol import RAW_GREY, WHOLE_IMAGE, reads
 from .device import resolve_device
 from .window import BATCH, OVERLAP, TILE, predict_proba
 
@@ -65,7 +66,7 @@ def prepare(model, data, pixel_size_nm=None, data_bar: int | None = None,
         bar = resolve_data_bar(data, data_bar)
     factor, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
     bounds, contrast_note = (None, None)
-    if getattr(model, "kind", None) != "lda":
+    if reads(model) != RAW_GREY:
         bounds, contrast_note = model.info.stats_and_note(data, h - bar)
     return Preparation(bar, h - bar, factor, bounds, [n for n in (scale_note, contrast_note) if n])
 
@@ -74,8 +75,7 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
                          overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False):
     """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
     ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds."""
-    kind = getattr(model, "kind", None)
-    if kind == "lda":  # the original baseline: raw grey values, no resampling
+    if reads(model) == RAW_GREY:  # the original baseline: no normalisation, no resampling
         probs = model.probabilities(region)
         yield Progress("predict", 1, 1)
         return probs
@@ -84,10 +84,10 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
         shape = tuple(max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape)
         x = resize(x, shape, order=1)
     target = _texture_target(model, factor)
-    if target is not None:  # U-Nets and bags: pixel noise smoothed down, missing texture given back
+    if target is not None:  # pixel noise smoothed down, missing texture given back
         x = restore_texture(smooth_texture(x, TEXTURE_CEILING * _texture_scale(model)), target)
     dev = resolve_device(device) if isinstance(device, str) else device
-    if kind == "rf":
+    if reads(model) == WHOLE_IMAGE:
         yield Progress("predict", 0, 1, message="pixel features and forest")
         probs = model.probabilities(x, device=dev)
         yield Progress("predict", 1, 1)

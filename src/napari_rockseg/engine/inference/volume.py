@@ -22,6 +22,7 @@ from ..condition import SAMPLE_PIXELS, sample_grid, scale_factor
 from ..errors import InputError
 from ..events import Progress
 from ..io import SEMImage, read_volume, write_text, write_volume
+from ..models.protocol import RAW_GREY, reads
 from .segment import region_probabilities
 from .window import BATCH, OVERLAP, TILE
 
@@ -52,7 +53,7 @@ class VolumeSegmentation:
 def volume_stats(model, data) -> tuple[tuple | None, str | None]:
     """The model's intensity statistics of a whole (possibly lazy) volume, from a grid
     sample of at most ``STATS_SLICES`` evenly spaced slices, and a low-contrast note."""
-    if getattr(model, "kind", None) == "lda":  # the LDA classifies raw grey values
+    if reads(model) == RAW_GREY:  # the LDA classifies raw grey values
         return None, None
     z = int(data.shape[0])
     picks = np.unique(np.linspace(0, z - 1, min(z, STATS_SLICES)).round().astype(int))

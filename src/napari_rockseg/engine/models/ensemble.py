@@ -13,6 +13,7 @@ from torch import nn
 
 from .info import ModelInfo
 from .nets import FusedUNets, UNet
+from .protocol import TILES
 
 #: the default first
 FUSIONS = ("mean", "stacked", "binary")
@@ -22,6 +23,7 @@ class NetModel(nn.Module):
     """One multi-class U-Net with its model information."""
 
     kind = "unet"
+    reads, texture_levels = TILES, True
 
     def __init__(self, net: UNet, info: ModelInfo):
         super().__init__()
@@ -54,6 +56,7 @@ class Ensemble(nn.Module):
     """
 
     kind = "ensemble"
+    reads, texture_levels = TILES, False
 
     def __init__(self, binaries: list[UNet], multi: UNet, synth: UNet | None, info: ModelInfo,
                  fusion: str = "mean"):
@@ -141,6 +144,7 @@ class Bag(nn.Module):
     with its forest."""
 
     kind = "bag"
+    reads, texture_levels = TILES, True
 
     def __init__(self, members: list[UNet], info: ModelInfo, forest=None,
                  forest_weight: float = 0.0, fused: str | None = "grouped"):

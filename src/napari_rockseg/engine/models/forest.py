@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import InputError
 from .info import ModelInfo
+from .protocol import WHOLE_IMAGE
 
 
 def pixel_features(x: np.ndarray, sigma_max: float = 16.0, workers: int = 2) -> np.ndarray:
@@ -210,6 +211,7 @@ class PixelForest:
     """
 
     kind = "rf"
+    reads, texture_levels = WHOLE_IMAGE, False
 
     def __init__(self, info: ModelInfo | None = None, arrays: dict | None = None, sigma_max: float = 16.0):
         self.info = info or ModelInfo()

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import InputError
 from .info import ModelInfo
+from .protocol import RAW_GREY
 
 
 class GreyLDA:
@@ -17,6 +18,7 @@ class GreyLDA:
     """
 
     kind = "lda"
+    reads, texture_levels = RAW_GREY, False
 
     def __init__(self, coef=None, intercept=None, classes=None, info: ModelInfo | None = None):
         self.info = info or ModelInfo(normalization="none")
