@@ -14,9 +14,10 @@ from napari_rockseg.engine.inference.window import predict_proba
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.models import bundle
 from napari_rockseg.engine.models.nets import UNet
+from napari_rockseg.engine.training.average import WeightAverage
 from napari_rockseg.engine.training.checkpoints import checkpoint_info
 from napari_rockseg.engine.training.config import TrainConfig
-from napari_rockseg.engine.training.trainer import Trainer, WeightAverage
+from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 

@@ -7,9 +7,12 @@ return a scalar; the ``nn.Module`` wrappers only hold the parameters.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import InputError
 
 _EPS = 1e-6
 
@@ -181,3 +184,16 @@ def multiclass_loss(name: str, alpha=None, gamma: float = 2.0, class_weight=None
     if name == "dice":
         return soft_dice
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
+    """Focal alpha of each binary member.  By default a rare class weighs its
+    positives more (alpha = 1 - frequency, within 0.25..0.9)."""
+    if alpha is None:
+        if freqs is None:
+            return [0.75] * k
+        return [float(np.clip(1 - f, 0.25, 0.9)) for f in freqs]
+    if isinstance(alpha, (int, float)):
+        return [float(alpha)] * k
+    if len(alpha) != k:
+        raise InputError(f"--alpha gives {len(alpha)} values for {k} classes")
+    return [float(a) for a in alpha]

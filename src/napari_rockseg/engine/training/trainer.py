@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import copy
-import math
-import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 
 import numpy as np
 import torch
 
-from ..analysis.metrics import per_class_iou
 from ..classes import ClassScheme
 from ..errors import InputError
 from ..events import Progress
-from ..inference.device import autocast, autocast_dtype, resolve_device
-from ..io import SEMImage, atomic_path, resolve_data_bar, valid_mask
+from ..inference.device import resolve_device
+from ..io import SEMImage, resolve_data_bar, valid_mask
 from ..models.bundle import provenance
 from ..models.ensemble import Bag, Ensemble, NetModel
 from ..models.forest import PixelForest
@@ -26,46 +22,13 @@ from ..models.nets import UNet
 from .checkpoints import load_checkpoint
 from .config import METHODS, TrainConfig
 from .data import plan_pixel_size, prepare_items
-from .distributed import _agree, _rng_from_tensor, _rng_to_tensor, dist_info
-from .losses import binary_focal_dice, multiclass_loss
-from .sampler import TileSampler, TrainImage, split_validation
+from .distributed import dist_info
+from .sampler import TileSampler, split_validation
+from .steps import StageSteps
+from .validation import quality_warnings
 
 
-def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
-    """Focal alpha of each binary member.  By default a rare class weighs its
-    positives more (alpha = 1 - frequency, within 0.25..0.9)."""
-    if alpha is None:
-        if freqs is None:
-            return [0.75] * k
-        return [float(np.clip(1 - f, 0.25, 0.9)) for f in freqs]
-    if isinstance(alpha, (int, float)):
-        return [float(alpha)] * k
-    if len(alpha) != k:
-        raise InputError(f"--alpha gives {len(alpha)} values for {k} classes")
-    return [float(a) for a in alpha]
-
-
-def _eval_iou(model_fn, val: list[TrainImage], n_classes: int, dev) -> np.ndarray:
-    """Per-class IoU on the validation blocks, pooled over blocks."""
-    preds, truths = [], []
-    with torch.inference_mode():
-        for it in val:
-            x = torch.from_numpy(it.image[None, None]).to(dev)
-            preds.append(model_fn(x)[0].cpu().numpy())
-            truths.append(it.labels)
-    return per_class_iou(np.concatenate([p.ravel() for p in preds]),
-                         np.concatenate([t.ravel() for t in truths]), n_classes)
-
-
-#: a labelled class below this validation IoU was not learned
-NOT_LEARNED = 0.05
-#: a model this far below a quick random forest's validation mean IoU learned too little
-FOREST_MARGIN = 0.1
-#: training pixels up to which the quick random forest is fitted for the comparison
-FOREST_CHECK_PIXELS = 2_000_000
-
-
-class Trainer:
+class Trainer(StageSteps):
     """Trains a model of ``config.method`` on images and label masks."""
 
     def __init__(self, config: TrainConfig, images: list[SEMImage], labels: list[np.ndarray],
@@ -241,39 +204,10 @@ class Trainer:
 
     # -- internals ------------------------------------------------------------
     def _quality(self, model, train_items, val):
-        """Generator: fill :attr:`warnings` when the model learned little, judged on the
-        validation blocks: a labelled class with IoU below :data:`NOT_LEARNED`, or a mean IoU
-        :data:`FOREST_MARGIN` below a quick random forest fitted on the same training pixels
-        (only from scratch and up to :data:`FOREST_CHECK_PIXELS`, so that it stays cheap)."""
-        if not val:
-            return
-        k = self.scheme.n_classes
-        cpu = torch.device("cpu")
-        iou = _eval_iou(lambda x: model.probabilities(x).argmax(1) + 1, val, k, cpu)
-        present = sorted(set(np.unique(np.concatenate([v.labels.ravel() for v in val]))) - {0})
-        if not present:
-            return
-        warnings = [f"class '{self.scheme.names[c - 1]}' was not learned (validation IoU "
-                    f"{iou[c - 1]:.2f}): train longer (--minutes), label more pixels of it, or "
-                    f"try --method rf" for c in present if iou[c - 1] < NOT_LEARNED]
-        mean = float(np.mean([iou[c - 1] for c in present]))
-        pixels = sum(it.image.size for it in train_items)
-        if self.init is None and pixels <= FOREST_CHECK_PIXELS:
-            yield Progress("check", 0, 1, message="a quick random forest to compare with")
-            forest = PixelForest(model.info).fit([it.image for it in train_items],
-                                                 [it.labels for it in train_items], n_trees=10,
-                                                 seed=self.config.seed)
-            pred = [forest.probabilities(v.image).argmax(0) + 1 for v in val]
-            rf = per_class_iou(np.concatenate([p.ravel() for p in pred]),
-                               np.concatenate([v.labels.ravel() for v in val]), k)
-            rf_mean = float(np.mean([rf[c - 1] for c in present]))
-            if mean < rf_mean - FOREST_MARGIN:
-                warnings.append(f"validation mean IoU {mean:.2f} is far below a quick random "
-                                f"forest's {rf_mean:.2f} on the same blocks: train longer "
-                                f"(--minutes) or use --method rf")
-        self.warnings = warnings
-        yield Progress("check", 1, 1,
-                       message="; ".join(f"warning: {w}" for w in warnings) or "model checked")
+        """Generator: fill :attr:`warnings` when the model learned little (see
+        :func:`.validation.quality_warnings`)."""
+        self.warnings = yield from quality_warnings(model, self.scheme, train_items, val,
+                                                    self.init is None, self.config.seed)
 
     def _with_kept_predictions(self, dev):
         """Generator: the training labels, where fine-tuning on sparse labels, with the
@@ -347,270 +281,3 @@ class Trainer:
         saved = ckpt.get("method")
         if saved != self.config.method:
             raise InputError(f"the checkpoint is of a {saved} run; resume it with --method {saved}")
-
-    @staticmethod
-    def _stages(model) -> list[str]:
-        if model.kind == "ensemble":
-            return ["members", "synth"]
-        if model.kind == "bag":
-            return [f"net{i + 1}" for i in range(len(model.members))]
-        return ["unet"]
-
-    def _stage_nets(self, stage, model):
-        if stage.startswith("net"):
-            return [model.members[int(stage[3:]) - 1]]
-        if stage == "members":
-            return [*model.binaries, model.multi]
-        if stage == "synth":
-            return [model.synth]
-        return [model.net]
-
-    def _budget(self, stages, index):
-        """(steps, seconds) this stage may use; either may be None."""
-        c = self.config
-        share = 1.0 / len(stages)
-        if stages == ["members", "synth"]:
-            share = c.synth_share if stages[index] == "synth" else 1 - c.synth_share
-        total = c.total_steps()
-        steps = None if total is None else max(1, int(round(total * share)))
-        secs = None if c.minutes is None else c.minutes * 60 * share
-        if steps is None and secs is None:
-            steps = max(1, int(round(2000 * share)))
-        return steps, secs
-
-    def _losses(self, stage, model, xb, yb):
-        c = self.config
-        k = self.scheme.n_classes
-        valid = yb > 0
-        if stage == "members":
-            alphas = binary_alpha(c.alpha, k, self.class_freqs)
-            loss = 0.0
-            for ci, net in enumerate(model.binaries):
-                loss = loss + binary_focal_dice(net(xb), yb == ci + 1, valid, alphas[ci], c.gamma)
-            return loss + self._multi_loss()(model.multi(xb), yb)
-        if stage == "synth":
-            with torch.no_grad():
-                maps = model.member_maps(xb)
-            return self._multi_loss()(model.synth(maps), yb)
-        net = self._stage_nets(stage, model)[0]
-        return self._multi_loss()(net(xb), yb)
-
-    def _multi_loss(self):
-        c = self.config
-        alpha = c.alpha if isinstance(c.alpha, list) else None
-        return multiclass_loss(c.loss, alpha, c.gamma, alpha)
-
-    def _validate(self, stage, model, val, dev) -> dict:
-        k = self.scheme.n_classes
-        if not val:
-            return {}
-        if stage == "members":
-            multi = _eval_iou(lambda x: model.multi(x).argmax(1) + 1, val, k, dev)
-            binary = _eval_iou(lambda x: model.probabilities(x, "binary").argmax(1) + 1, val, k, dev)
-            score = 0.5 * (multi.mean() + binary.mean())
-            return {"iou": multi.tolist(), "binary_iou": binary.tolist(), "miou": float(multi.mean()),
-                    "score": float(score)}
-        if stage == "synth":  # the synthesizer, whatever fusion the model uses by default
-            probs = lambda x: model.probabilities(x, "stacked")
-        else:  # the one network the stage trains: the U-Net, or one member of a bag
-            net = self._stage_nets(stage, model)[0]
-            probs = lambda x: torch.softmax(net(x).float(), dim=1)
-        iou = _eval_iou(lambda x: probs(x).argmax(1) + 1, val, k, dev)
-        return {"iou": iou.tolist(), "miou": float(iou.mean()), "score": float(iou.mean())}
-
-    def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
-        c = self.config
-        stage = stages[index]
-        self._stage = stage
-        nets = self._stage_nets(stage, model)
-        params = [p for n in nets for p in n.parameters()]
-        for p in params:  # a model copied from a run stopped mid-stage may have them off
-            p.requires_grad_(True)
-        base_lr = c.finetune_lr if self.init is not None else c.lr
-        opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=c.weight_decay)
-        max_steps, max_secs = self._budget(stages, index)
-        best, bad_evals = -1.0, 0
-        ema = WeightAverage(nets, c.ema) if c.ema > 0 else None
-        self.weight_average = ema  # the stage's, for inspection
-        if ckpt is not None:
-            opt.load_state_dict(ckpt["optimizer"])
-            if ema is not None and ckpt.get("ema"):
-                ema.load(ckpt["ema"])
-            sampler.rng.bit_generator.state = _rng_from_tensor(ckpt["sampler_rng"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            best, bad_evals = float(ckpt["best"]), int(ckpt["bad_evals"])
-            self.best_state = ckpt.get("best_state") or None
-            self.best_steps.update(ckpt.get("best_steps") or {})
-        else:
-            self.best_state = None
-        loss_scaling = autocast_dtype(dev, c.precision) == torch.float16  # float16 on CUDA only
-        scaler = torch.amp.GradScaler("cuda", enabled=loss_scaling)
-        rank, world = dist_info()
-        frozen = [p for p in model.parameters() if not any(p is q for q in params)]
-        for p in frozen:
-            p.requires_grad_(False)
-        runner = _StageLoss(self, stage, model)
-        freeze_norm = self.init is not None and c.freeze_norm
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            # gradients are averaged over the processes; BatchNorm statistics follow rank 0
-            runner = DistributedDataParallel(runner, device_ids=[dev.index] if dev.type == "cuda" else None)
-        step, t_start = step0, time.perf_counter() - elapsed0
-        loss_avg = None
-        try:
-            while True:
-                elapsed = time.perf_counter() - t_start
-                frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
-                if _agree(frac >= 1.0, dev):
-                    break
-                for n in nets:
-                    n.train()
-                    if freeze_norm:
-                        for m in n.modules():
-                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                                m.eval()
-                if stage == "synth":
-                    for n in [*model.binaries, model.multi]:
-                        n.eval()
-                lr = base_lr * (min(1.0, (step + 1) / 20) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                xb, yb = sampler.batch(c.batch_size)
-                xb = torch.from_numpy(xb).to(dev)
-                yb = torch.from_numpy(yb).to(dev)
-                with autocast(dev, c.precision):
-                    loss = runner(xb, yb)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                if ema is not None:
-                    ema.update()
-                step += 1
-                lv = float(loss.detach())
-                loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
-                elapsed = time.perf_counter() - t_start
-                frac = max(step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0)
-                total = max_steps if max_steps else max(step, int(round(step / max(frac, 1e-9))))
-                eta = elapsed / max(frac, 1e-9) * (1 - frac)
-                metrics = {}
-                last = _agree(frac >= 1.0, dev)
-                if step % c.eval_every == 0 or last:
-                    for n in nets:
-                        n.eval()
-                    with ema.applied() if ema is not None else nullcontext():  # the average is what is kept
-                        metrics = self._validate(stage, model, val, dev)
-                        score = metrics.get("score", -lv)
-                        # rank 0 decides, so all processes keep the same model; with nothing to
-                        # validate on, the moving average is always the model to keep
-                        if _agree(score > best or (ema is not None and not metrics), dev):
-                            best, bad_evals = score, 0
-                            self.best_steps[stage] = step
-                            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                        else:
-                            bad_evals += 1
-                    self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
-                stop_early = _agree(bool(c.patience) and bad_evals >= c.patience, dev)
-                if c.checkpoint and rank == 0 and (step % c.checkpoint_every == 0 or last or stop_early):
-                    self._save_checkpoint(model, opt, sampler, index, step, elapsed, best, bad_evals, ema)
-                yield Progress(stage, step, total, loss_avg, metrics, eta,
-                               message=f"stage {index + 1}/{len(stages)}: {stage}")
-                if stop_early:
-                    break
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-            self.stage_steps[stage] = step
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state)
-        if c.checkpoint and rank == 0 and index + 1 < len(stages):
-            self.best_state = None
-            self._save_checkpoint(model, None, sampler, index + 1, 0, 0.0, -1.0, 0)
-
-    def _save_checkpoint(self, model, opt, sampler, stage, step, elapsed, best, bad_evals, ema=None):
-        data = {
-            "method": self.config.method,
-            "stage": stage, "step": step, "elapsed": elapsed,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict() if opt is not None else {},
-            "sampler_rng": _rng_to_tensor(sampler.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-            "best": best, "bad_evals": bad_evals,
-            "best_state": self.best_state or {},
-            "history": self.history,
-            "best_steps": dict(self.best_steps),
-            "ema": ema.state() if ema is not None else {},
-        }
-        with atomic_path(self.config.checkpoint, suffix=".pt") as tmp:
-            torch.save(data, tmp)
-
-
-class WeightAverage:
-    """Exponential moving average of the weights and batch-norm statistics of ``nets``
-    (Polyak averaging, as timm's ModelEmaV2): after each step, average <- d average +
-    (1 - d) weights, with d = min(decay, (1 + n) / (10 + n)) after n updates so that the
-    first steps' random weights fade fast.  ``applied()`` puts the average into the nets
-    for a while (to validate or keep it)."""
-
-    def __init__(self, nets, decay: float):
-        if not 0 < decay < 1:
-            raise InputError(f"the weight average's decay must be above 0 and below 1, not {decay}")
-        self.nets, self.decay, self.updates = nets, decay, 0
-        self.shadow = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in nets]
-
-    def _pairs(self):
-        for n, sh in zip(self.nets, self.shadow):
-            for k, v in n.state_dict().items():
-                yield sh[k], v
-
-    @torch.no_grad()
-    def update(self):
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        avg, cur = [], []
-        for a, v in self._pairs():
-            if v.dtype.is_floating_point:
-                avg.append(a)
-                cur.append(v.detach())
-            else:  # batch counters
-                a.copy_(v)
-        torch._foreach_lerp_(avg, cur, 1 - d)
-
-    def put(self):
-        """Load the average into the nets."""
-        for n, sh in zip(self.nets, self.shadow):
-            n.load_state_dict(sh)
-
-    @contextmanager
-    def applied(self):
-        saved = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in self.nets]
-        self.put()
-        try:
-            yield
-        finally:
-            for n, st in zip(self.nets, saved):
-                n.load_state_dict(st)
-
-    def state(self) -> dict:
-        out = {f"{i}.{k}": v.detach().cpu().clone() for i, sh in enumerate(self.shadow) for k, v in sh.items()}
-        out["updates"] = torch.tensor(self.updates)
-        return out
-
-    def load(self, state: dict):
-        self.updates = int(state["updates"])
-        for i, sh in enumerate(self.shadow):
-            for k in sh:
-                sh[k].copy_(state[f"{i}.{k}"])
-
-
-class _StageLoss(torch.nn.Module):
-    """The loss of one training stage as a module, so that DistributedDataParallel
-    can wrap it and average the gradients of every net the stage trains."""
-
-    def __init__(self, trainer: Trainer, stage: str, model):
-        super().__init__()
-        self.trainer, self.stage, self.model = trainer, stage, model
-
-    def forward(self, xb, yb):
-        return self.trainer._losses(self.stage, self.model, xb, yb)
