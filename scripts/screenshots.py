@@ -1,11 +1,13 @@
 """Screenshots of the plugin in use on the sample image, at 1366 x 768, for the README.
 
-    xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python scripts/screenshots.py [docs]
+    xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python scripts/screenshots.py [docs] [volume]
 
 The one RockSeg dock (tabs) sits in a real napari window of a laptop's size; each tab is run
 on the sample image and the whole window is saved with ``viewer.screenshot(...,
 canvas_only=False)``: segment.png, train.png, evaluate.png, report.png, classes.png and
-overview.png (segmentation, legend and report side by side with the canvas).
+overview.png (segmentation, legend and report side by side with the canvas); volume.png: the
+real FIB-SEM stack (../shared/data/fibsem-stack) aligned, segmented by a random forest trained
+on two painted slices, in napari's 3-D view (only this one with ``volume`` after the folder).
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ def shot(viewer, path):
     print("wrote", path)
 
 
-def main(out="docs"):
+def main(out="docs", only=None):
     from napari_rockseg._widgets.main import RockSegDock
 
     out = Path(out)
     out.mkdir(exist_ok=True)
+    volume_shot(out)
+    if only == "volume":
+        return
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(*SIZE)
     viewer.open_sample("napari-rockseg", "shale")
@@ -112,6 +117,104 @@ def main(out="docs"):
     viewer.camera.zoom *= 1.6
     shot(viewer, out / "overview.png")
     viewer.close()
+
+
+FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-stack" / "slices"
+#: a part of the stack that keeps the shot quick: slices, and a 512 x 512 window of each
+N_SLICES, WINDOW = 8, (slice(296, 808), slice(604, 1116))
+#: the stack has no voxel size: z is drawn this many pixels per slice in the 3-D view only
+Z_DRAWN = 6
+#: camera of the 3-D view (napari's euler angles, degrees) and zoom relative to its fit
+ANGLES, ZOOM = (-35, 40, 130), 0.9
+
+
+def scribbles(plane, seed=0):
+    """What a user paints on one slice: a few dark pores and patches of grain, found on a
+    smoothed copy (the slices are noisy); everything else stays unpainted (0)."""
+    from scipy import ndimage as ndi
+
+    from napari_rockseg.engine.classes import SHALE
+
+    smooth = ndi.gaussian_filter(plane.astype(np.float32), 3)
+    lab = np.zeros(plane.shape, np.uint8)
+    lab[ndi.binary_erosion(smooth < np.percentile(smooth, 1.5), iterations=1)] = SHALE.find("pore")
+    rng = np.random.default_rng(seed)
+    grain = np.abs(smooth - np.median(smooth)) < 0.5 * smooth.std()
+    for y, x in rng.integers(20, plane.shape[0] - 20, (40, 2)):
+        patch = (slice(y - 6, y + 6), slice(x - 6, x + 6))
+        lab[patch][grain[patch]] = SHALE.find("mineral")
+    return lab
+
+
+def volume_shot(out):
+    """volume.png: align the stack, paint two slices, train a forest, segment, view in 3-D."""
+    from napari_rockseg._widgets.main import RockSegDock
+    from napari_rockseg.engine.classes import SHALE
+    from napari_rockseg.engine.io import read_volume
+
+    if not FIBSEM.is_dir():
+        print(f"skipped volume.png: {FIBSEM} is not here")
+        return
+    viewer = napari.Viewer(show=True)
+    dock = RockSegDock(viewer)
+    viewer.window.add_dock_widget(dock, name="RockSeg", area="right")
+    viewer.window._qt_window.resize(*SIZE)
+    data = np.asarray(read_volume(FIBSEM).data[:N_SLICES, WINDOW[0], WINDOW[1]])
+    stack = viewer.add_image(data, name="FIB-SEM")
+    seg = dock.segment
+    seg.image.value = stack
+    seg.volume.align()
+    wait(seg.volume.align_panel)
+    aligned = viewer.layers["FIB-SEM aligned"]
+
+    train = dock.train
+    train.image.value = aligned
+    painted = train.new_corrections_layer()
+    for z in (1, N_SLICES - 2):
+        painted.data[z] = scribbles(np.asarray(aligned.data[z]), seed=z)
+    train.method.value = "rf"
+    train.run()
+    wait(train.panel)
+    viewer.layers.remove(painted)
+
+    seg.model.value = last_trained()
+    seg.want_uncertainty.value = False
+    seg.image.value = aligned
+    seg.run()
+    wait(seg.panel)
+    labels = viewer.layers["FIB-SEM aligned segmentation"]
+    for layer in (aligned, labels):
+        layer.scale = (Z_DRAWN, 1, 1)
+    labels.show_selected_label = True  # the pores alone, as a 3-D body
+    labels.selected_label = SHALE.find("pore")
+    labels.opacity = 0.9
+    aligned.depiction = "plane"  # the grey of the bottom slice under the pores
+    aligned.plane.position = (0, 0, 0)
+    viewer.dims.ndisplay = 3
+    camera = getattr(viewer, "scene", viewer).camera
+    camera.angles = ANGLES
+    camera.zoom *= ZOOM
+    dock.show_tab("Segment")
+    scroll = dock.tabs.currentWidget().verticalScrollBar()
+    scroll.setValue(scroll.maximum())  # the volume controls and the shifts of each slice
+    viewer.layers.selection.active = labels
+    close_toasts(viewer)
+    shot(viewer, out / "volume.png")
+    viewer.close()
+
+
+def close_toasts(viewer):
+    """Notifications of the steps above would cover the canvas."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+
+
+def last_trained():
+    from napari_rockseg._widgets._state import STORE
+
+    return STORE.trained[-1]
 
 
 if __name__ == "__main__":

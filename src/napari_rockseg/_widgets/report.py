@@ -26,6 +26,14 @@ from ._plot import FigureBox
 from ._worker import fit_table, notify_error, notify_info, save_to, show_table, wrap_label
 from .legend import ClassLegend
 from .segment import pixel_size_of
+from .volume import (
+    VolumeReportOptions,
+    export_volume_results,
+    is_volume_layer,
+    volume_csv,
+    volume_summary,
+    volume_table,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +55,7 @@ class PoreHistogram(FigureBox):
         super().__init__(2.2, 190)
         self.ax = self.figure.add_subplot(111)
 
-    def show(self, pores: dict | None):
+    def show(self, pores: dict | None, counted: str = "pores"):
         self.ax.clear()
         self.ax.set_title("pore-size distribution", fontsize=9)
         if pores and pores["histogram"]["counts"]:
@@ -68,7 +76,7 @@ class PoreHistogram(FigureBox):
             self.ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
             self.ax.xaxis.set_minor_formatter(NullFormatter())
             self.ax.set_xlabel(f"equivalent diameter ({pores['unit']})", fontsize=8)
-            self.ax.set_ylabel("pores", fontsize=8)
+            self.ax.set_ylabel(counted, fontsize=8)
         self.ax.tick_params(labelsize=7)
         self.canvas.draw_idle()
 
@@ -101,6 +109,7 @@ class PhaseReportWidget(Container):
             tooltip="recompute after every change, undo included",
         )
         self.update_button = PushButton(text="Update", tooltip="recompute the report now")
+        self.volume = VolumeReportOptions()
         self.summary = wrap_label(Label(value=""))
         self.legend = ClassLegend()
         self.table = Table()
@@ -134,6 +143,7 @@ class PhaseReportWidget(Container):
                 self.exclude_border,
                 self.auto_update,
                 self.update_button,
+                self.volume,
                 self.summary,
                 self.legend,
                 self.table,
@@ -147,6 +157,7 @@ class PhaseReportWidget(Container):
         )
         self.export_all_button.changed.connect(self.export_all)
         self.update_button.changed.connect(self.run)
+        self.volume.panel.run_button.changed.connect(self.run)
         self.labels_layer.changed.connect(self._watch)
         self.export_button.changed.connect(self.export)
         self.result = None
@@ -156,7 +167,7 @@ class PhaseReportWidget(Container):
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
-        self._timer.timeout.connect(self.run)
+        self._timer.timeout.connect(self._auto)
         self._watch()
 
     def _watch(self, *_):
@@ -171,7 +182,21 @@ class PhaseReportWidget(Container):
             layer.events.paint.connect(self._paint_callback)
             layer.events.data.connect(self._paint_callback)
             layer.events.set_data.connect(self._paint_callback)
-        self.run()
+        three_d = is_volume_layer(layer)
+        self.volume.visible = three_d
+        for w in (self.update_button, self.auto_update, self.min_size, self.exclude_border):
+            w.visible = not three_d  # 2-D only: a volume's report runs in the background
+        self._auto()
+
+    def _auto(self, *_):
+        """Recompute a 2-D report at once; a volume's on request (Compute 3-D report)."""
+        layer = self.labels_layer.value
+        if is_volume_layer(layer):
+            self.result = None
+            self.legend.show(layer)
+            self.summary.value = "a volume: choose what to measure, then Compute 3-D report"
+            return None
+        return self.run()
 
     def _paint_callback(self, event=None):
         self.on_paint()
@@ -186,6 +211,8 @@ class PhaseReportWidget(Container):
         layer = self.labels_layer.value
         if layer is None:
             return None
+        if is_volume_layer(layer):
+            return self.volume.start(layer, lambda report: self._show_volume(layer, report))
         try:
             scheme = scheme_of_layer(layer, SHALE)
             data = np.asarray(layer.data)
@@ -231,17 +258,29 @@ class PhaseReportWidget(Container):
         self.result = report
         return report
 
+    def _show_volume(self, layer, report: dict) -> None:
+        if layer is not self.labels_layer.value:  # another layer was picked meanwhile
+            return
+        self.legend.show(layer)
+        show_table(self.table, volume_table(report))
+        self.summary.value = volume_summary(report)
+        self.histogram.show(report.get("pore_sizes"), "voxels")
+        self.result = report
+
     def export(self, *_):
         if self.result is None:
-            notify_error("pick a labels layer first")
+            notify_error("pick a labels layer first (a volume: Compute 3-D report)")
             return None
-        row = summary_row(self.result)
-        text = (
-            ",".join(row)
-            + "\n"
-            + ",".join("" if v is None else str(v) for v in row.values())
-            + "\n"
-        )
+        if self.result.get("dimensions") == 3:
+            text = volume_csv(self.result)
+        else:
+            row = summary_row(self.result)
+            text = (
+                ",".join(row)
+                + "\n"
+                + ",".join("" if v is None else str(v) for v in row.values())
+                + "\n"
+            )
         return save_to(self.csv_path, ".csv", "CSV report", lambda path: write_text(path, text))
 
     def export_all(self, *_):
@@ -255,7 +294,10 @@ class PhaseReportWidget(Container):
             notify_error("choose a results folder")
             return None
         try:
-            paths = export_results(folder, layer, self.image.value, self.result)
+            if self.result.get("dimensions") == 3:
+                paths = export_volume_results(folder, layer, self.result)
+            else:
+                paths = export_results(folder, layer, self.image.value, self.result)
         except Exception as exc:
             notify_error(exc, "exporting the results")
             return None

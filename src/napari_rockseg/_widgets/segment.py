@@ -29,6 +29,7 @@ from ..engine.models.ensemble import FUSIONS
 from ._state import STORE
 from ._worker import RunPanel, notify_error
 from .legend import bind_class_keys
+from .volume import VolumeTools, is_volume_layer
 
 if TYPE_CHECKING:
     import napari
@@ -199,6 +200,7 @@ class SegmentWidget(Container):
             value=True,
             tooltip="bright where the model is unsure (hidden)",
         )
+        self.volume = VolumeTools(viewer, self.image)
         self.panel = RunPanel("Segment", "segmentation", tooltip="segment the image")
         super().__init__(
             widgets=[
@@ -216,6 +218,7 @@ class SegmentWidget(Container):
                 self.pixel_size,
                 self.want_probabilities,
                 self.want_uncertainty,
+                self.volume,
                 self.panel,
             ]
         )
@@ -225,6 +228,7 @@ class SegmentWidget(Container):
         self.model.changed.connect(self._show_fusion)
         self.model.changed.connect(self._select_model)
         self.image.changed.connect(self._show_pixel_size)
+        self.pixel_size.changed.connect(lambda v: self.volume.set_pixel_size(v or None))
         STORE.subscribe(self, self._models_changed)
         self._show_fusion()
         self._show_pixel_size()
@@ -250,6 +254,7 @@ class SegmentWidget(Container):
         """The chosen image's pixel size as its file or layer gives it (0: unknown), to check."""
         layer = self.image.value
         self.pixel_size.value = (pixel_size_of(layer) or 0.0) if layer is not None else 0.0
+        self.volume.show_for(layer, self.pixel_size.value or None)
 
     def _show_device(self, *_):
         try:
@@ -277,6 +282,8 @@ class SegmentWidget(Container):
         if model.kind == "ensemble":
             model.fusion = self.fusion.value
         scheme = model.info.scheme
+        if is_volume_layer(layer):
+            return self.volume.segment(self, layer, model, device)
         if is_huge(layer):
             return self._run_lazy(layer, model, device)
         image = image_of_layer(layer, self.pixel_size.value or None)
@@ -358,12 +365,13 @@ class SegmentWidget(Container):
         return None
 
     def _put_image(self, name, data, like, **kw):
-        scale = like.scale if data.ndim == 2 else (1, *like.scale)
-        translate = like.translate if data.ndim == 2 else (0, *like.translate)
+        extra = data.ndim - like.ndim  # probabilities: a leading class axis
+        scale = (1,) * extra + tuple(like.scale)
+        translate = (0,) * extra + tuple(like.translate)
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
             return self.viewer.layers[name]
-        units = like.units if data.ndim == 2 else ("pixel", *like.units)
+        units = ("pixel",) * extra + tuple(like.units)
         return self.viewer.add_image(
             data, name=name, scale=scale, translate=translate, units=units, **kw
         )

@@ -41,6 +41,7 @@ from ._worker import (
     wrap_label,
 )
 from .segment import gui_note, image_of_layer
+from .volume import is_volume_layer, volume_pairs
 
 if TYPE_CHECKING:
     import napari
@@ -344,15 +345,23 @@ class TrainWidget(Container):
         )
 
     def _inputs(self):
+        """(pairs, images, labels): 2-D pairs as they are; a volume gives its painted slices."""
         pairs = self._current_pairs()
-        images = [image_of_layer(i) for i, _ in pairs]
-        labels = [np.asarray(lab.data).astype(np.uint8) for _, lab in pairs]
-        for img, lab, (il, ll) in zip(images, labels, pairs):
+        images, labels = [], []
+        for il, ll in pairs:
+            if is_volume_layer(il):
+                more = volume_pairs(il, ll)
+                images += more[0]
+                labels += more[1]
+                continue
+            img, lab = image_of_layer(il), np.asarray(ll.data).astype(np.uint8)
             if img.data.shape != lab.shape:
                 raise ValueError(
                     f"{il.name} is {img.data.shape} but {ll.name} is {lab.shape}; "
                     "pick labels painted on this image"
                 )
+            images.append(img)
+            labels.append(lab)
         return pairs, images, labels
 
     def run(self, *_):
