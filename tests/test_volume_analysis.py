@@ -288,3 +288,16 @@ def test_bad_inputs_are_refused():
     no_pore = ClassScheme(("grain", "organic"), ((1, 1, 1), (2, 2, 2)))
     with pytest.raises(InputError, match="no pore class"):
         volume_report(np.ones((4, 4, 4), np.uint8), no_pore)
+
+
+def test_a_square_channel_without_throats_gives_no_network_and_says_why():
+    """PoreSpy's snow2 cannot build a network from one pore region without throats: the
+    report leaves the network and permeability empty with a note instead of failing."""
+    scheme = ClassScheme.from_dict({"classes": [{"name": "solid", "value": 1},
+                                                {"name": "pore", "value": 2}], "rest": None})
+    vol = np.ones((12, 24, 24), np.uint8)
+    vol[:, 10:14, 10:14] = 2
+    report = volume_report(vol, scheme, 10.0)
+    assert report["permeability_mD"] == {"z": None, "y": None, "x": None}
+    assert any("single region without throats" in n for n in report["notes"])
+    assert report["connected_porosity_axes"]["z"] == pytest.approx(report["porosity"])
