@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from helpers import synthetic_scene
 
 ROOT = Path(__file__).resolve().parents[1]

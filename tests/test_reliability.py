@@ -1,8 +1,8 @@
 """Bad input gets a clear message and loses nothing; interrupted work resumes."""
 
 import errno
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +26,8 @@ from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.training.checkpoints import checkpoint_info, load_checkpoint
 from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
+from napari_rockseg.models import LDA as LDA_NAME
+from napari_rockseg.models import model_path
 
 SCHEME3 = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
 
@@ -56,7 +58,7 @@ def test_all_unlabelled_single_class_and_missing_class():
     with pytest.raises(InputError, match="only one class"):
         Trainer(cfg, [SEMImage(image)], [np.ones_like(labels)], SCHEME3)
     t = Trainer(cfg, [SEMImage(image)], [np.where(labels == 3, 1, labels)], SCHEME3)
-    assert t.notes == ["class 'pore' has no labelled pixel; the model will never predict it"]
+    assert "class 'pore' has no labelled pixel; the model will never predict it" in t.notes
     with pytest.raises(SchemeError, match="only 3 classes"):
         Trainer(cfg, [SEMImage(image)], [labels + 1], SCHEME3)
 
@@ -156,10 +158,13 @@ def test_unwritable_output_and_full_disk_leave_nothing(tmp_path, test_pair, monk
     assert sorted(p.name for p in out.iterdir()) == ["labels.tif"]
 
 
-def test_stack_message_from_cli(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 64, 64), np.uint8), photometric="minisblack")
-    proc = cli("predict", tmp_path / "stack.tif", "--out", tmp_path / "o")
-    assert proc.returncode == 2 and "stack of 4 images" in proc.stderr
+def test_a_stack_is_segmented_as_a_volume_from_cli(tmp_path):
+    stack = (np.random.default_rng(0).random((4, 64, 64)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    proc = cli("predict", tmp_path / "stack.tif", "--out", tmp_path / "o", "--model", model_path(LDA_NAME))
+    assert proc.returncode == 0, proc.stderr
+    assert tifffile.imread(tmp_path / "o" / "stack_labels.tif").shape == (4, 64, 64)
+    assert "voxel size is partly unknown" in proc.stderr
 
 
 # -- kill -9 and resume ------------------------------------------------------------------

@@ -124,7 +124,7 @@ def configure_threads(requested: int | None = None) -> int:
         requested = int(env)
     workers, per_worker = share or (1, 1)
     n = choose_threads(affinity_cores(), cgroup_quota(), workers, per_worker, requested)
-    if n == _applied:
+    if n == _applied and torch.get_num_threads() == n:
         return n
     torch.set_num_threads(n)
     if _applied is None:

@@ -164,10 +164,10 @@ def load_model(path):
         first = str(exc).splitlines()
         raise BundleError(f"{path}: weights do not fit the architecture: {' '.join(first[:3])}") from None
     if forest is not None:
-        weight = float(meta["config"]["forest"].get("weight", 0.0))
-        if not 0 <= weight <= 1:
+        weight = meta["config"]["forest"].get("weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
             raise BundleError(f"{path}: the forest's weight {weight} is not between 0 and 1")
-        model.forest, model.forest_weight = forest, weight
+        model.forest, model.forest_weight = forest, float(weight)
     model.eval()
     return model
 
