@@ -2,7 +2,8 @@
 every method, and leave-one-image-out scores on the training images (the data
 settings are chosen on; the test image influences nothing there).
 
-    python benchmarks/accuracy.py --minutes 10 --threads 1 --default src/napari_rockseg/models/default.safetensors \
+    python benchmarks/accuracy.py --minutes 10 --threads 1 \
+        --default src/napari_rockseg/models/default.safetensors \
         [--ensemble runs/default110.safetensors]
 
 Trained models are cached in --work, so a second run only evaluates.  The
@@ -42,10 +43,15 @@ def methods(minutes: float) -> dict[str, dict]:
     return {
         "LDA on grey values (original baseline)": dict(method="lda"),
         "random forest, multiscale features": dict(method="rf", pixel_size_nm=11.16),
-        "random forest, percentile normalisation": dict(method="rf", pixel_size_nm=11.16,
-                                                        normalization="percentile"),
-        "U-Net, cross-entropy": dict(method="unet", loss="ce", minutes=minutes, pixel_size_nm=11.16),
-        "U-Net, focal-dice": dict(method="unet", loss="focal-dice", minutes=minutes, pixel_size_nm=11.16),
+        "random forest, percentile normalisation": dict(
+            method="rf", pixel_size_nm=11.16, normalization="percentile"
+        ),
+        "U-Net, cross-entropy": dict(
+            method="unet", loss="ce", minutes=minutes, pixel_size_nm=11.16
+        ),
+        "U-Net, focal-dice": dict(
+            method="unet", loss="focal-dice", minutes=minutes, pixel_size_nm=11.16
+        ),
     }
 
 
@@ -90,20 +96,36 @@ def zoomed(image: io.SEMImage, truth: np.ndarray, factor: float = 2.5):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/shale-sem")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/shale-sem"
+    )
     p.add_argument("--minutes", type=float, default=10.0, help="training budget of each U-Net")
-    p.add_argument("--loio-minutes", type=float, default=None, help="U-Net budget per fold (default minutes/2)")
-    p.add_argument("--loio-ensemble-minutes", type=float, default=None,
-                   help="stacked-ensemble budget per fold (default 4 x the U-Net's; 0 skips the ensemble)")
+    p.add_argument(
+        "--loio-minutes", type=float, default=None, help="U-Net budget per fold (default minutes/2)"
+    )
+    p.add_argument(
+        "--loio-ensemble-minutes",
+        type=float,
+        default=None,
+        help="stacked-ensemble budget per fold (default 4 x the U-Net's; 0 skips the ensemble)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--work", type=Path, default=Path("runs/bench"))
     p.add_argument("--default", type=Path, help="the shipped default model")
-    p.add_argument("--ensemble", type=Path,
-                   help="a stacked ensemble to score with each fusion (default: --default, if it is one)")
+    p.add_argument(
+        "--ensemble",
+        type=Path,
+        help="a stacked ensemble to score with each fusion (default: --default, if it is one)",
+    )
     p.add_argument("--skip-loio", action="store_true")
-    p.add_argument("--default-only", action="store_true",
-                   help="only the shipped default's rows (needs --default; no training)")
+    p.add_argument(
+        "--default-only",
+        action="store_true",
+        help="only the shipped default's rows (needs --default; no training)",
+    )
     args = p.parse_args(argv)
     if args.default_only and not args.default:
         p.error("--default-only needs --default MODEL")
@@ -114,8 +136,10 @@ def main(argv=None):
     test_img, test_lab = load_training_pairs(*pairs_in_dir(args.data / "test"), SHALE)
     test_img, test_lab = test_img[0], test_lab[0]
 
-    print(f"## Test image ({test_img.path.name}, {test_img.pixel_size_nm} nm/px), trained on "
-          f"{len(images)} training images\n")
+    print(
+        f"## Test image ({test_img.path.name}, {test_img.pixel_size_nm} nm/px), trained on "
+        f"{len(images)} training images\n"
+    )
     print(header(extra=" predict time |"))
     for i, (name, cfg) in enumerate([] if args.default_only else methods(args.minutes).items()):
         model = fit(cfg, images, labels, args.work / f"full_{i}.safetensors")
@@ -127,20 +151,31 @@ def main(argv=None):
     if ensemble and not args.default_only:
         model = bundle.load_model(ensemble)
         if model.kind == "ensemble":
-            for fusion, name in (("binary", "argmax of binary members"),
-                                 ("stacked", "stacked synthesizer (the original's fusion)"),
-                                 ("mean", "mean of members")):
-                variants.append((f"ensemble ({ensemble.name}): {name}", model, dict(fusion=fusion), {}))
+            for fusion, name in (
+                ("binary", "argmax of binary members"),
+                ("stacked", "stacked synthesizer (the original's fusion)"),
+                ("mean", "mean of members"),
+            ):
+                variants.append(
+                    (f"ensemble ({ensemble.name}): {name}", model, dict(fusion=fusion), {})
+                )
     if args.default:
         model = bundle.load_model(args.default)
         attrs = dict(fusion=model.fusion) if model.kind == "ensemble" else {}
         what = f"bag of {len(model.members)} U-Nets" if model.kind == "bag" else model.kind
         if getattr(model, "forest", None) is not None:
             what += f" + forest at weight {model.forest_weight:g}"
-        variants += [(f"shipped default ({what})", model, attrs, {}),
-                     ("shipped default, no scale normalisation", model, attrs, dict(rescale=False)),
-                     ("shipped default + TTA", model, attrs, dict(tta=True)),
-                     ("shipped default + TTA, no scale normalisation", model, attrs, dict(tta=True, rescale=False))]
+        variants += [
+            (f"shipped default ({what})", model, attrs, {}),
+            ("shipped default, no scale normalisation", model, attrs, dict(rescale=False)),
+            ("shipped default + TTA", model, attrs, dict(tta=True)),
+            (
+                "shipped default + TTA, no scale normalisation",
+                model,
+                attrs,
+                dict(tta=True, rescale=False),
+            ),
+        ]
     for name, model, attrs, kw in variants:
         for k, v in attrs.items():
             setattr(model, k, v)
@@ -154,26 +189,50 @@ def main(argv=None):
     print(f"\n## Leave one training image out (U-Net: {loio_minutes:g} min per fold)\n")
     print(header("method, held-out image", extra=""))
     zoom_rows = []
-    ens_minutes = 4 * loio_minutes if args.loio_ensemble_minutes is None else args.loio_ensemble_minutes
+    ens_minutes = (
+        4 * loio_minutes if args.loio_ensemble_minutes is None else args.loio_ensemble_minutes
+    )
     for i in range(len(images)):
         rest = [j for j in range(len(images)) if j != i]
         held, held_lab = images[i], labels[i]
         zimg, zlab = zoomed(held, held_lab)
-        if ens_minutes > 0:  # the shipped recipe (synthesizer 20 %, no early stopping) on two images
-            cfg = dict(method="ensemble", minutes=ens_minutes, pixel_size_nm=11.16, synth_share=0.2, patience=None)
-            model = fit(cfg, [images[j] for j in rest], [labels[j] for j in rest],
-                        args.work / f"loio{i}_ensemble.safetensors")
+        if (
+            ens_minutes > 0
+        ):  # the shipped recipe (synthesizer 20 %, no early stopping) on two images
+            cfg = dict(
+                method="ensemble",
+                minutes=ens_minutes,
+                pixel_size_nm=11.16,
+                synth_share=0.2,
+                patience=None,
+            )
+            model = fit(
+                cfg,
+                [images[j] for j in rest],
+                [labels[j] for j in rest],
+                args.work / f"loio{i}_ensemble.safetensors",
+            )
             for fusion in ("binary", "mean", "stacked"):
                 model.fusion = fusion
                 name = f"ensemble ({ens_minutes:g} min), {fusion} fusion"
-                print(row(f"{name}, image {held.path.name}", score(model, held, held_lab)), flush=True)
-                zoom_rows.append((f"{name}, image {held.path.name} x2.5, resampled",
-                                  score(model, zimg, zlab, data_bar=0)))
+                print(
+                    row(f"{name}, image {held.path.name}", score(model, held, held_lab)), flush=True
+                )
+                zoom_rows.append(
+                    (
+                        f"{name}, image {held.path.name} x2.5, resampled",
+                        score(model, zimg, zlab, data_bar=0),
+                    )
+                )
         for m, (name, cfg) in enumerate(methods(loio_minutes).items()):
             if "cross-entropy" in name:
                 continue
-            model = fit(cfg, [images[j] for j in rest], [labels[j] for j in rest],
-                        args.work / f"loio{i}_{m}.safetensors")
+            model = fit(
+                cfg,
+                [images[j] for j in rest],
+                [labels[j] for j in rest],
+                args.work / f"loio{i}_{m}.safetensors",
+            )
             res = score(model, held, held_lab)
             print(row(f"{name}, image {held.path.name}", res), flush=True)
             if cfg["method"] == "unet":  # the gain of test-time augmentation on held-out data
@@ -182,8 +241,13 @@ def main(argv=None):
             if cfg["method"] != "lda":
                 for rescale in (True, False):
                     zres = score(model, zimg, zlab, rescale=rescale, data_bar=0)
-                    zoom_rows.append((f"{name}, image {held.path.name} x2.5, "
-                                      f"{'resampled' if rescale else 'not resampled'}", zres))
+                    zoom_rows.append(
+                        (
+                            f"{name}, image {held.path.name} x2.5, "
+                            f"{'resampled' if rescale else 'not resampled'}",
+                            zres,
+                        )
+                    )
     print("\n## Held-out images zoomed 2.5x (higher magnification than any training image)\n")
     print(header("method, held-out image"))
     for name, res in zoom_rows:

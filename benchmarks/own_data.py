@@ -52,9 +52,15 @@ def run_set(root: Path, methods, minutes: float, seed: int) -> dict:
     train = load_training_pairs(*pairs_in_dir(root / "train"), scheme)
     test = load_training_pairs(*pairs_in_dir(root / "test"), scheme)
     px = sorted({img.pixel_size_nm for img in train[0] + test[0]}, key=lambda v: (v is None, v))
-    out = {"data": str(root), "classes": list(scheme.names), "pixel_size_nm": px,
-           "train_images": len(train[0]), "test_images": len(test[0]), "minutes": minutes,
-           "methods": {}}
+    out = {
+        "data": str(root),
+        "classes": list(scheme.names),
+        "pixel_size_nm": px,
+        "train_images": len(train[0]),
+        "test_images": len(test[0]),
+        "minutes": minutes,
+        "methods": {},
+    }
     for method in methods:
         cfg = TrainConfig(method=method, minutes=minutes, seed=seed)
         t0 = time.perf_counter()
@@ -62,9 +68,13 @@ def run_set(root: Path, methods, minutes: float, seed: int) -> dict:
         model = drain(trainer.run())
         seconds = time.perf_counter() - t0
         iou, predict_s = score(model, *test, scheme.n_classes)
-        out["methods"][method] = {"miou": float(iou.mean()), "iou": [float(v) for v in iou],
-                                  "train_s": seconds, "predict_s": predict_s,
-                                  "warnings": list(trainer.warnings)}
+        out["methods"][method] = {
+            "miou": float(iou.mean()),
+            "iou": [float(v) for v in iou],
+            "train_s": seconds,
+            "predict_s": predict_s,
+            "warnings": list(trainer.warnings),
+        }
         print(f"  {method}: mIoU {iou.mean():.3f} ({seconds:.0f} s)", file=sys.stderr)
     return out
 
@@ -72,13 +82,26 @@ def run_set(root: Path, methods, minutes: float, seed: int) -> dict:
 def table(result: dict) -> str:
     names = result["classes"]
     head = ["method", "mIoU", *names, "train s", "predict s"]
-    rows = [[m, f"{r['miou']:.3f}", *(f"{v:.3f}" for v in r["iou"]), f"{r['train_s']:.0f}",
-             f"{r['predict_s']:.1f}"] for m, r in result["methods"].items()]
+    rows = [
+        [
+            m,
+            f"{r['miou']:.3f}",
+            *(f"{v:.3f}" for v in r["iou"]),
+            f"{r['train_s']:.0f}",
+            f"{r['predict_s']:.1f}",
+        ]
+        for m, r in result["methods"].items()
+    ]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+
+    def line(cells):
+        return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+
     px = ", ".join("none" if v is None else f"{v:g} nm" for v in result["pixel_size_nm"])
-    title = (f"{result['data']}: {result['train_images']} train / {result['test_images']} test "
-             f"images, pixel size {px}, budget {result['minutes']:g} min")
+    title = (
+        f"{result['data']}: {result['train_images']} train / {result['test_images']} test "
+        f"images, pixel size {px}, budget {result['minutes']:g} min"
+    )
     notes = [f"  {m}: {w}" for m, r in result["methods"].items() for w in r["warnings"]]
     return "\n".join([title, line(head), *map(line, rows), *notes])
 

@@ -83,8 +83,14 @@ def micrograph(h: int, w: int) -> np.ndarray:
     grey = io.read_image(sample).data
     grey = grey[: grey.shape[0] - io.resolve_data_bar(grey, None)]
     reps = (-(-h // grey.shape[0]), -(-w // grey.shape[1]))
-    return np.pad(grey, ((0, reps[0] * grey.shape[0] - grey.shape[0]), (0, reps[1] * grey.shape[1] - grey.shape[1])),
-                  mode="symmetric")[:h, :w].astype(np.uint8)
+    return np.pad(
+        grey,
+        (
+            (0, reps[0] * grey.shape[0] - grey.shape[0]),
+            (0, reps[1] * grey.shape[1] - grey.shape[1]),
+        ),
+        mode="symmetric",
+    )[:h, :w].astype(np.uint8)
 
 
 def ours_model():
@@ -97,13 +103,21 @@ def ours_model():
     if path.exists():
         model = load_model(path)
         return model, f"shipped default: {describe(model)}"
-    return Ensemble.new(ModelInfo(pixel_size_nm=11.16)).eval(), "ensemble of 6 U-Nets, random weights"
+    return Ensemble.new(
+        ModelInfo(pixel_size_nm=11.16)
+    ).eval(), "ensemble of 6 U-Nets, random weights"
 
 
 def describe(model) -> str:
     if model.kind == "bag":
-        forest = f" + {len(model.forest.arrays['roots'])}-tree forest" if model.forest is not None else ""
-        return f"bag of {len(model.members)} U-Nets, width {model.members[0].config['width']}{forest}"
+        forest = (
+            f" + {len(model.forest.arrays['roots'])}-tree forest"
+            if model.forest is not None
+            else ""
+        )
+        return (
+            f"bag of {len(model.members)} U-Nets, width {model.members[0].config['width']}{forest}"
+        )
     if model.kind == "ensemble":
         return f"ensemble of 6 U-Nets, width {model.multi.config['width']}"
     return f"U-Net, width {model.net.config['width']}"
@@ -115,7 +129,9 @@ def original_nets():
     from napari_rockseg.engine.models.nets import UNet
 
     torch.manual_seed(0)
-    members = [UNet(3, 1, 64, 4, "bilinear").eval() for _ in range(4)] + [UNet(3, 4, 64, 4, "bilinear").eval()]
+    members = [UNet(3, 1, 64, 4, "bilinear").eval() for _ in range(4)] + [
+        UNet(3, 4, 64, 4, "bilinear").eval()
+    ]
     synth = UNet(8, 4, 64, 4, "bilinear").eval()
     return members, synth
 
@@ -142,7 +158,9 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     if option == "loop":
         model.fused = None
     device = "cpu" if option == "cpu" else DEVICE
-    tile, batch = (TILE, 8) if option == "b8" else (TILE, BATCH) if option == "tiled" else (None, None)
+    tile, batch = (
+        (TILE, 8) if option == "b8" else (TILE, BATCH) if option == "tiled" else (None, None)
+    )
     if device == "cuda":
         _warm_up(model)
     h, w = _side(mp)
@@ -150,14 +168,21 @@ def case_predict_ours(mp: float, tta: bool, option: str) -> dict:
     if option in ("fp32", "bf16"):  # else the default, ROCKSEG_PRECISION=auto
         os.environ["ROCKSEG_PRECISION"] = option
     t0 = time.perf_counter()
-    seg = drain(segment(model, image, data_bar=0, tta=tta, device=device, tile=tile, batch_size=batch))
+    seg = drain(
+        segment(model, image, data_bar=0, tta=tta, device=device, tile=tile, batch_size=batch)
+    )
     dt = time.perf_counter() - t0
     if os.environ.get("RS_LABELS_OUT"):
         np.save(os.environ["RS_LABELS_OUT"], seg.labels)
     dtype = autocast_dtype(torch.device(device))
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "what": what,
-            "precision": "float32" if dtype is None else str(dtype).removeprefix("torch."),
-            "gpu_mb": _gpu_peak_mb() if device == "cuda" else None}
+    return {
+        "seconds": dt,
+        "mp": h * w / 1e6,
+        "rss_mb": peak_rss_mb(),
+        "what": what,
+        "precision": "float32" if dtype is None else str(dtype).removeprefix("torch."),
+        "gpu_mb": _gpu_peak_mb() if device == "cuda" else None,
+    }
 
 
 def case_nets(mp: float) -> dict:
@@ -169,10 +194,16 @@ def case_nets(mp: float) -> dict:
     model, what = ours_model()
     x = model.info.normalize(micrograph(*_side(mp)), None)
     out = {"mp": x.size / 1e6, "what": what}
-    runs = [("fused", "grouped", True), ("loop", None, True), ("fused_contiguous", "grouped", False)]
+    runs = [
+        ("fused", "grouped", True),
+        ("loop", None, True),
+        ("fused_contiguous", "grouped", False),
+    ]
     if DEVICE == "cuda":
         runs.append(("dense", "dense", True))
-    for key, fused, cl in runs + runs[:2]:  # fused and loop twice, interleaved: a shared machine drifts
+    for key, fused, cl in (
+        runs + runs[:2]
+    ):  # fused and loop twice, interleaved: a shared machine drifts
         model.fused = fused
         drain(predict_proba(model, x, device=DEVICE, channels_last=cl))
         times = []
@@ -203,8 +234,12 @@ def case_first_pixel() -> dict:
                 first = _since_start()
     except StopIteration:
         pass
-    return {"first_pixel": first, "labels": _since_start(), "in_process": time.perf_counter() - t_imp,
-            "rss_mb": peak_rss_mb()}
+    return {
+        "first_pixel": first,
+        "labels": _since_start(),
+        "in_process": time.perf_counter() - t_imp,
+        "rss_mb": peak_rss_mb(),
+    }
 
 
 def _since_start() -> float:
@@ -220,8 +255,18 @@ def case_cli() -> dict:
 
     sample = HERE.parents[1] / "src/napari_rockseg/data/shale_test.tif"
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "napari_rockseg.cli", "predict", str(sample), "--out", d,
-               "--quiet", "--device", DEVICE]
+        cmd = [
+            sys.executable,
+            "-m",
+            "napari_rockseg.cli",
+            "predict",
+            str(sample),
+            "--out",
+            d,
+            "--quiet",
+            "--device",
+            DEVICE,
+        ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         dt = time.perf_counter() - t0
@@ -295,7 +340,9 @@ def case_breakdown(mp: float) -> dict:
         forest_module.pixel_features = lambda x, s=16.0, *_, **__: timed(x, s, workers)
         spent.clear()
         total = median(lambda: forest.probabilities(x, device=torch.device("cpu")))
-        return sum(spent[len(spent) // 4:]) / 3, total  # per call (one per strip), warm-up left out
+        return sum(
+            spent[len(spent) // 4 :]
+        ) / 3, total  # per call (one per strip), warm-up left out
 
     out = {"mp": img.size / 1e6, "what": what}
     out["nets"] = median(lambda: drain(predict_proba(model, x, device=dev)))
@@ -309,7 +356,9 @@ def case_breakdown(mp: float) -> dict:
     out["segment"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
     blend = type(model).blend
     type(model).blend = lambda self, p, x, device=None: blend(self, p, x, torch.device("cpu"))
-    out["segment_forest_cpu"] = median(lambda: drain(segment(model, image, data_bar=0, device=DEVICE)))
+    out["segment_forest_cpu"] = median(
+        lambda: drain(segment(model, image, data_bar=0, device=DEVICE))
+    )
     type(model).blend = blend
     out["n_scales"] = n_scales
     return out
@@ -335,7 +384,9 @@ def case_predict_stream(mp: float) -> dict:
             for _ in range(-(-h // 256) * -(-w // 256)):
                 yield tile
 
-        tifffile.imwrite(src, tiles(), shape=(h, w), dtype=np.uint8, tile=(256, 256), compression="zlib")
+        tifffile.imwrite(
+            src, tiles(), shape=(h, w), dtype=np.uint8, tile=(256, 256), compression="zlib"
+        )
         rss_before = peak_rss_mb()
         image = open_lazy(src)
         image.pixel_size_nm = model.info.pixel_size_nm
@@ -351,8 +402,16 @@ def case_predict_stream(mp: float) -> dict:
             pass
         dt = time.perf_counter() - t0
     at = {q: next((mb for f, mb in trace if f >= q), trace[-1][1]) for q in (0.25, 0.5, 1.0)}
-    return {"seconds": dt, "mp": h * w / 1e6, "rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
-            "rss_at": at, "blocks": len(trace), "what": what, "gpu_mb": _gpu_peak_mb()}
+    return {
+        "seconds": dt,
+        "mp": h * w / 1e6,
+        "rss_mb": peak_rss_mb(),
+        "rss_before_mb": rss_before,
+        "rss_at": at,
+        "blocks": len(trace),
+        "what": what,
+        "gpu_mb": _gpu_peak_mb(),
+    }
 
 
 def case_predict_original(mp: float) -> dict:
@@ -406,7 +465,8 @@ def case_train_ours(steps: int) -> dict:
 
 
 def case_train_original(steps: int) -> dict:
-    """Original members: U-Nets of width 64, 3 channels, 8 tiles of 128 x 128, trained one after another."""
+    """Original members: U-Nets of width 64, 3 channels, 8 tiles of 128 x 128, trained one
+    after another."""
     import torch
 
     from napari_rockseg.engine.models.nets import UNet
@@ -435,8 +495,13 @@ def run_case(args_list, threads, labels_out=None, env_extra=None) -> dict:
         env["RS_LABELS_OUT"] = str(labels_out)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    proc = subprocess.run([sys.executable, str(HERE), "--case", *map(str, args_list)],
-                          check=False, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--case", *map(str, args_list)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -444,19 +509,40 @@ def run_case(args_list, threads, labels_out=None, env_extra=None) -> dict:
 
 def main(argv=None):
     global DEVICE
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=float, nargs="+", default=[1, 16, 64], help="megapixels (streaming path)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--sizes", type=float, nargs="+", default=[1, 16, 64], help="megapixels (streaming path)"
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--skip-options", action="store_true")
-    p.add_argument("--parts", nargs="+", default=["predict", "train", "stream"],
-                   choices=["predict", "train", "stream", "breakdown", "concurrency"])
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4],
-                   help="processes run at once in the concurrency table")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=DEVICE,
-                   help="where prediction runs (training rows always run on the CPU)")
-    p.add_argument("--out", type=Path, default=HERE.parent / "results",
-                   help="folder of speed_<device>.md and .json")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        default=["predict", "train", "stream"],
+        choices=["predict", "train", "stream", "breakdown", "concurrency"],
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="processes run at once in the concurrency table",
+    )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=DEVICE,
+        help="where prediction runs (training rows always run on the CPU)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=HERE.parent / "results",
+        help="folder of speed_<device>.md and .json",
+    )
     p.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     DEVICE = args.device
@@ -465,19 +551,28 @@ def main(argv=None):
 
     import torch
 
-    head = (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-            f"{torch.__version__}, threads {args.threads or torch.get_num_threads()}, load average "
-            f"{os.getloadavg()[0]:.1f} at the start")
+    head = (
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, threads {args.threads or torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the start"
+    )
     if DEVICE == "cuda":
         head += f"; prediction on {torch.cuda.get_device_name(0)}"
     _say(head + "\n")
-    tables = {"predict": predict_table, "train": train_table, "stream": stream_table,
-              "breakdown": breakdown_table, "concurrency": concurrency_table}
+    tables = {
+        "predict": predict_table,
+        "train": train_table,
+        "stream": stream_table,
+        "breakdown": breakdown_table,
+        "concurrency": concurrency_table,
+    }
     for part in args.parts:
         RESULTS[part] = tables[part](args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"speed_{DEVICE}.md").write_text("\n".join(LINES) + "\n")
-    (args.out / f"speed_{DEVICE}.json").write_text(json.dumps({"header": head, **RESULTS}, indent=1) + "\n")
+    (args.out / f"speed_{DEVICE}.json").write_text(
+        json.dumps({"header": head, **RESULTS}, indent=1) + "\n"
+    )
     return 0
 
 
@@ -497,16 +592,18 @@ def _run_case_here(case) -> int:
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     name, *rest = case
-    fn = {"ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
-          "nets": lambda: case_nets(float(rest[0])),
-          "first_pixel": case_first_pixel,
-          "cli": case_cli,
-          "train_steps": lambda: case_train_steps(int(rest[0])),
-          "stream": lambda: case_predict_stream(float(rest[0])),
-          "breakdown": lambda: case_breakdown(float(rest[0])),
-          "original": lambda: case_predict_original(float(rest[0])),
-          "train_ours": lambda: case_train_ours(int(rest[0])),
-          "train_original": lambda: case_train_original(int(rest[0]))}[name]
+    fn = {
+        "ours": lambda: case_predict_ours(float(rest[0]), rest[1] == "1", rest[2]),
+        "nets": lambda: case_nets(float(rest[0])),
+        "first_pixel": case_first_pixel,
+        "cli": case_cli,
+        "train_steps": lambda: case_train_steps(int(rest[0])),
+        "stream": lambda: case_predict_stream(float(rest[0])),
+        "breakdown": lambda: case_breakdown(float(rest[0])),
+        "original": lambda: case_predict_original(float(rest[0])),
+        "train_ours": lambda: case_train_ours(int(rest[0])),
+        "train_original": lambda: case_train_original(int(rest[0])),
+    }[name]
     print(json.dumps(fn()))
     return 0
 
@@ -521,27 +618,56 @@ def predict_table(args) -> dict:
     gpu = DEVICE == "cuda"
     mp = 0.786432
     _say(f"## Prediction of a 1024 x 768 image{' on the GPU' if gpu else ''}\n")
-    _say(f"| approach | seconds | megapixels/s | peak RSS (MB) |{' peak GPU (MB) |' if gpu else ''} "
-         "speed-up vs original | same labels as default |")
+    _say(
+        f"| approach | seconds | megapixels/s | peak RSS (MB) |{' peak GPU (MB) |' if gpu else ''} "
+        "speed-up vs original | same labels as default |"
+    )
     _say(f"|---|---|---|---|{'---|' if gpu else ''}---|---|")
     tmp = Path(tempfile.mkdtemp())
     orig = run_case(["original", mp], args.threads)
     rows = [("original: 6 U-Nets, width 64, whole image, float32 (network only)", orig, None)]
     ours = run_case(["ours", mp, 0, "none"], args.threads, tmp / "default.npy")
-    rows.append((f"ours: {ours.get('what', '')}, fused, {ours.get('precision', '')} (`segment`)", ours,
-                 "default"))
-    rows.append(("ours, members one after another (unfused)",
-                 run_case(["ours", mp, 0, "loop"], args.threads, tmp / "loop.npy"), "loop"))
+    rows.append(
+        (
+            f"ours: {ours.get('what', '')}, fused, {ours.get('precision', '')} (`segment`)",
+            ours,
+            "default",
+        )
+    )
+    rows.append(
+        (
+            "ours, members one after another (unfused)",
+            run_case(["ours", mp, 0, "loop"], args.threads, tmp / "loop.npy"),
+            "loop",
+        )
+    )
     cli = run_case(["cli"], args.threads)
     rows.append(("ours: `rockseg predict` on the sample, whole process", {**cli, "mp": mp}, None))
-    rows.append(("ours + TTA (8 views)", run_case(["ours", mp, 1, "none"], args.threads, tmp / "tta.npy"),
-                 "tta"))
+    rows.append(
+        (
+            "ours + TTA (8 views)",
+            run_case(["ours", mp, 1, "none"], args.threads, tmp / "tta.npy"),
+            "tta",
+        )
+    )
     if not args.skip_options:
-        options = [("8 tiles per batch", "b8"), ("512-pixel tiles, 2 a batch (the CPU's)", "tiled"),
-                   (f"on the CPU ({args.threads or os.cpu_count()} threads), same run", "cpu")] if gpu \
+        options = (
+            [
+                ("8 tiles per batch", "b8"),
+                ("512-pixel tiles, 2 a batch (the CPU's)", "tiled"),
+                (f"on the CPU ({args.threads or os.cpu_count()} threads), same run", "cpu"),
+            ]
+            if gpu
             else [("float32 (`--precision fp32`)", "fp32")]
+        )
         for name, key in options:
-            rows.append((f"ours, {name}", run_case(["ours", mp, 0, key], args.threads, tmp / f"{key}.npy"), key))
+            rows.append(
+                (
+                    f"ours, {name}",
+                    run_case(["ours", mp, 0, key], args.threads, tmp / f"{key}.npy"),
+                    key,
+                )
+            )
     base = np.load(tmp / "default.npy") if (tmp / "default.npy").exists() else None
     for name, r, key in rows:
         if "error" in r:
@@ -552,8 +678,11 @@ def predict_table(args) -> dict:
         if key and base is not None and (tmp / f"{key}.npy").exists():
             same = f"{100 * (np.load(tmp / f'{key}.npy') == base).mean():.2f} %"
         mem = f" {r['gpu_mb']:.0f} |" if gpu and r.get("gpu_mb") else (" |" if gpu else "")
-        _say(f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} |{mem} "
-             f"{ratio} | {same} |")
+        _say(
+            f"| {name} | {r['seconds']:.2f} | {r['mp'] / r['seconds']:.3f} | {r['rss_mb']:.0f} "
+            f"|{mem} "
+            f"{ratio} | {same} |"
+        )
     nets, first = run_case(["nets", mp], args.threads), run_case(["first_pixel"], args.threads)
     _say("\n| the networks alone (`predict_proba`, median of 3) | seconds |\n|---|---|")
     for key in ("fused", "loop", "fused_contiguous", "dense"):
@@ -562,8 +691,10 @@ def predict_table(args) -> dict:
     if "fused" in nets and "loop" in nets:
         _say(f"| fused bag speed-up over the loop | {nets['loop'] / nets['fused']:.2f}x |")
     if "first_pixel" in first:
-        _say(f"| time to first pixel (process start to first batch of probabilities) | "
-             f"{first['first_pixel']:.2f} |")
+        _say(
+            f"| time to first pixel (process start to first batch of probabilities) | "
+            f"{first['first_pixel']:.2f} |"
+        )
         _say(f"| process start to labels (in-process `segment`) | {first['labels']:.2f} |")
     return {"rows": [{"name": n, **r} for n, r, _ in rows], "nets": nets, "first_pixel": first}
 
@@ -576,11 +707,16 @@ def concurrency_table(args) -> dict:
 
     steps = max(5, args.train_steps * 4)
     cores = os.cpu_count() or 1
-    settings = [("torch default", {}), ("OMP_WAIT_POLICY=PASSIVE", PASSIVE_ENV),
-                ("threads split (cores / processes)", {}),
-                ("threads split + PASSIVE", PASSIVE_ENV)]
-    _say(f"\n## Concurrent processes ({steps} training steps of the default U-Net each, "
-         f"{cores} CPUs)\n")
+    settings = [
+        ("torch default", {}),
+        ("OMP_WAIT_POLICY=PASSIVE", PASSIVE_ENV),
+        ("threads split (cores / processes)", {}),
+        ("threads split + PASSIVE", PASSIVE_ENV),
+    ]
+    _say(
+        f"\n## Concurrent processes ({steps} training steps of the default U-Net each, "
+        f"{cores} CPUs)\n"
+    )
     _say("| threads | processes | seconds each (mean) | vs one alone |\n|---|---|---|---|")
     out = []
     for name, env in settings:
@@ -589,10 +725,18 @@ def concurrency_table(args) -> dict:
             extra = dict(env)
             if "split" in name:
                 extra["OMP_NUM_THREADS"] = str(max(1, cores // n))
-            procs = [subprocess.Popen([sys.executable, str(HERE), "--case", "train_steps", str(steps)],
-                                      stdout=subprocess.PIPE, text=True,
-                                      env=dict(os.environ, **extra)) for _ in range(n)]
-            secs = [json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in procs]
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(HERE), "--case", "train_steps", str(steps)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=dict(os.environ, **extra),
+                )
+                for _ in range(n)
+            ]
+            secs = [
+                json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in procs
+            ]
             mean = float(np.mean(secs))
             alone = alone or mean
             out.append({"setting": name, "processes": n, "seconds": secs})
@@ -607,9 +751,10 @@ def train_table(args):
     to = run_case(["train_original", args.train_steps], args.threads)
     tu = run_case(["train_ours", args.train_steps], args.threads)
     for name, r in (("original: width 64, 3 channels", to), ("ours: width 16, 1 channel", tu)):
-        print(f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
-              f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |")
-
+        print(
+            f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
+            f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |"
+        )
 
 
 def breakdown_table(args):
@@ -618,17 +763,24 @@ def breakdown_table(args):
         print(f"\nbreakdown failed: {r['error']}")
         return
     threads = args.threads or os.cpu_count()
-    print(f"\n## Where the time of one prediction goes ({r['mp']:.2f} MP at the model's scale, "
-          f"{r['what']}; median of 3)\n")
+    print(
+        f"\n## Where the time of one prediction goes ({r['mp']:.2f} MP at the model's scale, "
+        f"{r['what']}; median of 3)\n"
+    )
     print("| part | seconds |")
     print("|---|---|")
-    rows = [(f"the U-Nets, tiles on {DEVICE}", "nets"),
-            ("forest features on the CPU, 2 threads (as shipped)", "features_2"),
-            (f"forest features on the CPU, {min(threads, r['n_scales'])} threads (one per scale)", "features_all"),
-            (f"forest tree walk, numpy on the CPU ({threads} threads)", "walk_cpu"),
-            (f"forest on {DEVICE}: features and tree walk with torch", "forest_device"),
-            (f"`segment` end to end, forest on {DEVICE}", "segment"),
-            ("`segment` end to end, forest on the CPU", "segment_forest_cpu")]
+    rows = [
+        (f"the U-Nets, tiles on {DEVICE}", "nets"),
+        ("forest features on the CPU, 2 threads (as shipped)", "features_2"),
+        (
+            f"forest features on the CPU, {min(threads, r['n_scales'])} threads (one per scale)",
+            "features_all",
+        ),
+        (f"forest tree walk, numpy on the CPU ({threads} threads)", "walk_cpu"),
+        (f"forest on {DEVICE}: features and tree walk with torch", "forest_device"),
+        (f"`segment` end to end, forest on {DEVICE}", "segment"),
+        ("`segment` end to end, forest on the CPU", "segment_forest_cpu"),
+    ]
     if DEVICE == "cpu":  # the forest is scikit-image's and numpy's on the CPU
         rows = [row for row in rows if row[1] not in ("forest_device", "segment")]
     for name, key in rows:
@@ -637,10 +789,16 @@ def breakdown_table(args):
 
 def stream_table(args):
     on = " on the GPU" if DEVICE == "cuda" else ""
-    print(f"\n## Memory and time against image size (block-by-block path, tiled TIFF in and out{on})\n")
+    print(
+        f"\n## Memory and time against image size (block-by-block path, tiled TIFF in and "
+        f"out{on})\n"
+    )
     gpu = DEVICE == "cuda"
-    print("| megapixels | blocks | seconds | seconds per megapixel | peak RSS (MB) "
-          f"| resident MB after 25 % / 50 % / 100 % of the blocks |{' peak GPU (MB) |' if gpu else ''}")
+    gpu_col = " peak GPU (MB) |" if gpu else ""
+    print(
+        "| megapixels | blocks | seconds | seconds per megapixel | peak RSS (MB) "
+        f"| resident MB after 25 % / 50 % / 100 % of the blocks |{gpu_col}"
+    )
     print(f"|---|---|---|---|---|---|{'---|' if gpu else ''}")
     for mp in args.sizes:
         r = run_case(["stream", mp], args.threads)
@@ -649,8 +807,11 @@ def stream_table(args):
             continue
         at = " / ".join(f"{v:.0f}" for v in r["rss_at"].values())
         mem = f" {r['gpu_mb']:.0f} |" if gpu else ""
-        print(f"| {r['mp']:.1f} | {r['blocks']} | {r['seconds']:.1f} | {r['seconds'] / r['mp']:.2f} | "
-              f"{r['rss_mb']:.0f} | {at} |{mem}", flush=True)
+        print(
+            f"| {r['mp']:.1f} | {r['blocks']} | {r['seconds']:.1f} "
+            f"| {r['seconds'] / r['mp']:.2f} | {r['rss_mb']:.0f} | {at} |{mem}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -85,15 +85,33 @@ def electrode(rng, shape):
 
 
 SETS = {
-    "sandstone-uct": (sandstone, {"classes": [{"name": "pore", "value": 0},
-                                              {"name": "grain", "value": 255}], "rest": None}),
-    "carbonate-4": (carbonate, {"classes": [{"name": "calcite", "color": "#ffff00"},
-                                            {"name": "dolomite", "color": "#0000ff"},
-                                            {"name": "clay matrix", "color": "#00a000"},
-                                            {"name": "pore", "color": "#ff00ff"}], "rest": None}),
-    "electrode-f32": (electrode, {"classes": [{"name": "particle", "value": 0},
-                                              {"name": "binder", "value": 1},
-                                              {"name": "pore", "value": 2}], "rest": None}),
+    "sandstone-uct": (
+        sandstone,
+        {"classes": [{"name": "pore", "value": 0}, {"name": "grain", "value": 255}], "rest": None},
+    ),
+    "carbonate-4": (
+        carbonate,
+        {
+            "classes": [
+                {"name": "calcite", "color": "#ffff00"},
+                {"name": "dolomite", "color": "#0000ff"},
+                {"name": "clay matrix", "color": "#00a000"},
+                {"name": "pore", "color": "#ff00ff"},
+            ],
+            "rest": None,
+        },
+    ),
+    "electrode-f32": (
+        electrode,
+        {
+            "classes": [
+                {"name": "particle", "value": 0},
+                {"name": "binder", "value": 1},
+                {"name": "pore", "value": 2},
+            ],
+            "rest": None,
+        },
+    ),
 }
 PALETTE = np.zeros((3, 256), np.uint16)
 PALETTE[:, :3] = np.array([(255, 0, 0), (79, 255, 130), (198, 118, 255)], np.uint16).T * 257
@@ -101,22 +119,33 @@ PALETTE[:, :3] = np.array([(255, 0, 0), (79, 255, 130), (198, 118, 255)], np.uin
 
 def write_pair(name: str, img_path: Path, lab_path: Path, image, labels):
     if name == "sandstone-uct":  # 2.2 µm per pixel in ImageJ TIFF tags
-        tifffile.imwrite(img_path, image, imagej=True, resolution=(1 / 2.2, 1 / 2.2),
-                         metadata={"unit": "um"})
+        tifffile.imwrite(
+            img_path, image, imagej=True, resolution=(1 / 2.2, 1 / 2.2), metadata={"unit": "um"}
+        )
         tifffile.imwrite(lab_path, labels)
     elif name == "carbonate-4":
-        tifffile.imwrite(img_path, image, resolution=(1e4 / 0.8, 1e4 / 0.8),
-                         resolutionunit="centimeter")
+        tifffile.imwrite(
+            img_path, image, resolution=(1e4 / 0.8, 1e4 / 0.8), resolutionunit="centimeter"
+        )
         tifffile.imwrite(lab_path, labels, photometric="rgb")
     else:  # 50 nm per pixel in OME-XML; labels a palette TIFF whose index 0 is a class
-        tifffile.imwrite(img_path, image, ome=True,
-                         metadata={"PhysicalSizeX": 50, "PhysicalSizeXUnit": "nm",
-                                   "PhysicalSizeY": 50, "PhysicalSizeYUnit": "nm"})
+        tifffile.imwrite(
+            img_path,
+            image,
+            ome=True,
+            metadata={
+                "PhysicalSizeX": 50,
+                "PhysicalSizeXUnit": "nm",
+                "PhysicalSizeY": 50,
+                "PhysicalSizeYUnit": "nm",
+            },
+        )
         tifffile.imwrite(lab_path, labels, photometric="palette", colormap=PALETTE)
 
 
-def write_sets(out: Path, size: int = 384, n_train: int = 3, n_test: int = 2,
-               seed: int = 0) -> list[Path]:
+def write_sets(
+    out: Path, size: int = 384, n_train: int = 3, n_test: int = 2, seed: int = 0
+) -> list[Path]:
     made = []
     for k, (name, (make, scheme)) in enumerate(SETS.items()):
         rng = np.random.default_rng([seed, k])
@@ -127,8 +156,13 @@ def write_sets(out: Path, size: int = 384, n_train: int = 3, n_test: int = 2,
             for i in range(n):
                 image, labels = make(rng, (size, size))
                 stem = f"{split}{i + 1:02d}.tif"
-                write_pair(name, root / split / "images" / stem, root / split / "labels" / stem,
-                           image, labels)
+                write_pair(
+                    name,
+                    root / split / "images" / stem,
+                    root / split / "labels" / stem,
+                    image,
+                    labels,
+                )
         (root / "classes.json").write_text(json.dumps(scheme, indent=1, ensure_ascii=False))
         made.append(root)
     return made

@@ -47,7 +47,7 @@ def grey_volume(n: int) -> np.ndarray:
     image = image[: image.shape[0] - 64]  # leave out the data bar rows
     if min(image.shape) < 2 * n:
         image = np.tile(image, (2 * n // image.shape[0] + 1, 2 * n // image.shape[1] + 1))
-    return np.stack([image[i:i + n, i:i + n] for i in range(n)])
+    return np.stack([image[i : i + n, i : i + n] for i in range(n)])
 
 
 def _labels_for(n: int, model, voxel) -> np.ndarray:
@@ -83,17 +83,32 @@ def case(kind: str, n: int, network: bool) -> dict:
         del model
         base = _rss_mb()  # segmentation's own peak is in here: report the analysis above it
         t0 = time.perf_counter()
-        rep = volume_report(labels, load_model(default_model_path()).info.scheme, voxel,
-                            network=network)
+        rep = volume_report(
+            labels, load_model(default_model_path()).info.scheme, voxel, network=network
+        )
         seconds = time.perf_counter() - t0
-        extra = {k: rep.get(k) for k in ("porosity", "connected_porosity",
-                                         "isolated_porosity", "pore_diameter_d50_nm",
-                                         "tortuosity")}
+        extra = {
+            k: rep.get(k)
+            for k in (
+                "porosity",
+                "connected_porosity",
+                "isolated_porosity",
+                "pore_diameter_d50_nm",
+                "tortuosity",
+            )
+        }
     peak = _rss_mb()
-    return {"case": kind, "n": n, "voxels": n ** 3, "seconds": round(seconds, 2),
-            "voxels_per_s": round(n ** 3 / seconds), "peak_rss_mb": round(peak),
-            "extra_rss_mb": round(peak - base) if peak > base else None,
-            "threads": torch.get_num_threads(), **extra}
+    return {
+        "case": kind,
+        "n": n,
+        "voxels": n**3,
+        "seconds": round(seconds, 2),
+        "voxels_per_s": round(n**3 / seconds),
+        "peak_rss_mb": round(peak),
+        "extra_rss_mb": round(peak - base) if peak > base else None,
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
 
 
 def _run_case(kind: str, n: int, threads: int, network: bool) -> dict:
@@ -111,8 +126,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
-    p.add_argument("--no-network", action="store_true",
-                   help="leave the pore network and permeability out of the analysis")
+    p.add_argument(
+        "--no-network",
+        action="store_true",
+        help="leave the pore network and permeability out of the analysis",
+    )
     p.add_argument("--json", type=Path, default=HERE.parent / "results" / "volume_cpu.json")
     p.add_argument("--case", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -122,20 +140,35 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         print(json.dumps(case(args.case[0], int(args.case[1]), not args.no_network)))
         return 0
-    rows = [_run_case(kind, n, args.threads, not args.no_network)
-            for n in args.sizes for kind in ("segment", "analyze")]
-    print(f"{'case':<9} {'size':>6} {'seconds':>9} {'voxels/s':>11} {'peak RSS MB':>12} "
-          f"{'extra MB':>9}")
+    rows = [
+        _run_case(kind, n, args.threads, not args.no_network)
+        for n in args.sizes
+        for kind in ("segment", "analyze")
+    ]
+    print(
+        f"{'case':<9} {'size':>6} {'seconds':>9} {'voxels/s':>11} {'peak RSS MB':>12} "
+        f"{'extra MB':>9}"
+    )
     for r in rows:
         if "error" in r:
             print(f"{r['case']:<9} {r['n']:>5}^3  failed: {r['error']}")
             continue
-        print(f"{r['case']:<9} {r['n']:>5}^3 {r['seconds']:>9.2f} {r['voxels_per_s']:>11,} "
-              f"{r['peak_rss_mb']:>12} {r['extra_rss_mb'] or '-':>9}")
+        print(
+            f"{r['case']:<9} {r['n']:>5}^3 {r['seconds']:>9.2f} {r['voxels_per_s']:>11,} "
+            f"{r['peak_rss_mb']:>12} {r['extra_rss_mb'] or '-':>9}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
-                                     "cpus": os.cpu_count(), "threads": args.threads,
-                                     "rows": rows}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(),
+                "threads": args.threads,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.json}")
     return 0
 

@@ -26,8 +26,12 @@ def imports_of(path: Path, name: str, is_package: bool, known: set[str]) -> set[
     found = set()
     base = name.split(".") if is_package else name.split(".")[:-1]
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and getattr(block.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(block)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(block)
+    }
     for node in ast.walk(tree):
         if id(node) in typing_only:  # never executed: annotations only
             continue

@@ -18,10 +18,24 @@ from napari_rockseg.engine.training.trainer import Trainer
 out = sys.argv[1]
 torch.set_num_threads(1)
 rank, device = _init_distributed("auto")
-scheme = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+scheme = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 image, labels = synthetic_scene(64, seed=1)
-cfg = TrainConfig(method=sys.argv[2], tile=32, batch_size=4, width=4, depth=2, steps=6, eval_every=3,
-                        val_fraction=0.0, patience=None, device=device, data_bar=0, seed=0)
+cfg = TrainConfig(
+    method=sys.argv[2],
+    tile=32,
+    batch_size=4,
+    width=4,
+    depth=2,
+    steps=6,
+    eval_every=3,
+    val_fraction=0.0,
+    patience=None,
+    device=device,
+    data_bar=0,
+    seed=0,
+)
 trainer = Trainer(cfg, [SEMImage(image)], [labels], scheme)
 torch.manual_seed(cfg.seed)
 start = trainer._new_model(trainer.info())  # the weights training starts from

@@ -14,7 +14,7 @@ def synthetic_scene(size=64, seed=0, rare_radius=4):
         labels[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
     for _ in range(3):
         cy, cx = rng.integers(6, size - 6, 2)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < rare_radius ** 2] = 3
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < rare_radius**2] = 3
     means = np.array([0, 120, 200, 30], np.float32)
     image = means[labels] + rng.normal(0, 12, labels.shape)
     return np.clip(image, 0, 255).astype(np.uint8), labels

@@ -37,8 +37,12 @@ def _drifted(drift, noise=0.0, seed=0):
     """Slices cut from one texture moved by ``drift``; whole-pixel moves copy exactly."""
     big = _texture(seed)
     window = (slice(MARGIN, MARGIN + SIZE),) * 2
-    planes = [np.roll(big, d.astype(int), (0, 1))[window] if np.all(d == np.round(d))
-              else ndi.shift(big, d, order=3)[window] for d in drift]
+    planes = [
+        np.roll(big, d.astype(int), (0, 1))[window]
+        if np.all(d == np.round(d))
+        else ndi.shift(big, d, order=3)[window]
+        for d in drift
+    ]
     vol = np.stack(planes)
     if noise:
         vol = vol + np.random.default_rng(seed + 1).normal(0, noise * vol.std(), vol.shape)
@@ -165,10 +169,18 @@ def test_real_fibsem_stack_drift_is_found_and_removed():
     extra = np.array([(5 * np.sin(i), -4 * np.cos(i / 2)) for i in range(len(vol))]).round()
     extra -= extra[0]
     pad = 8
-    moved = np.stack([vol[i, pad + int(dy): vol.shape[1] - pad + int(dy),
-                          pad + int(dx): vol.shape[2] - pad + int(dx)]
-                      for i, (dy, dx) in enumerate(extra)])
+    moved = np.stack(
+        [
+            vol[
+                i,
+                pad + int(dy) : vol.shape[1] - pad + int(dy),
+                pad + int(dx) : vol.shape[2] - pad + int(dx),
+            ]
+            for i, (dy, dx) in enumerate(extra)
+        ]
+    )
     again = align(moved)
     # compared step by step: each step's sub-pixel error is ~0.1 px; the chain sums them
-    np.testing.assert_allclose(np.diff(again.shifts, axis=0),
-                               np.diff(result.shifts + extra, axis=0), atol=0.25)
+    np.testing.assert_allclose(
+        np.diff(again.shifts, axis=0), np.diff(result.shifts + extra, axis=0), atol=0.25
+    )

@@ -67,8 +67,11 @@ def _rewrite(path, out, tensors=None, meta=None):
 
     meta_, tensors_ = bundle.read_bundle(path)
     meta = meta_ if meta is None else meta
-    save_file(tensors_ if tensors is None else tensors, str(out),
-              metadata={} if meta == "none" else {"rockseg": json.dumps(meta)})
+    save_file(
+        tensors_ if tensors is None else tensors,
+        str(out),
+        metadata={} if meta == "none" else {"rockseg": json.dumps(meta)},
+    )
     return out
 
 
@@ -110,7 +113,9 @@ def test_bag_with_forest_bundle_refuses_broken_forest_arrays(tmp_path):
     lab = np.where(img > 0, 2, 1).astype(np.uint8)
     info = ModelInfo(pixel_size_nm=11.16)
     forest = PixelForest(info).fit([img], [lab], n_trees=3, per_class=500)
-    bag = Bag.of([NetModel(UNet(1, 4, 4, 2), info), NetModel(UNet(1, 4, 4, 2), info)], forest=forest)
+    bag = Bag.of(
+        [NetModel(UNet(1, 4, 4, 2), info), NetModel(UNet(1, 4, 4, 2), info)], forest=forest
+    )
     path = bundle.save_model(bag, tmp_path / "b.safetensors", half=True)
     meta, tensors = bundle.read_bundle(path)
     assert tensors["forest.threshold"].dtype == torch.float32  # the forest is never halved

@@ -21,8 +21,17 @@ def test_codec_round_trip_on_real_labels(test_pair):
 
 def test_custom_scheme_from_json(tmp_path):
     path = tmp_path / "scheme.json"
-    path.write_text(json.dumps({"classes": [{"name": "pore", "color": "#0000ff"},
-                                            {"name": "quartz", "color": "#ff0000"}], "rest": None}))
+    path.write_text(
+        json.dumps(
+            {
+                "classes": [
+                    {"name": "pore", "color": "#0000ff"},
+                    {"name": "quartz", "color": "#ff0000"},
+                ],
+                "rest": None,
+            }
+        )
+    )
     scheme = load_scheme(path)
     assert scheme.names == ("pore", "quartz") and scheme.labels == (1, 2)
     rgb = np.zeros((4, 4, 3), np.uint8)
@@ -49,15 +58,24 @@ def test_rest_class_takes_unlisted_colours():
     assert labels[1, 1] == 3 and (labels[0] == 1).all()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "not valid JSON"),
-    ('{"classes": [{"name": "a", "color": "#000000"}, {"name": "A", "color": "#ffffff"}]}', "appears twice"),
-    ('{"classes": [{"name": "a", "color": "#000000"}, {"name": "b", "color": "#000000"}]}', "used by two"),
-    ('{"classes": [{"name": "a", "color": "red"}]}', "#rrggbb"),
-    ('{"classes": [{"name": "a", "color": "#000000"}], "rest": "b"}', "not one of the classes"),
-    ('{"classes": []}', "at least one class"),
-    ('[1, 2]', '"classes" list'),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "not valid JSON"),
+        (
+            '{"classes": [{"name": "a", "color": "#000000"}, {"name": "A", "color": "#ffffff"}]}',
+            "appears twice",
+        ),
+        (
+            '{"classes": [{"name": "a", "color": "#000000"}, {"name": "b", "color": "#000000"}]}',
+            "used by two",
+        ),
+        ('{"classes": [{"name": "a", "color": "red"}]}', "#rrggbb"),
+        ('{"classes": [{"name": "a", "color": "#000000"}], "rest": "b"}', "not one of the classes"),
+        ('{"classes": []}', "at least one class"),
+        ("[1, 2]", '"classes" list'),
+    ],
+)
 def test_malformed_schemes_are_refused(tmp_path, text, message):
     path = tmp_path / "s.json"
     path.write_text(text)

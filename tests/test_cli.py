@@ -14,8 +14,12 @@ from napari_rockseg.engine.classes import SHALE
 
 def run_cli(*args):
     """The installed console script in a subprocess: exit code, stdout, stderr."""
-    proc = subprocess.run([sys.executable, "-m", "napari_rockseg.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_rockseg.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -29,8 +33,9 @@ def test_lda_reproduces_the_original_comparison(train_dir, test_dir, capsys):
     assert "fitted on" in out
 
 
-def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_dir, test_pair,
-                                                                          tmp_path):
+def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(
+    train_dir, test_pair, tmp_path
+):
     """A training folder of PNG images with PNG integer labels trains the same model as
     the TIFF folder, and a BMP copy of the test image with a Hitachi .txt beside it is
     segmented as the TIFF is, pixel size included."""
@@ -45,8 +50,20 @@ def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_di
         Image.fromarray(io.read_image(ip).data).save(png / "images" / f"{ip.stem}.png")
         Image.fromarray(io.read_labels(lp, SHALE)).save(png / "labels" / f"{ip.stem}.png")
     for name, folder in (("tif", train_dir), ("png", png)):
-        assert main(["train", "--method", "lda", "--data-dir", str(folder),
-                     "--out", str(tmp_path / f"{name}.safetensors")]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--method",
+                    "lda",
+                    "--data-dir",
+                    str(folder),
+                    "--out",
+                    str(tmp_path / f"{name}.safetensors"),
+                ]
+            )
+            == 0
+        )
     image = io.read_image(test_pair[0])
     Image.fromarray(image.data).save(tmp_path / "scan.bmp")
     hitachi = "[SemImageFile]\r\nImageName=scan.bmp\r\nPixelSize=4.466\r\n"
@@ -54,8 +71,20 @@ def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_di
     results = {}
     for name, path in (("tif", test_pair[0]), ("png", tmp_path / "scan.bmp")):
         out = tmp_path / f"pred_{name}"
-        assert main(["predict", str(path), "--out", str(out), "--quiet",
-                     "--model", str(tmp_path / f"{name}.safetensors")]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(path),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                    "--model",
+                    str(tmp_path / f"{name}.safetensors"),
+                ]
+            )
+            == 0
+        )
         report = json.loads((out / f"{path.stem}.json").read_text())
         labels = io.read_labels(out / f"{path.stem}_labels.tif", SHALE)
         results[name] = (labels, report["pixel_size_nm"])
@@ -65,9 +94,14 @@ def test_png_training_folder_and_bmp_with_sidecar_give_the_tiff_results(train_di
 
 def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
     model = tmp_path / "lda.safetensors"
-    assert main(["train", "--method", "lda", "--data-dir", str(train_dir), "--out", str(model)]) == 0
+    assert (
+        main(["train", "--method", "lda", "--data-dir", str(train_dir), "--out", str(model)]) == 0
+    )
     out = tmp_path / "pred"
-    assert main(["predict", str(test_pair[0]), "--out", str(out), "--model", str(model), "--quiet"]) == 0
+    assert (
+        main(["predict", str(test_pair[0]), "--out", str(out), "--model", str(model), "--quiet"])
+        == 0
+    )
     stem = test_pair[0].stem
     labels = io.read_labels(out / f"{stem}_labels.tif", SHALE)
     assert labels.shape == (768, 1024)
@@ -89,7 +123,9 @@ def test_train_predict_evaluate_agree(train_dir, test_pair, tmp_path, capsys):
 
     m = load_model(model)
     truth = io.read_labels(test_pair[1], SHALE)
-    direct = evaluate(m.predict(io.read_image(test_pair[0]).data), truth, 4, io.valid_mask(truth.shape, 80))
+    direct = evaluate(
+        m.predict(io.read_image(test_pair[0]).data), truth, 4, io.valid_mask(truth.shape, 80)
+    )
     assert result["miou"] == pytest.approx(direct["miou"])
     assert result["iou"] == pytest.approx(direct["iou"])
 
@@ -98,8 +134,28 @@ def test_train_a_bag_from_the_command_line(train_dir, tmp_path, capsys):
     from napari_rockseg.engine.models.bundle import load_model
 
     out = tmp_path / "bag.safetensors"
-    assert main(["train", "--method", "bag", "--members", "2", "--steps", "8", "--batch-size", "2",
-                 "--threads", "1", "--data-dir", str(train_dir), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "bag",
+                "--members",
+                "2",
+                "--steps",
+                "8",
+                "--batch-size",
+                "2",
+                "--threads",
+                "1",
+                "--data-dir",
+                str(train_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     # one best validation per member: each member keeps its own best weights
     assert " at net1 step " in printed and " at net2 step " in printed
@@ -112,8 +168,24 @@ def test_train_a_bag_from_the_command_line(train_dir, tmp_path, capsys):
 def test_train_passes_the_sampler_balance_on(train_dir, tmp_path, capsys):
     """--balance reaches the trainer: an impossible share is refused there, naming the option."""
     out = tmp_path / "m.safetensors"
-    assert main(["train", "--balance", "1.5", "--steps", "1", "--threads", "1",
-                 "--data-dir", str(train_dir), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--balance",
+                "1.5",
+                "--steps",
+                "1",
+                "--threads",
+                "1",
+                "--data-dir",
+                str(train_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "--balance" in capsys.readouterr().err and not out.exists()
 
 
@@ -123,11 +195,15 @@ def test_predict_uses_the_shipped_default(test_pair, tmp_path):
     report = json.loads((tmp_path / f"{test_pair[0].stem}.json").read_text())
     assert report["model"] == "shipped default" and report["model_kind"] == "bag"
     assert report["scale"] == pytest.approx(4.466 / 11.16)  # resampled to the model's pixel size
-    code, out, err = run_cli("evaluate", tmp_path / f"{test_pair[0].stem}_labels.tif", test_pair[1], "--json")
+    code, out, err = run_cli(
+        "evaluate", tmp_path / f"{test_pair[0].stem}_labels.tif", test_pair[1], "--json"
+    )
     result = json.loads(out)
-    # measured 0.640 (weakest class: clay 0.464) when shipped, 0.652 (clay 0.492) since prediction gives
+    # measured 0.640 (weakest class: clay 0.464) when shipped, 0.652 (clay 0.492) since prediction
+    # gives
     # images it shrinks texture up to predict.TEXTURE_FLOOR; the bag of six without its forest
-    # scored 0.636, the bag of four before it 0.631, the stacked ensemble 0.590; LDA 0.452, clay 0.000
+    # scored 0.636, the bag of four before it 0.631, the stacked ensemble 0.590; LDA 0.452, clay
+    # 0.000
     assert result["miou"] > 0.61 and min(result["iou"]) > 0.40, result
 
 
@@ -137,20 +213,33 @@ def test_predict_takes_the_pixel_size_a_file_does_not_record(test_pair, tmp_path
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, io.read_image(test_pair[0]).data)
     outs = {}
-    runs = (("original", [test_pair[0]]), ("unknown", [plain]), ("given", [plain, "--pixel-size", 4.466]))
+    runs = (
+        ("original", [test_pair[0]]),
+        ("unknown", [plain]),
+        ("given", [plain, "--pixel-size", 4.466]),
+    )
     for name, args in runs:
         code, out, err = run_cli("predict", *args, "--out", tmp_path / name, "--quiet")
         assert code == 0, err
         stem = Path(args[0]).stem
-        outs[name] = (json.loads((tmp_path / name / f"{stem}.json").read_text()),
-                      io.read_labels(tmp_path / name / f"{stem}_labels.tif", SHALE))
-    assert outs["unknown"][0]["scale"] == 1.0 and "pixel size is unknown" in outs["unknown"][0]["notes"][0]
-    assert outs["given"][0]["scale"] == pytest.approx(4.466 / 11.16) and not outs["given"][0]["notes"]
+        outs[name] = (
+            json.loads((tmp_path / name / f"{stem}.json").read_text()),
+            io.read_labels(tmp_path / name / f"{stem}_labels.tif", SHALE),
+        )
+    assert (
+        outs["unknown"][0]["scale"] == 1.0
+        and "pixel size is unknown" in outs["unknown"][0]["notes"][0]
+    )
+    assert (
+        outs["given"][0]["scale"] == pytest.approx(4.466 / 11.16) and not outs["given"][0]["notes"]
+    )
     assert outs["given"][0]["pixel_size_nm"] == 4.466
     assert np.array_equal(outs["given"][1], outs["original"][1])
     assert np.mean(outs["unknown"][1] != outs["original"][1]) > 0.01
     # overriding what the file says is allowed, with a note
-    code, out, err = run_cli("predict", test_pair[0], "--pixel-size", 9, "--out", tmp_path / "over", "--quiet")
+    code, out, err = run_cli(
+        "predict", test_pair[0], "--pixel-size", 9, "--out", tmp_path / "over", "--quiet"
+    )
     assert code == 0 and "the file says 4.466 nm per pixel; the given 9 nm is used" in err
 
 
@@ -164,14 +253,23 @@ def test_shipped_default_is_a_bag_of_six_unets_whose_members_say_how_they_were_t
     assert model.kind == "bag" and len(model.members) == 6
     assert model.info.pixel_size_nm == 11.16
     members = model.info.provenance["members"]
-    assert [m["command"].split("--seed ")[1].split()[0] for m in members] == ["0", "1", "2", "3", "4", "5"]
+    assert [m["command"].split("--seed ")[1].split()[0] for m in members] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
     assert all(m["command"].startswith("rockseg train --method unet --patience 0") for m in members)
     assert [m["steps"]["unet"] for m in members][4:] == [6000, 6000]
     assert all(m["steps"]["unet"] > 2000 for m in members)
     assert model.info.provenance["command"].startswith("rockseg combine")
     # blended with a 20-tree random forest at weight 0.2 (chosen on held-out images)
     assert model.forest_weight == 0.2 and len(model.forest.arrays["roots"]) == 20
-    assert model.info.provenance["forest"]["command"].startswith("rockseg train --method rf --trees 20")
+    assert model.info.provenance["forest"]["command"].startswith(
+        "rockseg train --method rf --trees 20"
+    )
     shipped = sum(p.stat().st_size for p in default_model_path().parent.glob("*.safetensors"))
     assert shipped <= 25e6
 
@@ -183,13 +281,17 @@ def test_convert_changes_an_ensembles_fusion_and_refuses_it_for_other_kinds(tmp_
     from napari_rockseg.engine.models.info import ModelInfo
     from napari_rockseg.models import default_model_path
 
-    src = save_model(Ensemble.new(ModelInfo(SHALE, 11.16), width=4, depth=2), tmp_path / "e.safetensors")
+    src = save_model(
+        Ensemble.new(ModelInfo(SHALE, 11.16), width=4, depth=2), tmp_path / "e.safetensors"
+    )
     assert load_model(src).fusion == "mean"
     out = tmp_path / "stacked.safetensors"
     code, _, err = run_cli("convert", src, "--out", out, "--half", "--fusion", "stacked")
     assert code == 0, err
     assert load_model(out).fusion == "stacked"
-    code, _, err = run_cli("convert", default_model_path(), "--out", tmp_path / "x.safetensors", "--fusion", "mean")
+    code, _, err = run_cli(
+        "convert", default_model_path(), "--out", tmp_path / "x.safetensors", "--fusion", "mean"
+    )
     assert code == 2 and "applies to ensembles" in err and not (tmp_path / "x.safetensors").exists()
     # the parser repeats the engine's fusions as literals (so `--help` need not import torch)
     from napari_rockseg.cli import build_parser
@@ -211,18 +313,27 @@ def test_combine_bags_unets_into_one_model_that_predicts(tmp_path, test_pair):
 
         torch.manual_seed(seed)
         info = ModelInfo(SHALE, px, provenance={"command": f"rockseg train --seed {seed}"})
-        paths.append(save_model(NetModel(UNet(1, 4, 4, 2), info), tmp_path / f"u{seed}.safetensors"))
+        paths.append(
+            save_model(NetModel(UNet(1, 4, 4, 2), info), tmp_path / f"u{seed}.safetensors")
+        )
     out = tmp_path / "bag.safetensors"
     code, stdout, err = run_cli("combine", paths[0], paths[1], "--out", out, "--half")
     assert code == 0 and "bag of 2 U-Nets" in stdout, err
     bag = load_model(out)
     assert bag.kind == "bag" and len(bag.members) == 2
-    assert [m["command"] for m in bag.info.provenance["members"]] == ["rockseg train --seed 0",
-                                                                       "rockseg train --seed 1"]
+    assert [m["command"] for m in bag.info.provenance["members"]] == [
+        "rockseg train --seed 0",
+        "rockseg train --seed 1",
+    ]
     assert bag.info.provenance["command"].startswith("rockseg combine")
-    code, _, err = run_cli("predict", test_pair[0], "--model", out, "--out", tmp_path / "pred", "--quiet")
+    code, _, err = run_cli(
+        "predict", test_pair[0], "--model", out, "--out", tmp_path / "pred", "--quiet"
+    )
     assert code == 0, err
-    assert io.read_labels(tmp_path / "pred" / f"{test_pair[0].stem}_labels.tif", SHALE).shape == (768, 1024)
+    assert io.read_labels(tmp_path / "pred" / f"{test_pair[0].stem}_labels.tif", SHALE).shape == (
+        768,
+        1024,
+    )
     code, _, err = run_cli("combine", paths[0], paths[2], "--out", tmp_path / "bad.safetensors")
     assert code == 2 and "pixel" in err and not (tmp_path / "bad.safetensors").exists()
 
@@ -236,40 +347,81 @@ def test_combine_blends_a_forest_trained_on_the_same_images(tmp_path, train_dir)
 
     image, labels = train_dir / "images" / "1.tif", train_dir / "labels" / "1.tif"
     rf = tmp_path / "rf.safetensors"
-    code, _, err = run_cli("train", "--method", "rf", "--trees", "3", "--images", image, "--labels", labels,
-                           "--out", rf)
+    code, _, err = run_cli(
+        "train",
+        "--method",
+        "rf",
+        "--trees",
+        "3",
+        "--images",
+        image,
+        "--labels",
+        labels,
+        "--out",
+        rf,
+    )
     assert code == 0, err
     info = load_model(rf).info
     unet = save_model(NetModel(UNet(1, 4, 4, 2), info), tmp_path / "u.safetensors")
     out = tmp_path / "bag.safetensors"
-    code, stdout, err = run_cli("combine", unet, unet, "--forest", rf, "--forest-weight", "0.3", "--out", out)
+    code, stdout, err = run_cli(
+        "combine", unet, unet, "--forest", rf, "--forest-weight", "0.3", "--out", out
+    )
     assert code == 0 and "bag of 2 U-Nets + forest at weight 0.3" in stdout, err
     bag = load_model(out)
     assert bag.forest_weight == 0.3 and len(bag.forest.arrays["roots"]) == 3
-    assert bag.info.provenance["forest"]["command"].startswith("rockseg train --method rf --trees 3")
+    assert bag.info.provenance["forest"]["command"].startswith(
+        "rockseg train --method rf --trees 3"
+    )
     code, _, err = run_cli("combine", unet, "--forest", unet, "--out", tmp_path / "bad.safetensors")
     assert code == 2 and "random forest" in err
     other = tmp_path / "rf20.safetensors"
-    code, _, err = run_cli("train", "--method", "rf", "--trees", "2", "--pixel-size", "20", "--images", image,
-                           "--labels", labels, "--out", other)
+    code, _, err = run_cli(
+        "train",
+        "--method",
+        "rf",
+        "--trees",
+        "2",
+        "--pixel-size",
+        "20",
+        "--images",
+        image,
+        "--labels",
+        labels,
+        "--out",
+        other,
+    )
     assert code == 0, err
-    code, _, err = run_cli("combine", unet, "--forest", other, "--out", tmp_path / "bad.safetensors")
+    code, _, err = run_cli(
+        "combine", unet, "--forest", other, "--out", tmp_path / "bad.safetensors"
+    )
     assert code == 2 and "pixel" in err and not (tmp_path / "bad.safetensors").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["predict", "missing.tif", "--out", "{tmp}/o"], "no such file"),
-    (["evaluate", "{tmp}", "{truth}"], "is a directory"),
-    (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}"], "is a directory"),
-    (["predict", "{tmp}/nothing*.tif", "--out", "{tmp}/o"], "no file matches"),
-    (["predict", "{png}", "--out", "{tmp}/o"], "is a PNG file that cannot be decoded"),
-    (["evaluate", "{small}", "{truth}"], "same size"),
-    (["predict", "{image}", "--out", "{tmp}/o", "--pixel-size", "0"],
-     "--pixel-size must be between 0.05"),
-    (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"], "does not exist"),
-    (["train", "--method", "lda", "--data-dir", "{tmp}", "--out", "{tmp}/m.safetensors"], "images/ and labels/"),
-    (["evaluate", "{image}", "{truth}", "--classes", "{badscheme}"], "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "missing.tif", "--out", "{tmp}/o"], "no such file"),
+        (["evaluate", "{tmp}", "{truth}"], "is a directory"),
+        (["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}"], "is a directory"),
+        (["predict", "{tmp}/nothing*.tif", "--out", "{tmp}/o"], "no file matches"),
+        (["predict", "{png}", "--out", "{tmp}/o"], "is a PNG file that cannot be decoded"),
+        (["evaluate", "{small}", "{truth}"], "same size"),
+        (
+            ["predict", "{image}", "--out", "{tmp}/o", "--pixel-size", "0"],
+            "--pixel-size must be between 0.05",
+        ),
+        (
+            ["predict", "{image}", "--out", "{tmp}/o", "--model", "{tmp}/none.safetensors"],
+            "does not exist",
+        ),
+        (
+            ["train", "--method", "lda", "--data-dir", "{tmp}", "--out", "{tmp}/m.safetensors"],
+            "images/ and labels/",
+        ),
+        (["evaluate", "{image}", "{truth}", "--classes", "{badscheme}"], "not valid JSON"),
+    ],
+)
 def test_errors_exit_2_with_one_line_and_no_output(tmp_path, test_pair, args, message):
     png = tmp_path / "fake.tif"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
@@ -277,8 +429,14 @@ def test_errors_exit_2_with_one_line_and_no_output(tmp_path, test_pair, args, me
     io.write_labels(small, np.ones((10, 10), np.uint8))
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    subs = {"{tmp}": str(tmp_path), "{png}": str(png), "{small}": str(small), "{truth}": str(test_pair[1]),
-            "{image}": str(test_pair[0]), "{badscheme}": str(bad)}
+    subs = {
+        "{tmp}": str(tmp_path),
+        "{png}": str(png),
+        "{small}": str(small),
+        "{truth}": str(test_pair[1]),
+        "{image}": str(test_pair[0]),
+        "{badscheme}": str(bad),
+    }
     argv = []
     for a in args:
         for k, v in subs.items():
@@ -295,8 +453,22 @@ def test_errors_exit_2_with_one_line_and_no_output(tmp_path, test_pair, args, me
 
 def test_preprocess_exports_tiles(train_dir, tmp_path):
     out = tmp_path / "tiles"
-    assert main(["preprocess", "--data-dir", str(train_dir), "--output-dir", str(out), "--size", "128",
-                 "--stride", "256"]) == 0
+    assert (
+        main(
+            [
+                "preprocess",
+                "--data-dir",
+                str(train_dir),
+                "--output-dir",
+                str(out),
+                "--size",
+                "128",
+                "--stride",
+                "256",
+            ]
+        )
+        == 0
+    )
     images = sorted((out / "images").glob("*.tif"))
     assert images and len(images) == len(list((out / "labels").glob("*.tif")))
     lab = io.read_labels(out / "labels" / images[0].name, SHALE)

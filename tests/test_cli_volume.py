@@ -18,8 +18,9 @@ from napari_rockseg.engine.io import SEMImage, is_volume, read_volume, write_vol
 from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
-SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)),
-                     rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 def run_align(argv):
@@ -34,9 +35,23 @@ def run_align(argv):
 def tiny_model():
     torch.set_num_threads(1)  # torch's threads spin-wait for each other on a loaded machine
     image, labels = synthetic_scene(64, seed=1)
-    config = TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=60,
-                         eval_every=30, lr=1e-2, val_fraction=0.0, patience=None, device="cpu",
-                         scale_jitter=0.0, noise=0.0, data_bar=0, seed=0)
+    config = TrainConfig(
+        method="unet",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=60,
+        eval_every=30,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cpu",
+        scale_jitter=0.0,
+        noise=0.0,
+        data_bar=0,
+        seed=0,
+    )
     return drain(Trainer(config, [SEMImage(image, 10.0)], [labels], SCHEME).run())
 
 
@@ -75,8 +90,11 @@ def test_predict_volume_file_writes_labels_with_voxel_size(tiny_model, tmp_path)
     src = write_volume(tmp_path / "vol.tif", stack, (None, 10.0, 10.0))
     assert is_volume(src)
     out = tmp_path / "out"
-    report = drain(predict_volume_file(tiny_model, src, out, voxel_depth_nm=20.0,
-                                       uncertainty=True, device="cpu", data_bar=0))
+    report = drain(
+        predict_volume_file(
+            tiny_model, src, out, voxel_depth_nm=20.0, uncertainty=True, device="cpu", data_bar=0
+        )
+    )
     labels = read_volume(out / "vol_labels.tif")
     assert labels.voxel_size_nm == pytest.approx((20.0, 10.0, 10.0))
     assert labels.shape == stack.shape and labels.data.dtype == np.uint8
@@ -99,7 +117,7 @@ def closed_spheres(n=40, radius=5):
     labels = np.ones((n, n, n), np.uint8)
     zz, yy, xx = np.mgrid[:n, :n, :n]
     for c in ((10, 10, 10), (10, 28, 27), (28, 12, 26), (27, 27, 11)):
-        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= radius ** 2] = 3
+        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= radius**2] = 3
     return labels
 
 
@@ -107,8 +125,18 @@ def test_analyze_labels_volume_of_closed_spheres(tmp_path, capsys):
     labels = closed_spheres()
     src = write_volume(tmp_path / "spheres_labels.tif", labels, (None, None, None))
     out = tmp_path / "report"
-    argv = ["analyze", str(src), "--out", str(out), "--voxel-size", "8", "8", "8",
-            "--no-network", "--no-tortuosity"]
+    argv = [
+        "analyze",
+        str(src),
+        "--out",
+        str(out),
+        "--voxel-size",
+        "8",
+        "8",
+        "8",
+        "--no-network",
+        "--no-tortuosity",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "isolated porosity" in printed and "connected porosity" in printed

@@ -67,8 +67,12 @@ def _grid(h, rows):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("fov, pad", [(None, 0), (250, 0), (280, 0), (200, 0), (230, 65535)])
 def test_no_rows_cut_from_ct_like_slices(dtype, fov, pad):
-    img = ct_slice(seed=3, dtype=dtype, fov=fov, pad=min(pad, np.iinfo(np.uint8).max)
-                   if dtype == np.uint8 else pad)
+    img = ct_slice(
+        seed=3,
+        dtype=dtype,
+        fov=fov,
+        pad=min(pad, np.iinfo(np.uint8).max) if dtype == np.uint8 else pad,
+    )
     assert io.detect_data_bar(img) == 0
 
 
@@ -79,8 +83,9 @@ def test_no_rows_cut_from_float_ct_with_nan_outside_the_field_of_view():
     assert io.detect_data_bar(img) == 0
 
 
-@pytest.mark.parametrize("bg, ink, jpeg", [(0, 255, False), (255, 0, False), (40, 230, False),
-                                           (0, 255, True)])
+@pytest.mark.parametrize(
+    "bg, ink, jpeg", [(0, 255, False), (255, 0, False), (40, 230, False), (0, 255, True)]
+)
 def test_drawn_data_bar_is_found(bg, ink, jpeg):
     img = sem_with_bar(bar=70, bg=bg, ink=ink, jpeg=jpeg)
     assert io.detect_data_bar(img) == _grid(600, 70)

@@ -1,4 +1,5 @@
 """A bag's members run as one network of grouped convolutions give the members' mean."""
+
 import numpy as np
 import pytest
 import torch

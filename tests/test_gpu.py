@@ -15,17 +15,35 @@ from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
-SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 def test_cuda_training_with_mixed_precision_learns_and_predicts_like_cpu():
     image, labels = synthetic_scene(64, seed=1)
-    cfg = TrainConfig(method="ensemble", tile=32, batch_size=8, width=8, depth=2, steps=240, lr=1e-2,
-                            val_fraction=0.0, patience=None, device="cuda", scale_jitter=0.0, noise=0.0,
-                            data_bar=0)
+    cfg = TrainConfig(
+        method="ensemble",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=240,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cuda",
+        scale_jitter=0.0,
+        noise=0.0,
+        data_bar=0,
+    )
     model = drain(Trainer(cfg, [SEMImage(image)], [labels], SCHEME).run())
-    gpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cuda")).labels
-    cpu = drain(segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    gpu = drain(
+        segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cuda")
+    ).labels
+    cpu = drain(
+        segment(model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")
+    ).labels
     assert per_class_iou(gpu, labels, 3).min() > 0.9
     assert (gpu == cpu).mean() > 0.995
     assert np.array_equal(gpu.shape, labels.shape)
@@ -41,7 +59,9 @@ def test_shipped_default_segments_the_test_image_on_cuda_as_on_the_cpu(test_pair
     scores, labels = {}, {}
     for dev in ("cuda", "cpu"):
         out = tmp_path / dev
-        assert main(["predict", str(test_pair[0]), "--out", str(out), "--device", dev, "--quiet"]) == 0
+        assert (
+            main(["predict", str(test_pair[0]), "--out", str(out), "--device", dev, "--quiet"]) == 0
+        )
         capsys.readouterr()
         pred = out / f"{test_pair[0].stem}_labels.tif"
         assert main(["evaluate", str(pred), str(test_pair[1]), "--json"]) == 0
@@ -69,4 +89,6 @@ def test_forest_on_cuda_gives_the_cpu_probabilities(test_pair):
     on_gpu = model.forest.probabilities(x, device=torch.device("cuda"))
     on_cpu = model.forest.probabilities(x, device=torch.device("cpu"))
     differ = np.abs(on_gpu - on_cpu).max(0) > 1e-6
-    assert differ.mean() < 0.002 and np.abs(on_gpu - on_cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees
+    assert (
+        differ.mean() < 0.002 and np.abs(on_gpu - on_cpu).max() <= 1 / 20 + 1e-6
+    )  # one of 20 trees

@@ -19,28 +19,52 @@ from napari_rockseg.engine.models import bundle
 from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
-SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.set_num_threads(2)
     image, labels = synthetic_scene(96, seed=5)
-    cfg = TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
-                            val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0, noise=0.0,
-                            data_bar=0, pixel_size_nm=10.0)
+    cfg = TrainConfig(
+        method="unet",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=120,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cpu",
+        scale_jitter=0.0,
+        noise=0.0,
+        data_bar=0,
+        pixel_size_nm=10.0,
+    )
     return drain(Trainer(cfg, [SEMImage(image, 10.0)], [labels], SCHEME).run())
 
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     """A 700 x 1300 scene written as a tiled, compressed TIFF with a pixel size."""
-    rows = [np.concatenate([synthetic_scene(100, seed=10 * r + c)[0] for c in range(13)], axis=1)
-            for r in range(7)]
+    rows = [
+        np.concatenate([synthetic_scene(100, seed=10 * r + c)[0] for c in range(13)], axis=1)
+        for r in range(7)
+    ]
     img = np.concatenate(rows, axis=0)
     path = tmp_path_factory.mktemp("big") / "big.tif"
-    tifffile.imwrite(path, img, tile=(128, 128), compression="zlib", imagej=True,
-                     resolution=(100.0, 100.0), metadata={"unit": "um"})
+    tifffile.imwrite(
+        path,
+        img,
+        tile=(128, 128),
+        compression="zlib",
+        imagej=True,
+        resolution=(100.0, 100.0),
+        metadata={"unit": "um"},
+    )
     return path, img
 
 
@@ -81,11 +105,22 @@ class ReadSpy:
 def test_streaming_never_reads_the_whole_image(model, big, tmp_path, monkeypatch):
     """Peak memory is flat because every read is one block with its halo (or a
     sparse sample for the intensity statistics), whatever the image size."""
-    monkeypatch.setattr(condition, "SAMPLE_PIXELS", 50_000)  # this image stands for one of 20x the sample
+    monkeypatch.setattr(
+        condition, "SAMPLE_PIXELS", 50_000
+    )  # this image stands for one of 20x the sample
     path, img = big
     spy = ReadSpy(io.open_lazy(path).data)
-    drain(segment_to_file(model, SEMImage(spy, 10.0), tmp_path / "l.tif", data_bar=40, block=256, tile=64,
-                          overlap=16))
+    drain(
+        segment_to_file(
+            model,
+            SEMImage(spy, 10.0),
+            tmp_path / "l.tif",
+            data_bar=40,
+            block=256,
+            tile=64,
+            overlap=16,
+        )
+    )
     halo = 64  # _block_halo(16, 1.0)
     assert len(spy.reads) > 4
     assert max(spy.reads) <= (256 + 2 * halo) * (4 * 256 + 2 * halo) < img.size / 2
@@ -120,8 +155,11 @@ def test_batch_on_local_dask_cluster(model, big, tmp_path, test_pair):
     for i in range(3):
         tifffile.imwrite(small / f"s{i}.tif", img[: 200 + 50 * i, :300])
     paths = batch.expand_inputs([small])
-    reports = drain(batch.predict_many(paths, tmp_path / "out", model_path, n_workers=2, tile=64, overlap=16,
-                                       data_bar=0))
+    reports = drain(
+        batch.predict_many(
+            paths, tmp_path / "out", model_path, n_workers=2, tile=64, overlap=16, data_bar=0
+        )
+    )
     assert [r["image"] for r in reports] == [str(p) for p in paths]
     for p in paths:
         labels = tifffile.imread(tmp_path / "out" / f"{p.stem}_labels.tif")
@@ -129,7 +167,9 @@ def test_batch_on_local_dask_cluster(model, big, tmp_path, test_pair):
         assert json.loads((tmp_path / "out" / f"{p.stem}.json").read_text())["model_kind"] == "unet"
 
 
-def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, big, tmp_path, monkeypatch):
+def test_streaming_a_lower_magnification_restores_texture_block_by_block(
+    model, big, tmp_path, monkeypatch
+):
     """Pixels 2x the model's: every block is enlarged and gets the texture back (its own
     seeded noise), so the file's labels match the in-memory prediction except where
     the model is unsure."""
@@ -138,7 +178,11 @@ def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, 
 
     calls = []
     real = restore_texture
-    monkeypatch.setattr(segment_module, "restore_texture", lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k))
+    monkeypatch.setattr(
+        segment_module,
+        "restore_texture",
+        lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k),
+    )
     path, img = big
     lazy = io.open_lazy(path)
     lazy.pixel_size_nm = 20.0
@@ -146,9 +190,14 @@ def test_streaming_a_lower_magnification_restores_texture_block_by_block(model, 
     summary = drain(segment_to_file(model, lazy, out, data_bar=0, block=256, tile=64, overlap=16))
     assert summary["scale"] == pytest.approx(2.0) and "Lower magnifications" in summary["notes"][0]
     blocks = len(calls)
-    assert blocks >= 4 and max(h * w for h, w in calls) < 1400 * 2600 / 2  # once per block, never whole
+    assert (
+        blocks >= 4 and max(h * w for h, w in calls) < 1400 * 2600 / 2
+    )  # once per block, never whole
     memory = drain(segment(model, SEMImage(img, 20.0), data_bar=0, tile=64, overlap=16))
-    assert len(calls) == blocks + 1 and calls[-1] == (1400, 2600)  # in memory: the whole image, enlarged 2x
+    assert len(calls) == blocks + 1 and calls[-1] == (
+        1400,
+        2600,
+    )  # in memory: the whole image, enlarged 2x
     assert (tifffile.imread(out) == memory.labels).mean() > 0.95
 
 
@@ -156,7 +205,9 @@ def test_streamed_labels_keep_the_pixel_size(model, big, tmp_path):
     """The tiled labels TIFF of a streamed prediction reads back with the image's pixel size."""
     path, _ = big
     out = tmp_path / "l.tif"
-    drain(segment_to_file(model, io.open_lazy(path), out, data_bar=0, block=256, tile=64, overlap=16))
+    drain(
+        segment_to_file(model, io.open_lazy(path), out, data_bar=0, block=256, tile=64, overlap=16)
+    )
     assert io.read_image(out).pixel_size_nm == pytest.approx(10.0, rel=1e-4)
 
 
@@ -174,4 +225,4 @@ def test_lazy_labels_exclude_a_detected_data_bar(model, big, tmp_path):
     bar = prepare(model, lazy.data, 10.0).data_bar
     assert 48 <= bar < 64
     bottom = lab[-64:].compute()
-    assert (bottom[64 - bar:] == 0).all() and (bottom[: 64 - bar] > 0).all()
+    assert (bottom[64 - bar :] == 0).all() and (bottom[: 64 - bar] > 0).all()

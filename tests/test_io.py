@@ -36,23 +36,30 @@ def test_16bit_and_rgb(tmp_path, real):
     rgb = np.repeat(real.data[..., None], 3, axis=-1)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     assert np.array_equal(io.read_image(tmp_path / "rgb.tif").data, real.data)
-    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(
+        tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate"
+    )
     assert np.array_equal(io.read_image(tmp_path / "planar.tif").data, real.data)
 
 
 def test_pixel_size_from_imagej_resolution(tmp_path, real):
     path = tmp_path / "ij.tif"
-    tifffile.imwrite(path, real.data, imagej=True, resolution=(1 / 0.010, 1 / 0.010), metadata={"unit": "um"})
+    tifffile.imwrite(
+        path, real.data, imagej=True, resolution=(1 / 0.010, 1 / 0.010), metadata={"unit": "um"}
+    )
     assert io.read_image(path).pixel_size_nm == pytest.approx(10.0)
     tifffile.imwrite(tmp_path / "plain.tif", real.data)  # no unit: unknown, not guessed
     assert io.read_image(tmp_path / "plain.tif").pixel_size_nm is None
 
 
-FEI_TEXT = ("[User]\r\nDate=03/14/2024\r\n[System]\r\nSystemType=Helios G4\r\n"
-            "[Scan]\r\nInternalScan=1\r\nPixelWidth=4.96094e-009\r\nPixelHeight=4.96094e-009\r\n"
-            "[EScan]\r\nPixelWidth=4.96094e-009\r\n")
-TESCAN_TEXT = ("AccFrames=4\r\nDevice=MIRA3 LMH\r\nPixelSizeX=6.25e-009\r\nPixelSizeY=6.25e-009\r\n"
-               "HV=5000\r\n")
+FEI_TEXT = (
+    "[User]\r\nDate=03/14/2024\r\n[System]\r\nSystemType=Helios G4\r\n"
+    "[Scan]\r\nInternalScan=1\r\nPixelWidth=4.96094e-009\r\nPixelHeight=4.96094e-009\r\n"
+    "[EScan]\r\nPixelWidth=4.96094e-009\r\n"
+)
+TESCAN_TEXT = (
+    "AccFrames=4\r\nDevice=MIRA3 LMH\r\nPixelSizeX=6.25e-009\r\nPixelSizeY=6.25e-009\r\nHV=5000\r\n"
+)
 
 
 def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
@@ -75,11 +82,15 @@ def test_pixel_size_from_fei_and_tescan_metadata(tmp_path, real):
     assert io.read_image(tmp_path / "bare.tif").pixel_size_nm is None
 
 
-HITACHI_TEXT = ("[SemImageFile]\r\nInstructName=SU8220\r\nSampleName=shale\r\nImageName={name}\r\n"
-                "DataSize=1024x768\r\nMagnification=25000\r\nPixelSize=4.960938\r\n"
-                "WorkingDistance=8100 um\r\n")
-JEOL_TEXT = ("$CM_FORMAT JEOL/SEM\n$CM_MAG 20000\n$CM_FULL_SIZE 1024 688\n$$SM_MICRON_BAR 160\n"
-             "$$SM_MICRON_MARKER 1um\n")
+HITACHI_TEXT = (
+    "[SemImageFile]\r\nInstructName=SU8220\r\nSampleName=shale\r\nImageName={name}\r\n"
+    "DataSize=1024x768\r\nMagnification=25000\r\nPixelSize=4.960938\r\n"
+    "WorkingDistance=8100 um\r\n"
+)
+JEOL_TEXT = (
+    "$CM_FORMAT JEOL/SEM\n$CM_MAG 20000\n$CM_FULL_SIZE 1024 688\n$$SM_MICRON_BAR 160\n"
+    "$$SM_MICRON_MARKER 1um\n"
+)
 
 
 def test_pixel_size_from_hitachi_and_jeol_sidecars(tmp_path, real):
@@ -174,15 +185,18 @@ def test_written_labels_keep_pixel_size(tmp_path, real):
     assert 1000 / (num / den) == pytest.approx(4.466, rel=1e-4)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.mkdir(), "is a directory"),
-    (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "a PNG file that cannot be"),
-    (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100), "a JPEG file that cannot be"),
-    (lambda p: p.write_bytes(b"II*\x00" + b"\x00" * 20), "not a readable TIFF|holds no image"),
-    (lambda p: p.write_text("just text"), r"not an image file that can be read \(TIFF, PNG"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "a PNG file that cannot be"),
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"0" * 100), "a JPEG file that cannot be"),
+        (lambda p: p.write_bytes(b"II*\x00" + b"\x00" * 20), "not a readable TIFF|holds no image"),
+        (lambda p: p.write_text("just text"), r"not an image file that can be read \(TIFF, PNG"),
+    ],
+)
 def test_bad_files_raise_clear_errors(tmp_path, make, message):
     path = tmp_path / "bad.tif"
     make(path)
@@ -250,8 +264,9 @@ def test_folders_pick_up_every_image_format(tmp_path):
     assert [p.name for p in labels] == ["a.tif", "b.png", "c.png", "d.tif"]
 
 
-@pytest.mark.parametrize("unit, value, nm",
-                         [("µm", 2.2, 2200.0), ("nm", 4.5, 4.5), (None, 0.5, 500.0)])
+@pytest.mark.parametrize(
+    "unit, value, nm", [("µm", 2.2, 2200.0), ("nm", 4.5, 4.5), (None, 0.5, 500.0)]
+)
 def test_pixel_size_from_ome_xml(tmp_path, unit, value, nm):
     meta = {"PhysicalSizeX": value, "PhysicalSizeY": value}
     if unit:
@@ -262,8 +277,13 @@ def test_pixel_size_from_ome_xml(tmp_path, unit, value, nm):
 
 @pytest.mark.parametrize("unit", ["micron", "um", "\\u00B5m"])  # ImageJ text is ASCII
 def test_imagej_micrometre_spellings(tmp_path, unit):
-    tifffile.imwrite(tmp_path / "m.tif", np.zeros((32, 32), np.uint16), imagej=True,
-                     resolution=(1 / 2.2, 1 / 2.2), metadata={"unit": unit})
+    tifffile.imwrite(
+        tmp_path / "m.tif",
+        np.zeros((32, 32), np.uint16),
+        imagej=True,
+        resolution=(1 / 2.2, 1 / 2.2),
+        metadata={"unit": unit},
+    )
     assert io.read_image(tmp_path / "m.tif").pixel_size_nm == pytest.approx(2200.0)
 
 
@@ -271,8 +291,13 @@ def test_imagej_micrometre_spellings(tmp_path, unit):
 def test_impossible_pixel_sizes_are_ignored_with_a_note(tmp_path, per_unit, unit):
     """#32 item 13: 1e-6 nm, 2 mm or 1e-5 µm per pixel is metadata gone wrong: no pixel
     size (so nothing is resampled by it) and a note that says so."""
-    tifffile.imwrite(tmp_path / "x.tif", np.zeros((32, 32), np.uint8), imagej=True,
-                     resolution=(per_unit, per_unit), metadata={"unit": unit})
+    tifffile.imwrite(
+        tmp_path / "x.tif",
+        np.zeros((32, 32), np.uint8),
+        imagej=True,
+        resolution=(per_unit, per_unit),
+        metadata={"unit": unit},
+    )
     img = io.read_image(tmp_path / "x.tif")
     assert img.pixel_size_nm is None
     assert any("outside 0.05 nm .. 1 mm" in n for n in img.notes)

@@ -14,8 +14,10 @@ from napari_rockseg.engine.classes import SHALE, ClassScheme, load_scheme
 from napari_rockseg.engine.errors import SchemeError
 from napari_rockseg.engine.models.info import ModelInfo
 
-PORE_SOLID = {"classes": [{"name": "pore", "value": 0}, {"name": "solid", "value": 255}],
-              "rest": None}
+PORE_SOLID = {
+    "classes": [{"name": "pore", "value": 0}, {"name": "solid", "value": 255}],
+    "rest": None,
+}
 BATTERY_COLOURS = [(255, 0, 0), (79, 255, 130), (198, 118, 255)]  # NMC, CBD, pore
 
 
@@ -60,9 +62,16 @@ def test_zero_as_a_class_in_palette_tiff_and_png(tmp_path):
     scheme reads the indices, the colour scheme the palette colours; both agree."""
     idx = _blobs(n=3)
     _palette_tiff(tmp_path / "p.tif", idx, BATTERY_COLOURS)
-    by_value = ClassScheme.from_dict({"classes": [{"name": "NMC", "value": 0},
-                                                  {"name": "CBD", "value": 1},
-                                                  {"name": "pore", "value": 2}], "rest": None})
+    by_value = ClassScheme.from_dict(
+        {
+            "classes": [
+                {"name": "NMC", "value": 0},
+                {"name": "CBD", "value": 1},
+                {"name": "pore", "value": 2},
+            ],
+            "rest": None,
+        }
+    )
     by_colour = ClassScheme(("NMC", "CBD", "pore"), tuple(BATTERY_COLOURS))
     assert np.array_equal(io.read_labels(tmp_path / "p.tif", by_value), idx + 1)
     assert np.array_equal(io.read_labels(tmp_path / "p.tif", by_colour), idx + 1)
@@ -78,8 +87,11 @@ def test_16_bit_values_unlisted_value_error_and_rest(tmp_path):
     mask[0, :5] = 7
     tifffile.imwrite(tmp_path / "m.tif", mask)
     two = {"classes": [{"name": "grain", "value": 1000}, {"name": "pore", "value": 2000}]}
-    with pytest.raises(SchemeError, match=r"values the class scheme does not list: 3000 \(\d+ "
-                                          r"pixels\), 7 \(5 pixels\).*set \"rest\""):
+    with pytest.raises(
+        SchemeError,
+        match=r"values the class scheme does not list: 3000 \(\d+ "
+        r"pixels\), 7 \(5 pixels\).*set \"rest\"",
+    ):
         io.read_labels(tmp_path / "m.tif", ClassScheme.from_dict({**two, "rest": None}))
     labels = io.read_labels(tmp_path / "m.tif", ClassScheme.from_dict({**two, "rest": "grain"}))
     assert np.array_equal(labels, np.where(mask == 2000, 2, 1))
@@ -90,8 +102,11 @@ def test_shale_scheme_refuses_another_schemes_colour_mask(tmp_path):
     idx = _blobs(n=3)
     rgb = np.array(BATTERY_COLOURS, np.uint8)[idx]
     Image.fromarray(rgb).save(tmp_path / "c.png")
-    with pytest.raises(SchemeError, match=r"colours outside the class scheme: #(4fff82|c676ff) "
-                                          r"\(\d+ pixels, first at row"):
+    with pytest.raises(
+        SchemeError,
+        match=r"colours outside the class scheme: #(4fff82|c676ff) "
+        r"\(\d+ pixels, first at row",
+    ):
         io.read_labels(tmp_path / "c.png", SHALE)
     # grey (unpainted) pixels are the rest class; a few antialiased pixels stay unlabelled
     grey = np.full((100, 100, 3), 120, np.uint8)
@@ -123,23 +138,32 @@ def test_value_scheme_round_trips_through_json_and_model_info(tmp_path):
 
 
 def test_class_names_are_sanitised_for_the_terminal():
-    scheme = ClassScheme.from_dict({"classes": [{"name": "\x1b[31mpore\x1b[0m\nspace\x07",
-                                                 "value": 0}, {"name": "solid", "value": 1}]})
+    scheme = ClassScheme.from_dict(
+        {
+            "classes": [
+                {"name": "\x1b[31mpore\x1b[0m\nspace\x07", "value": 0},
+                {"name": "solid", "value": 1},
+            ]
+        }
+    )
     assert scheme.names[0] == "pore space"
     with pytest.raises(SchemeError, match="non-empty name"):
         ClassScheme.from_dict({"classes": [{"name": "\x1b[2J\n", "value": 0}]})
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"classes": [{"name": "a", "value": 0}, {"name": "b", "color": "#ffffff"}]}, '"value"'),
-    ({"classes": [{"name": "a", "value": 1.5}]}, "whole number"),
-    ({"classes": [{"name": "a", "value": True}]}, "whole number"),
-    ({"classes": [{"name": "a", "value": "0"}]}, "whole number"),
-    ({"classes": [{"name": "a", "value": 1e300}]}, "whole number"),
-    ({"classes": [{"name": "a", "value": 3}, {"name": "b", "value": 3}]}, "used by two"),
-    ({"classes": [{"name": "a", "color": [float("inf"), 0, 0]}]}, "three integers"),
-    ({"classes": [{"name": "a", "value": 0}], "rest": ["a"]}, "not one of the classes"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"classes": [{"name": "a", "value": 0}, {"name": "b", "color": "#ffffff"}]}, '"value"'),
+        ({"classes": [{"name": "a", "value": 1.5}]}, "whole number"),
+        ({"classes": [{"name": "a", "value": True}]}, "whole number"),
+        ({"classes": [{"name": "a", "value": "0"}]}, "whole number"),
+        ({"classes": [{"name": "a", "value": 1e300}]}, "whole number"),
+        ({"classes": [{"name": "a", "value": 3}, {"name": "b", "value": 3}]}, "used by two"),
+        ({"classes": [{"name": "a", "color": [float("inf"), 0, 0]}]}, "three integers"),
+        ({"classes": [{"name": "a", "value": 0}], "rest": ["a"]}, "not one of the classes"),
+    ],
+)
 def test_malformed_value_schemes_are_refused(data, message):
     with pytest.raises(SchemeError, match=message):
         ClassScheme.from_dict(data)

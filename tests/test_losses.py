@@ -28,8 +28,12 @@ def test_multiclass_focal_and_ce_hand_values():
     logits = torch.zeros(1, 2, 1, 2)  # p = 0.5 for both classes
     labels = torch.tensor([[[1, 0]]])  # second pixel unlabelled
     assert losses.cross_entropy(logits, labels).item() == pytest.approx(math.log(2), rel=1e-5)
-    assert losses.focal(logits, labels, gamma=2.0).item() == pytest.approx(0.25 * math.log(2), rel=1e-5)
-    assert losses.focal(logits, labels, alpha=[0.3, 1.0], gamma=0.0).item() == pytest.approx(0.3 * math.log(2))
+    assert losses.focal(logits, labels, gamma=2.0).item() == pytest.approx(
+        0.25 * math.log(2), rel=1e-5
+    )
+    assert losses.focal(logits, labels, alpha=[0.3, 1.0], gamma=0.0).item() == pytest.approx(
+        0.3 * math.log(2)
+    )
 
 
 def test_soft_dice_hand_value():
@@ -47,15 +51,23 @@ def test_lovasz_softmax_is_one_minus_iou_on_hard_predictions():
     logits = 50.0 * torch.nn.functional.one_hot(pred - 1, 3).permute(0, 3, 1, 2).float()
     lab, prd = labels.numpy(), pred.numpy()
     valid = lab > 0
-    ious = [((lab == c) & (prd == c) & valid).sum() / (((lab == c) | (prd == c)) & valid).sum()
-            for c in (1, 2, 3)]
-    assert losses.lovasz_softmax(logits, labels).item() == pytest.approx(1 - np.mean(ious), abs=1e-4)
+    ious = [
+        ((lab == c) & (prd == c) & valid).sum() / (((lab == c) | (prd == c)) & valid).sum()
+        for c in (1, 2, 3)
+    ]
+    assert losses.lovasz_softmax(logits, labels).item() == pytest.approx(
+        1 - np.mean(ious), abs=1e-4
+    )
     # a class absent from the labels is left out of the mean, as in soft_dice
     labels2 = torch.where(labels == 3, torch.ones_like(labels), labels)
     lab2 = labels2.numpy()
-    ious2 = [((lab2 == c) & (prd == c) & valid).sum() / (((lab2 == c) | (prd == c)) & valid).sum()
-             for c in (1, 2)]
-    assert losses.lovasz_softmax(logits, labels2).item() == pytest.approx(1 - np.mean(ious2), abs=1e-4)
+    ious2 = [
+        ((lab2 == c) & (prd == c) & valid).sum() / (((lab2 == c) | (prd == c)) & valid).sum()
+        for c in (1, 2)
+    ]
+    assert losses.lovasz_softmax(logits, labels2).item() == pytest.approx(
+        1 - np.mean(ious2), abs=1e-4
+    )
     # from a uniform start, the gradient raises the true class's logit wherever it is known
     soft = torch.zeros(2, 3, 16, 16, requires_grad=True)
     losses.lovasz_softmax(soft, labels).backward()
@@ -77,7 +89,9 @@ def test_ignored_pixels_change_nothing():
         assert f(logits, masked).item() == pytest.approx(f(other_logits, masked).item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["focal-dice", "focal", "ce", "dice", "lovasz", "focal-dice-lovasz"])
+@pytest.mark.parametrize(
+    "name", ["focal-dice", "focal", "ce", "dice", "lovasz", "focal-dice-lovasz"]
+)
 def test_finite_gradients_on_one_class_and_empty_batches(name):
     f = losses.multiclass_loss(name, alpha=[1.0, 2.0, 3.0])
     for labels in (torch.full((2, 8, 8), 2), torch.zeros(2, 8, 8, dtype=torch.long)):
@@ -86,6 +100,8 @@ def test_finite_gradients_on_one_class_and_empty_batches(name):
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
     logits = torch.randn(2, 1, 8, 8, requires_grad=True)
-    loss = losses.binary_focal_dice(logits, torch.ones(2, 8, 8, dtype=torch.bool), torch.ones(2, 8, 8, dtype=torch.bool))
+    loss = losses.binary_focal_dice(
+        logits, torch.ones(2, 8, 8, dtype=torch.bool), torch.ones(2, 8, 8, dtype=torch.bool)
+    )
     loss.backward()
     assert torch.isfinite(logits.grad).all()

@@ -57,8 +57,12 @@ def test_sample_data(viewer):
 def test_widgets_appear_from_the_manifest(viewer):
     from napari_rockseg._widgets import evaluate, report, segment, train
 
-    expected = {"Segment": segment.SegmentWidget, "Train and retrain": train.TrainWidget,
-                "Evaluate and compare": evaluate.EvaluateWidget, "Phase report": report.PhaseReportWidget}
+    expected = {
+        "Segment": segment.SegmentWidget,
+        "Train and retrain": train.TrainWidget,
+        "Evaluate and compare": evaluate.EvaluateWidget,
+        "Phase report": report.PhaseReportWidget,
+    }
     for name, cls in expected.items():
         dock, widget = viewer.window.add_plugin_dock_widget("napari-rockseg", name)
         assert isinstance(widget, cls) and widget.viewer is not None
@@ -259,7 +263,19 @@ def test_phase_report_matches_cli_and_follows_painting(viewer, test_pair, tmp_pa
     w.labels_layer.value = truth
     result = w.run()
     assert result["pixel_size_nm"] == pytest.approx(4.466)
-    assert main(["analyze", str(test_pair[1]), "--image", str(test_pair[0]), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(test_pair[1]),
+                "--image",
+                str(test_pair[0]),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     cli = next(iter(json.loads((tmp_path / "r.json").read_text()).values()))
     for key in ("porosity", "organic_fraction", "organic_hosted_pore_share"):
         assert result[key] == pytest.approx(cli[key])
@@ -302,7 +318,9 @@ def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     from napari_rockseg._widgets.train import TrainWidget
 
     image, truth = open_sample(viewer)
-    crop = viewer.add_image(np.asarray(image.data)[:160, :160], name="crop", scale=image.scale, units=image.units)
+    crop = viewer.add_image(
+        np.asarray(image.data)[:160, :160], name="crop", scale=image.scale, units=image.units
+    )
     STORE.current = SHIPPED_DEFAULT
     shipped = STORE.get(SHIPPED_DEFAULT)
     before = {k: v.clone() for k, v in shipped.state_dict().items()}
@@ -322,16 +340,23 @@ def test_fine_tune_the_shipped_default_on_painted_corrections(viewer, qtbot):
     tuned = t.model
     assert tuned.kind == "bag" and tuned is not shipped
     # every member of the bag was fine-tuned, one after the other
-    assert set(tuned.info.provenance["steps"]) == {f"net{k + 1}" for k in range(len(shipped.members))}
+    assert set(tuned.info.provenance["steps"]) == {
+        f"net{k + 1}" for k in range(len(shipped.members))
+    }
     assert len(shipped.members) == 6
     # the forest blended into the shipped bag is kept as it was
     assert tuned.forest_weight == shipped.forest_weight == 0.2
     assert all(np.array_equal(tuned.forest.arrays[k], v) for k, v in shipped.forest.arrays.items())
     assert tuned.info.provenance["fine_tuned_from"] is not None
-    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if v.is_floating_point())
+    assert any(
+        not torch.equal(before[k], v)
+        for k, v in tuned.state_dict().items()
+        if v.is_floating_point()
+    )
     # the shipped model itself is untouched
     assert all(torch.equal(before[k], v) for k, v in shipped.state_dict().items())
-    # the fine-tuning settings the widget passes: keep what was not painted (default), or strokes only
+    # the fine-tuning settings the widget passes: keep what was not painted (default), or strokes
+    # only
     assert t.keep_unpainted.value and t.keep_unpainted.enabled
     cfg = t.config()
     assert cfg.keep_confident == 0.9 and cfg.stroke_share == 0.5

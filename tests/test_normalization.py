@@ -23,7 +23,9 @@ def test_median_normalisation_ignores_brightness_offsets_and_keeps_contrast(grey
     unclipped = grey <= 215
     assert np.allclose(info.normalize(brighter)[unclipped], x[unclipped], atol=1e-5)
     # grey-level differences between phases stay as measured: 255 grey levels span 4 units
-    assert np.isclose(float(x.max() - x.min()), (int(grey.max()) - int(grey.min())) * 4 / 255, atol=1e-5)
+    assert np.isclose(
+        float(x.max() - x.min()), (int(grey.max()) - int(grey.min())) * 4 / 255, atol=1e-5
+    )
 
 
 def test_percentile_normalisation_stretches_contrast(grey):
@@ -52,12 +54,15 @@ def test_block_uses_whole_image_statistics(grey):
     # statistics of the rows above a data bar, without slicing the (lazy) image first
     bright_bar = np.vstack([grey, np.full((80, grey.shape[1]), 255, grey.dtype)])
     assert info.stats(bright_bar, rows=grey.shape[0]) == stats
-    assert ModelInfo(normalization="percentile").stats(bright_bar, rows=grey.shape[0]) == \
-        ModelInfo(normalization="percentile").stats(grey)
+    assert ModelInfo(normalization="percentile").stats(bright_bar, rows=grey.shape[0]) == ModelInfo(
+        normalization="percentile"
+    ).stats(grey)
 
 
 def test_normalisation_is_recorded_and_old_bundles_keep_theirs():
-    assert ModelInfo.from_dict(ModelInfo(normalization="median").to_dict()).normalization == "median"
+    assert (
+        ModelInfo.from_dict(ModelInfo(normalization="median").to_dict()).normalization == "median"
+    )
     d = ModelInfo().to_dict()
     del d["normalization"]  # bundles written before the median normalisation existed
     assert ModelInfo.from_dict(d).normalization == "percentile"

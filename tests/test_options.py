@@ -13,11 +13,27 @@ from napari_rockseg.engine.training.config import TrainConfig
 
 # (option, bad value as typed) of issue #32 item 11 and the impossible pixel sizes of item 8
 BAD_TRAIN = [
-    ("--batch-size", "0"), ("--tile", "7"), ("--width", "0"), ("--depth", "20"), ("--lr", "nan"),
-    ("--lr", "inf"), ("--checkpoint-every", "0"), ("--steps", "0"), ("--steps", "-1"),
-    ("--val-fraction", "1"), ("--val-fraction", "-1"), ("--pixel-size", "inf"),
-    ("--pixel-size", "1e9"), ("--pixel-size", "1e-9"), ("--pixel-size", "nan"), ("--minutes", "0"),
-    ("--members", "0"), ("--ema", "1"), ("--threads", "0"), ("--noise", "-1"), ("--patience", "-1"),
+    ("--batch-size", "0"),
+    ("--tile", "7"),
+    ("--width", "0"),
+    ("--depth", "20"),
+    ("--lr", "nan"),
+    ("--lr", "inf"),
+    ("--checkpoint-every", "0"),
+    ("--steps", "0"),
+    ("--steps", "-1"),
+    ("--val-fraction", "1"),
+    ("--val-fraction", "-1"),
+    ("--pixel-size", "inf"),
+    ("--pixel-size", "1e9"),
+    ("--pixel-size", "1e-9"),
+    ("--pixel-size", "nan"),
+    ("--minutes", "0"),
+    ("--members", "0"),
+    ("--ema", "1"),
+    ("--threads", "0"),
+    ("--noise", "-1"),
+    ("--patience", "-1"),
 ]
 
 
@@ -31,11 +47,22 @@ def test_train_refuses_an_option_out_of_range_in_one_line(flag, value, tmp_path,
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name,value", [
-    ("batch_size", 0), ("tile", 7), ("overlap", -1), ("pixel_size", float("inf")),
-    ("pixel_size", 1e9), ("pixel_size", 1e-9), ("pixel_size", float("nan")), ("pixel_size", 0),
-    ("data_bar", -1), ("threads", 0), ("precision", "fp64"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("batch_size", 0),
+        ("tile", 7),
+        ("overlap", -1),
+        ("pixel_size", float("inf")),
+        ("pixel_size", 1e9),
+        ("pixel_size", 1e-9),
+        ("pixel_size", float("nan")),
+        ("pixel_size", 0),
+        ("data_bar", -1),
+        ("threads", 0),
+        ("precision", "fp64"),
+    ],
+)
 def test_prediction_options_refuse_impossible_values(name, value):
     with pytest.raises(InputError, match=options.PREDICT[name].flag):
         options.check_all({name: value}, options.PREDICT)
@@ -48,8 +75,16 @@ def test_an_option_message_names_the_flag_and_its_range():
 
 
 def test_plausible_values_pass_unchanged():
-    good = {"batch_size": 1, "tile": 16, "lr": 1e-4, "pixel_size": 2230.0, "val_fraction": 0.0,
-            "steps": None, "method": "rf", "noise": 0.0}
+    good = {
+        "batch_size": 1,
+        "tile": 16,
+        "lr": 1e-4,
+        "pixel_size": 2230.0,
+        "val_fraction": 0.0,
+        "steps": None,
+        "method": "rf",
+        "noise": 0.0,
+    }
     assert options.check_all(good, options.TRAIN) == good
     assert options.PREDICT["pixel_size"].check(0.05) == 0.05
     assert options.PREDICT["pixel_size"].check(1e6) == 1e6
@@ -74,10 +109,12 @@ def test_the_train_parser_is_built_from_the_options():
 
 
 def test_help_shows_ranges_and_units_without_importing_torch():
-    code = ("import sys\nfrom napari_rockseg.cli import build_parser\n"
-            "p = build_parser()\n"
-            "sub = p._subparsers._group_actions[0].choices['train']\n"
-            "print(sub.format_help())\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom napari_rockseg.cli import build_parser\n"
+        "p = build_parser()\n"
+        "sub = p._subparsers._group_actions[0].choices['train']\n"
+        "print(sub.format_help())\nprint('torch' in sys.modules)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     out = run.stdout
     assert out.strip().endswith("False")

@@ -25,13 +25,24 @@ from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.data import plan_pixel_size
 from napari_rockseg.engine.training.trainer import Trainer
 
-SCHEME = ClassScheme(("background", "blob", "pore"),
-                     ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 def tiny(**kw):
-    base = dict(method="unet", tile=32, batch_size=2, width=4, depth=2, steps=2, val_fraction=0.0,
-                device="cpu", data_bar=0, seed=0)
+    base = dict(
+        method="unet",
+        tile=32,
+        batch_size=2,
+        width=4,
+        depth=2,
+        steps=2,
+        val_fraction=0.0,
+        device="cpu",
+        data_bar=0,
+        seed=0,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -62,8 +73,10 @@ def test_a_requested_pixel_size_is_used_and_unknown_ones_train_as_they_are(scene
     image, labels = scene
     size, notes = plan_pixel_size([SEMImage(image, 10.0), SEMImage(image)], 20.0)
     assert size == 20.0 and any("record no pixel size" in n for n in notes)
-    assert plan_pixel_size([SEMImage(image)], None) == (None, [pytest.approx(plan_pixel_size(
-        [SEMImage(image)], None)[1][0])])
+    assert plan_pixel_size([SEMImage(image)], None) == (
+        None,
+        [pytest.approx(plan_pixel_size([SEMImage(image)], None)[1][0])],
+    )
     assert plan_pixel_size([SEMImage(image, 10.0), SEMImage(image, 30.0)], 0) == (None, [])
 
 
@@ -96,6 +109,7 @@ def test_prediction_refuses_a_200x_zoom_before_allocating_anything():
 
 # -- rockseg train: --out, interruption, checkpoint ---------------------------------------------
 
+
 @pytest.fixture
 def data_dir(tmp_path, scene):
     image, labels = scene
@@ -107,9 +121,24 @@ def data_dir(tmp_path, scene):
 
 
 def train_args(root, *extra):
-    return ["train", "--data-dir", str(root / "d"), "--tile", "32", "--width", "4", "--depth", "2",
-            "--batch-size", "2", "--data-bar", "0",
-            "--device", "cpu", *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(root / "d"),
+        "--tile",
+        "32",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--batch-size",
+        "2",
+        "--data-bar",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def interrupt_at(monkeypatch, call):
@@ -126,8 +155,9 @@ def interrupt_at(monkeypatch, call):
     monkeypatch.setattr(sampler.TileSampler, "batch", batch)
 
 
-def test_ctrl_c_before_any_validation_leaves_an_existing_out_untouched(data_dir, monkeypatch,
-                                                                       capsys):
+def test_ctrl_c_before_any_validation_leaves_an_existing_out_untouched(
+    data_dir, monkeypatch, capsys
+):
     out = data_dir / "m.safetensors"
     out.write_bytes(b"an earlier model")
     interrupt_at(monkeypatch, 3)
@@ -162,6 +192,12 @@ def test_the_checkpoint_is_removed_after_a_save_unless_kept(data_dir):
     out = data_dir / "m.safetensors"
     assert main(train_args(data_dir, "--out", str(out), "--steps", "2")) == 0
     assert out.exists() and not (data_dir / "m.safetensors.ckpt.pt").exists()
-    assert main(train_args(data_dir, "--out", str(out), "--steps", "2", "--overwrite",
-                           "--keep-checkpoint")) == 0
+    assert (
+        main(
+            train_args(
+                data_dir, "--out", str(out), "--steps", "2", "--overwrite", "--keep-checkpoint"
+            )
+        )
+        == 0
+    )
     assert (data_dir / "m.safetensors.ckpt.pt").exists()

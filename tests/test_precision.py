@@ -1,5 +1,6 @@
 """Reduced-precision prediction: bfloat16 on CPUs that compute it natively, float16 on CUDA,
 float32 when asked (ROCKSEG_PRECISION / rockseg predict --precision)."""
+
 import subprocess
 import sys
 
@@ -54,14 +55,18 @@ def test_bfloat16_prediction_is_really_used_and_keeps_the_labels(monkeypatch, te
 
 def test_cli_precision_option(tmp_path, test_pair):
     predict = [sys.executable, "-m", "napari_rockseg.cli", "predict", str(test_pair[0])]
-    code = subprocess.run([*predict, "--precision", "fp64", "--out", str(tmp_path)],
-                          capture_output=True, text=True)
+    code = subprocess.run(
+        [*predict, "--precision", "fp64", "--out", str(tmp_path)], capture_output=True, text=True
+    )
     assert code.returncode == 2 and "invalid choice: 'fp64'" in code.stderr
     labels = {}
     for mode in ("fp32", "bf16"):
-        proc = subprocess.run([*predict, "--precision", mode, "--out", str(tmp_path / mode),
-                               "--quiet"], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [*predict, "--precision", mode, "--out", str(tmp_path / mode), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         labels[mode] = io.read_labels(tmp_path / mode / f"{test_pair[0].stem}_labels.tif", SHALE)
     assert 0 < np.mean(labels["fp32"] != labels["bf16"]) < 0.001
-

@@ -29,12 +29,18 @@ from napari_rockseg.engine.training.trainer import Trainer
 from napari_rockseg.models import LDA as LDA_NAME
 from napari_rockseg.models import model_path
 
-SCHEME3 = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+SCHEME3 = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "napari_rockseg.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_rockseg.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +71,36 @@ def test_all_unlabelled_single_class_and_missing_class():
 
 def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
     model = tmp_path / "e.safetensors"
-    proc = cli("train", "--method", "ensemble", "--data-dir", scene_dir, "--steps", "10", "--tile", "32", "--width",
-               "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
-               "--pixel-size", "0", "--synth-share", "0.2", "--patience", "0", "--blur", "0.7",
-               "--keep-checkpoint")
+    proc = cli(
+        "train",
+        "--method",
+        "ensemble",
+        "--data-dir",
+        scene_dir,
+        "--steps",
+        "10",
+        "--tile",
+        "32",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--out",
+        model,
+        "--classes",
+        _scheme_file(tmp_path),
+        "--data-bar",
+        "0",
+        "--pixel-size",
+        "0",
+        "--synth-share",
+        "0.2",
+        "--patience",
+        "0",
+        "--blur",
+        "0.7",
+        "--keep-checkpoint",
+    )
     assert proc.returncode == 0, proc.stderr
     ckpt = load_checkpoint(str(model) + ".ckpt.pt")
     last = {h["stage"]: h["step"] for h in ckpt["history"]}
@@ -81,11 +113,47 @@ def test_synth_share_and_patience_reach_the_trainer(scene_dir, tmp_path):
 
 def test_fine_tuning_a_model_of_other_classes_is_refused(scene_dir, tmp_path):
     model = tmp_path / "m.safetensors"
-    assert cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--tile", "32", "--width",
-               "4", "--depth", "2", "--out", model, "--classes", _scheme_file(tmp_path), "--data-bar", "0",
-               "--pixel-size", "0").returncode == 0
-    proc = cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--init", model,
-               "--out", tmp_path / "n.safetensors", "--data-bar", "0")
+    assert (
+        cli(
+            "train",
+            "--method",
+            "unet",
+            "--data-dir",
+            scene_dir,
+            "--steps",
+            "2",
+            "--tile",
+            "32",
+            "--width",
+            "4",
+            "--depth",
+            "2",
+            "--out",
+            model,
+            "--classes",
+            _scheme_file(tmp_path),
+            "--data-bar",
+            "0",
+            "--pixel-size",
+            "0",
+        ).returncode
+        == 0
+    )
+    proc = cli(
+        "train",
+        "--method",
+        "unet",
+        "--data-dir",
+        scene_dir,
+        "--steps",
+        "2",
+        "--init",
+        model,
+        "--out",
+        tmp_path / "n.safetensors",
+        "--data-bar",
+        "0",
+    )
     assert proc.returncode == 2 and "has classes (background, blob, pore)" in proc.stderr
     assert not (tmp_path / "n.safetensors").exists()
 
@@ -101,23 +169,40 @@ def _scheme_file(tmp_path):
 # -- images --------------------------------------------------------------------------
 def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     image, labels = synthetic_scene(64, seed=3)
-    cfg = TrainConfig(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=120, lr=1e-2,
-                            val_fraction=0.0, patience=None, device="cpu", data_bar=0, scale_jitter=0.0)
+    cfg = TrainConfig(
+        method="unet",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=120,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cpu",
+        data_bar=0,
+        scale_jitter=0.0,
+    )
     model = drain(Trainer(cfg, [SEMImage(image)], [labels], SCHEME3).run())
     from napari_rockseg.engine.inference.segment import segment
 
     eight = drain(segment(model, SEMImage(image), data_bar=0)).labels
-    full = (image.astype(np.uint16) * 257 + 300).astype(np.uint16)  # the same scene at 16 bits, brighter
+    full = (image.astype(np.uint16) * 257 + 300).astype(
+        np.uint16
+    )  # the same scene at 16 bits, brighter
     tifffile.imwrite(tmp_path / "f.tif", full)
     sixteen = drain(segment(model, io.read_image(tmp_path / "f.tif"), data_bar=0)).labels
     assert (sixteen == eight).mean() > 0.99
     narrow = (1000 + image.astype(np.uint16) // 16).astype(np.uint16)  # 16 grey levels out of 65536
     assert model.info.contrast is not None
-    assert model.info.stats(narrow)[1] < 1000  # low contrast: stretched to the training images' contrast
+    assert (
+        model.info.stats(narrow)[1] < 1000
+    )  # low contrast: stretched to the training images' contrast
     tifffile.imwrite(tmp_path / "n.tif", narrow)
     stretched = drain(segment(model, io.read_image(tmp_path / "n.tif"), data_bar=0)).labels
     assert (stretched == eight).mean() > 0.9
-    # an image below CONTRAST_FLOOR x the training images' contrast is stretched to that floor, with a note
+    # an image below CONTRAST_FLOOR x the training images' contrast is stretched to that floor, with
+    # a note
     from napari_rockseg.engine.models.info import CONTRAST_FLOOR, LOW_CONTRAST, contrast_of
 
     med = float(np.median(image))
@@ -140,9 +225,19 @@ def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
 def test_unwritable_output_and_full_disk_leave_nothing(tmp_path, test_pair, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = cli("predict", test_pair[0], "--out", blocker / "sub", "--model",
-               "src/napari_rockseg/models/lda.safetensors")
-    assert proc.returncode == 2 and "cannot create folder" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli(
+        "predict",
+        test_pair[0],
+        "--out",
+        blocker / "sub",
+        "--model",
+        "src/napari_rockseg/models/lda.safetensors",
+    )
+    assert (
+        proc.returncode == 2
+        and "cannot create folder" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     out = tmp_path / "out"
     out.mkdir()
     old = out / "labels.tif"
@@ -161,7 +256,9 @@ def test_unwritable_output_and_full_disk_leave_nothing(tmp_path, test_pair, monk
 def test_a_stack_is_segmented_as_a_volume_from_cli(tmp_path):
     stack = (np.random.default_rng(0).random((4, 64, 64)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
-    proc = cli("predict", tmp_path / "stack.tif", "--out", tmp_path / "o", "--model", model_path(LDA_NAME))
+    proc = cli(
+        "predict", tmp_path / "stack.tif", "--out", tmp_path / "o", "--model", model_path(LDA_NAME)
+    )
     assert proc.returncode == 0, proc.stderr
     assert tifffile.imread(tmp_path / "o" / "stack_labels.tif").shape == (4, 64, 64)
     assert "voxel size is partly unknown" in proc.stderr
@@ -169,15 +266,51 @@ def test_a_stack_is_segmented_as_a_volume_from_cli(tmp_path):
 
 # -- kill -9 and resume ------------------------------------------------------------------
 def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path):
-    common = ["train", "--method", "unet", "--data-dir", scene_dir, "--steps", "150", "--tile", "32",
-              "--width", "8", "--depth", "2", "--batch-size", "4", "--data-bar", "0", "--pixel-size", "0",
-              "--checkpoint-every", "5", "--threads", "1", "--seed", "3"]
+    common = [
+        "train",
+        "--method",
+        "unet",
+        "--data-dir",
+        scene_dir,
+        "--steps",
+        "150",
+        "--tile",
+        "32",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--batch-size",
+        "4",
+        "--data-bar",
+        "0",
+        "--pixel-size",
+        "0",
+        "--checkpoint-every",
+        "5",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+    ]
     assert cli(*common, "--out", tmp_path / "full.safetensors").returncode == 0
     ckpt = tmp_path / "killed.ckpt.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "napari_rockseg.cli", *map(str, common), "--out",
-                             str(tmp_path / "killed.safetensors"), "--checkpoint", str(ckpt)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "napari_rockseg.cli",
+            *map(str, common),
+            "--out",
+            str(tmp_path / "killed.safetensors"),
+            "--checkpoint",
+            str(ckpt),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
         if ckpt.exists() and checkpoint_info(ckpt)["step"] >= 10:
@@ -188,7 +321,9 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path
     assert not (tmp_path / "killed.safetensors").exists()
     step = checkpoint_info(ckpt)["step"]
     assert 10 <= step < 150
-    resumed = cli(*common, "--out", tmp_path / "resumed.safetensors", "--checkpoint", ckpt, "--resume", ckpt)
+    resumed = cli(
+        *common, "--out", tmp_path / "resumed.safetensors", "--checkpoint", ckpt, "--resume", ckpt
+    )
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(tmp_path / "full.safetensors"), load_file(tmp_path / "resumed.safetensors")
     for k in a:
@@ -198,13 +333,28 @@ def test_kill_9_then_resume_reaches_the_uninterrupted_result(scene_dir, tmp_path
 def test_corrupt_checkpoint_is_refused(tmp_path, scene_dir):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage" * 10)
-    proc = cli("train", "--method", "unet", "--data-dir", scene_dir, "--steps", "2", "--resume", bad,
-               "--out", tmp_path / "m.safetensors", "--data-bar", "0")
+    proc = cli(
+        "train",
+        "--method",
+        "unet",
+        "--data-dir",
+        scene_dir,
+        "--steps",
+        "2",
+        "--resume",
+        bad,
+        "--out",
+        tmp_path / "m.safetensors",
+        "--data-bar",
+        "0",
+    )
     assert proc.returncode == 2 and "cannot resume" in proc.stderr
 
 
 # -- fuzzing ---------------------------------------------------------------------------
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @FUZZ
@@ -222,15 +372,22 @@ def test_readers_on_random_bytes(tmp_path_factory, data):
 
 
 @FUZZ
-@given(st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.int32]),
-       st.integers(1, 40), st.integers(1, 40), st.sampled_from([1, 3, 4]),
-       st.sampled_from([None, "zlib", "lzw"]), st.integers(0, 2**31 - 1))
+@given(
+    st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.int32]),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.sampled_from([1, 3, 4]),
+    st.sampled_from([None, "zlib", "lzw"]),
+    st.integers(0, 2**31 - 1),
+)
 def test_readers_on_valid_looking_tiffs(tmp_path_factory, dtype, h, w, channels, compression, seed):
     rng = np.random.default_rng(seed)
     shape = (h, w) if channels == 1 else (h, w, channels)
     arr = (rng.random(shape) * 300 - 20).astype(dtype)
     path = tmp_path_factory.mktemp("fz") / "v.tif"
-    tifffile.imwrite(path, arr, compression=compression, photometric="rgb" if channels in (3, 4) else None)
+    tifffile.imwrite(
+        path, arr, compression=compression, photometric="rgb" if channels in (3, 4) else None
+    )
     for read in (io.read_image, lambda p: io.read_labels(p, SHALE)):
         try:
             out = read(path)
@@ -243,9 +400,15 @@ def test_readers_on_valid_looking_tiffs(tmp_path_factory, dtype, h, w, channels,
 
 
 @FUZZ
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
-                    max_leaves=12))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda kids: (
+            st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_scheme_parser_on_random_json(value):
     try:
         scheme = ClassScheme.from_dict(value)
@@ -255,8 +418,16 @@ def test_scheme_parser_on_random_json(value):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.text(min_size=0, max_size=6), st.one_of(
-    st.text(max_size=8), st.lists(st.integers(-5, 300), min_size=0, max_size=4))), min_size=0, max_size=5))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=0, max_size=6),
+            st.one_of(st.text(max_size=8), st.lists(st.integers(-5, 300), min_size=0, max_size=4)),
+        ),
+        min_size=0,
+        max_size=5,
+    )
+)
 def test_scheme_parser_on_valid_looking_schemes(entries):
     data = {"classes": [{"name": n, "color": c} for n, c in entries], "rest": None}
     try:
@@ -331,13 +502,26 @@ def _table(d):
         "predict model pixel size NaN": [*pred[:-1], str(d / "nanpx.safetensors")],
         "predict model pixel size -5": [*pred[:-1], str(d / "negpx.safetensors")],
         "predict model string data_bar": [*pred[:-1], str(d / "strbar.safetensors")],
-        "convert model width 4096": ["convert", str(d / "wide.safetensors"), "--out",
-                                     f"{out}/m.safetensors"],
-        "combine model depth 12": ["combine", str(d / "deep.safetensors"), "--out",
-                                   f"{out}/m.safetensors"],
+        "convert model width 4096": [
+            "convert",
+            str(d / "wide.safetensors"),
+            "--out",
+            f"{out}/m.safetensors",
+        ],
+        "combine model depth 12": [
+            "combine",
+            str(d / "deep.safetensors"),
+            "--out",
+            f"{out}/m.safetensors",
+        ],
         "evaluate all-zero truth": ["evaluate", str(d / "lab.tif"), str(d / "zero.tif")],
-        "evaluate everything masked": ["evaluate", str(d / "lab.tif"), str(d / "lab.tif"),
-                                       "--data-bar", "1000"],
+        "evaluate everything masked": [
+            "evaluate",
+            str(d / "lab.tif"),
+            str(d / "lab.tif"),
+            "--data-bar",
+            "1000",
+        ],
         "evaluate non-UTF-8 name": ["evaluate", str(d / odd), str(d / "lab.tif")],
         "analyze non-UTF-8 name": ["analyze", str(d / odd), "--out", f"{out}/r"],
     }
@@ -364,8 +548,9 @@ def test_every_bad_case_is_one_line_exit_2_and_writes_nothing(case, bad_inputs, 
     assert _snapshot(bad_inputs) == before
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to drop to user nobody")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop to user nobody"
+)
 def test_an_unreadable_input_is_one_line_for_another_user(tmp_path):
     """Root reads every file, so the case runs as user nobody."""
     os.chmod(tmp_path, 0o777)
@@ -375,11 +560,26 @@ def test_an_unreadable_input_is_one_line_for_another_user(tmp_path):
     for name in ("img.tif", "lab.tif"):
         os.chmod(tmp_path / name, 0)
     out = str(tmp_path / "out")
-    for args in (["predict", "img.tif", "--out", out, "--model", os.path.abspath(LDA)],
-                 ["evaluate", "lab.tif", "lab.tif"]):
-        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                               sys.executable, "-m", "napari_rockseg.cli", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+    for args in (
+        ["predict", "img.tif", "--out", out, "--model", os.path.abspath(LDA)],
+        ["evaluate", "lab.tif", "lab.tif"],
+    ):
+        proc = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "napari_rockseg.cli",
+                *args,
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert "Permission denied" in lines[0]
@@ -418,8 +618,20 @@ def test_class_names_from_a_model_file_reach_the_terminal_clean(tmp_path, capsys
     model = _with_meta(LDA, tmp_path / "evil.safetensors", evil)
     image, _ = synthetic_scene(64)
     tifffile.imwrite(tmp_path / "img.tif", image)
-    assert main(["predict", str(tmp_path / "img.tif"), "--out", str(tmp_path / "o"), "--model",
-                 str(model), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "img.tif"),
+                "--out",
+                str(tmp_path / "o"),
+                "--model",
+                str(model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "grain" in out and not any(ord(c) < 32 and c != "\n" for c in out), repr(out)
     starts = ("/", "grain", "organic", "pores", "clay")

@@ -51,7 +51,7 @@ def test_fractions_exact_and_organic_hosted_share_exact(rock):
     pore_px = (rock == PORE).sum()
     assert rep["porosity"] == pore_px / rock.size
     assert rep["organic_fraction"] == (rock == ORGANIC).sum() / rock.size
-    assert rep["classes"]["pores"]["area_um2"] == pytest.approx(pore_px * 0.01 ** 2)
+    assert rep["classes"]["pores"]["area_um2"] == pytest.approx(pore_px * 0.01**2)
     inside = np.zeros_like(rock)
     for cy, cx, r in [(50, 50, 6), (80, 100, 10), (100, 40, 4)]:
         disc(inside, cy, cx, r, 1)
@@ -100,7 +100,9 @@ def test_compare_reports(rock):
 
 def test_ground_truth_report_in_nm_from_cli(test_pair, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["analyze", str(test_pair[1]), "--image", str(test_pair[0]), "--out", str(out)]) == 0
+    assert (
+        main(["analyze", str(test_pair[1]), "--image", str(test_pair[0]), "--out", str(out)]) == 0
+    )
     reports = json.loads((tmp_path / "report.json").read_text())
     rep = next(iter(reports.values()))
     assert rep["pixel_size_nm"] == pytest.approx(4.466)

@@ -17,14 +17,20 @@ def shipped():
     return bundle.load_model(default_model_path())
 
 
-@pytest.mark.parametrize("pixel_nm, noted", [(25.0, True), (16.8, True), (16.0, False), (13.96, False),
-                                             (11.16, False), (4.466, False)])
+@pytest.mark.parametrize(
+    "pixel_nm, noted",
+    [(25.0, True), (16.8, True), (16.0, False), (13.96, False), (11.16, False), (4.466, False)],
+)
 def test_coarser_pixels_than_the_models_get_a_note(shipped, pixel_nm, noted):
     factor, note = scale_factor(shipped, io.SEMImage(np.zeros((8, 8), np.uint8), pixel_nm))
     assert factor == pytest.approx(pixel_nm / 11.16)
     assert (note is not None) == noted
     if noted:
-        assert f"{factor:.2g}x the model's" in note and "Lower magnifications" in note and "--pixel-size" in note
+        assert (
+            f"{factor:.2g}x the model's" in note
+            and "Lower magnifications" in note
+            and "--pixel-size" in note
+        )
 
 
 def test_the_note_reaches_the_segmentation_and_rescale_off_silences_it(shipped, test_pair):
@@ -32,5 +38,7 @@ def test_the_note_reaches_the_segmentation_and_rescale_off_silences_it(shipped, 
     seg = drain(segment(shipped, io.SEMImage(grey, 25.0), data_bar=0, device="cpu"))
     assert seg.scale == pytest.approx(25.0 / 11.16) and seg.labels.shape == grey.shape
     assert len(seg.notes) == 1 and "Lower magnifications" in seg.notes[0]
-    plain = drain(segment(shipped, io.SEMImage(grey, 25.0), data_bar=0, device="cpu", rescale=False))
+    plain = drain(
+        segment(shipped, io.SEMImage(grey, 25.0), data_bar=0, device="cpu", rescale=False)
+    )
     assert plain.scale == 1.0 and not plain.notes

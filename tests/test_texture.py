@@ -55,9 +55,18 @@ def spy(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("factor, target", [(1.4, TEXTURE_TARGET), (2.0, TEXTURE_TARGET), (2.5, TEXTURE_TARGET),
-                                            (1.25, TEXTURE_FLOOR), (1.0, TEXTURE_FLOOR), (0.4, TEXTURE_FLOOR),
-                                            (3.0, None)])
+@pytest.mark.parametrize(
+    "factor, target",
+    [
+        (1.4, TEXTURE_TARGET),
+        (2.0, TEXTURE_TARGET),
+        (2.5, TEXTURE_TARGET),
+        (1.25, TEXTURE_FLOOR),
+        (1.0, TEXTURE_FLOOR),
+        (0.4, TEXTURE_FLOOR),
+        (3.0, None),
+    ],
+)
 def test_texture_target_by_resampling_factor(shipped, spy, factor, target):
     region = (np.random.default_rng(0).random((48, 64)) * 255).astype(np.uint8)
     probs = drain(region_probabilities(shipped, region, factor, tile=256, overlap=16, device="cpu"))
@@ -69,7 +78,9 @@ def test_texture_target_by_resampling_factor(shipped, spy, factor, target):
         assert spy == [(shape, target)]
 
 
-def test_a_blurred_image_gets_texture_up_to_the_floor_and_a_sharp_one_is_untouched(shipped, train_dir):
+def test_a_blurred_image_gets_texture_up_to_the_floor_and_a_sharp_one_is_untouched(
+    shipped, train_dir
+):
     """A sharp micrograph at its own scale has more texture than the floor and is left
     alone; blurred by 2 px it has less, and gets white noise up to the floor."""
     sharp = io.read_image(sorted((train_dir / "images").iterdir())[0]).data[:256, :320]
@@ -86,7 +97,9 @@ def test_the_grey_value_baseline_gets_no_texture(spy):
     assert not spy
 
 
-def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(shipped, test_pair, monkeypatch):
+def test_texture_changes_what_the_shipped_model_sees_only_where_it_lacks_some(
+    shipped, test_pair, monkeypatch
+):
     """The test image shrunk 2x (a lower magnification than the model's): enlarged 2x for
     the model, its probabilities change with the texture restored; enlarged 3x, they do not."""
     grey = io.read_image(test_pair[0]).data[:256, :320].astype(np.float32)
@@ -124,25 +137,38 @@ def test_the_rule_covers_unets_and_bags_with_median_normalisation_only():
     kinds = {c.kind: c for c in (NetModel, Bag, Ensemble, PixelForest, GreyLDA)}
 
     def model(kind, norm="median"):  # what each model class declares, without its weights
-        return SimpleNamespace(kind=kind, texture_levels=kinds[kind].texture_levels,
-                               info=SimpleNamespace(normalization=norm))
+        return SimpleNamespace(
+            kind=kind,
+            texture_levels=kinds[kind].texture_levels,
+            info=SimpleNamespace(normalization=norm),
+        )
 
     assert _texture_target(model("unet"), 2.0) == TEXTURE_TARGET
     assert _texture_target(model("bag"), 1.0) == TEXTURE_FLOOR
     # the stacked ensemble lost with it on held-out images; forests and LDA see grey values
     for kind in ("ensemble", "rf", "lda"):
-        assert _texture_target(model(kind), 2.0) is None and _texture_target(model(kind), 1.0) is None
+        assert (
+            _texture_target(model(kind), 2.0) is None and _texture_target(model(kind), 1.0) is None
+        )
     assert _texture_target(model("bag", "percentile"), 1.0) is None  # its units differ
 
 
-def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouched(shipped, train_dir, monkeypatch):
+def test_a_noisy_image_is_smoothed_down_to_the_ceiling_and_a_clean_one_is_untouched(
+    shipped, train_dir, monkeypatch
+):
     """White noise of sigma 12 grey levels on a training image lifts its texture above the
     ceiling; smoothing brings it back to it, and the networks see the smoothed image (their
     probabilities differ from those of the noisy one); the clean image is left alone."""
-    clean = io.read_image(sorted((train_dir / "images").iterdir())[0]).data[:256, :320].astype(np.float32)
+    clean = (
+        io.read_image(sorted((train_dir / "images").iterdir())[0])
+        .data[:256, :320]
+        .astype(np.float32)
+    )
     x = shipped.info.normalize(clean)
     assert texture(x) < TEXTURE_CEILING and smooth_texture(x) is x
-    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(np.float32)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(
+        np.float32
+    )
     y = shipped.info.normalize(noisy)
     assert texture(y) > 1.2 * TEXTURE_CEILING
     assert texture(smooth_texture(y)) == pytest.approx(TEXTURE_CEILING, rel=0.02)
@@ -159,8 +185,11 @@ def test_texture_levels_follow_the_models_own_training_texture():
     from types import SimpleNamespace
 
     def model(texture):
-        return SimpleNamespace(kind="unet", texture_levels=True,
-                               info=SimpleNamespace(normalization="median", texture=texture))
+        return SimpleNamespace(
+            kind="unet",
+            texture_levels=True,
+            info=SimpleNamespace(normalization="median", texture=texture),
+        )
 
     assert _texture_target(model(None), 1.0) == TEXTURE_FLOOR
     assert _texture_target(model(REFERENCE_TEXTURE), 2.0) == pytest.approx(TEXTURE_TARGET)
@@ -175,9 +204,18 @@ def test_training_records_the_texture_of_its_images(scene, tmp_path):
     from napari_rockseg.engine.training.data import prepare_items
 
     image, labels = scene
-    info = ModelInfo(ClassScheme.from_dict({"classes": [{"name": n, "color": c} for n, c in
-                                                        (("a", "#ff0000"), ("b", "#00ff00"), ("c", "#0000ff"))],
-                                            "rest": None}), None)
+    info = ModelInfo(
+        ClassScheme.from_dict(
+            {
+                "classes": [
+                    {"name": n, "color": c}
+                    for n, c in (("a", "#ff0000"), ("b", "#00ff00"), ("c", "#0000ff"))
+                ],
+                "rest": None,
+            }
+        ),
+        None,
+    )
     items = prepare_items([io.SEMImage(image)], [labels], info, data_bar=0)
     assert info.texture == pytest.approx(texture(items[0].image))
     assert ModelInfo.from_dict(info.to_dict()).texture == info.texture

@@ -1,4 +1,5 @@
 """Threads per process from the cores it may use, and tile/batch from a GPU's free memory."""
+
 import torch
 
 from napari_rockseg.engine import threads

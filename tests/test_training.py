@@ -19,13 +19,29 @@ from napari_rockseg.engine.training.checkpoints import checkpoint_info
 from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
-SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 
 
 def small_config(**kw):
-    base = dict(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=150, eval_every=50,
-                lr=1e-2, val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0, noise=0.0,
-                data_bar=0, seed=0)
+    base = dict(
+        method="unet",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=150,
+        eval_every=50,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cpu",
+        scale_jitter=0.0,
+        noise=0.0,
+        data_bar=0,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -89,7 +105,9 @@ def test_tiling_does_not_change_the_segmentation(unet_model):
     x = unet_model.info.normalize(image)
     whole = drain(predict_proba(unet_model, x, tile=160, overlap=0, device="cpu")).argmax(0)
     for tile, overlap in [(64, 32), (96, 48), (48, 16)]:
-        tiled = drain(predict_proba(unet_model, x, tile=tile, overlap=overlap, device="cpu")).argmax(0)
+        tiled = drain(
+            predict_proba(unet_model, x, tile=tile, overlap=overlap, device="cpu")
+        ).argmax(0)
         assert (tiled != whole).mean() < 0.01, (tile, overlap)
 
 
@@ -146,8 +164,13 @@ def test_sparse_scribbles_train_a_usable_model(scene):
 
 def test_cancel_keeps_best_so_far_and_resume_matches_uninterrupted(tmp_path, scene):
     image, labels = scene
-    cfg = small_config(steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=10,
-                       val_fraction=0.0)
+    cfg = small_config(
+        steps=40,
+        eval_every=10,
+        checkpoint=str(tmp_path / "c.pt"),
+        checkpoint_every=10,
+        val_fraction=0.0,
+    )
     _, full = fit(cfg, image, labels)
     trainer = stop_after(cfg, image, labels, 20)
     assert trainer.result() is not None
@@ -184,16 +207,19 @@ def test_weight_average_is_what_training_keeps_and_survives_a_resume(tmp_path, s
     """``ema`` with no validation blocks: the model is the final moving average of the
     weights, not the last weights; a run stopped and resumed ends with the same average."""
     image, labels = scene
-    cfg = small_config(steps=40, eval_every=10, ema=0.9, checkpoint=str(tmp_path / "c.pt"),
-                       checkpoint_every=10)
+    cfg = small_config(
+        steps=40, eval_every=10, ema=0.9, checkpoint=str(tmp_path / "c.pt"), checkpoint_every=10
+    )
     trainer, full = fit(cfg, image, labels)
     assert not any("miou" in h for h in trainer.history)  # nothing held back to validate
     average = trainer.weight_average.shadow[0]
     for k, v in full.net.state_dict().items():
         assert torch.allclose(v, average[k].cpu()), k
     _, plain = fit(small_config(steps=40, eval_every=10), image, labels)
-    differs = [not torch.allclose(a.float(), b.float(), atol=1e-4)
-               for a, b in zip(full.state_dict().values(), plain.state_dict().values())]
+    differs = [
+        not torch.allclose(a.float(), b.float(), atol=1e-4)
+        for a, b in zip(full.state_dict().values(), plain.state_dict().values())
+    ]
     assert any(differs)
     stop_after(cfg, image, labels, 20)
     _, resumed = fit(cfg, image, labels, resume=str(tmp_path / "c.pt"))
@@ -232,7 +258,9 @@ def test_blur_augmentation_smooths_some_crops_only_when_asked():
     item = TrainImage(rng.normal(0, 1, (96, 96)).astype(np.float32), np.ones((96, 96), np.uint8))
 
     def texture(blur):
-        sampler = TileSampler([item], 32, 1, seed=1, balance=0.0, scale_jitter=0.0, noise=0.0, blur=blur)
+        sampler = TileSampler(
+            [item], 32, 1, seed=1, balance=0.0, scale_jitter=0.0, noise=0.0, blur=blur
+        )
         out = []
         for _ in range(60):
             img, _ = sampler.sample()
@@ -267,7 +295,9 @@ def test_lower_magnification_augmentation_coarsens_crops_as_prediction_sees_them
 
     item = TrainImage(img, np.where(disc > 0, 2, 1).astype(np.uint8))
     plain = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0).sample()[0]
-    default = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0, lowmag=0.0).sample()[0]
+    default = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0, lowmag=0.0).sample()[
+        0
+    ]
     coarse = TileSampler([item], 64, 2, seed=1, scale_jitter=0.0, noise=0.0, lowmag=1.0).sample()[0]
     assert np.array_equal(plain, default) and not np.allclose(plain, coarse)
 
@@ -310,7 +340,9 @@ def test_noise_augmentation_adds_white_noise_up_to_its_sigma():
 
     assert np.allclose(sigmas(0.0), 0.0)
     wide = sigmas(0.2)
-    assert wide.max() <= 0.2 * 1.1 and wide.max() > 0.18 and wide.min() < 0.02  # up to sigma, range used
+    assert (
+        wide.max() <= 0.2 * 1.1 and wide.max() > 0.18 and wide.min() < 0.02
+    )  # up to sigma, range used
     scene = synthetic_scene()
     with pytest.raises(InputError, match="--noise"):
         Trainer(small_config(noise=1.5), [SEMImage(scene[0])], [scene[1]], SCHEME)
@@ -336,8 +368,14 @@ def test_bag_trains_its_members_in_turn_and_averages_them(tmp_path, scene):
 
 def test_bag_resumes_in_its_second_member_where_it_stopped(tmp_path, scene):
     image, labels = scene
-    cfg = small_config(method="bag", members=2, steps=40, eval_every=10, checkpoint=str(tmp_path / "c.pt"),
-                       checkpoint_every=10)
+    cfg = small_config(
+        method="bag",
+        members=2,
+        steps=40,
+        eval_every=10,
+        checkpoint=str(tmp_path / "c.pt"),
+        checkpoint_every=10,
+    )
     _, full = fit(cfg, image, labels)
     stop_after(cfg, image, labels, 10, stage="net2")
     assert checkpoint_info(tmp_path / "c.pt") == {"method": "bag", "stage": 1, "step": 10}
@@ -370,8 +408,9 @@ def test_bagging_trained_models_checks_they_fit_together():
         Bag.of([a, Ensemble.new(ModelInfo(SCHEME, 11.16), width=4, depth=2)])
 
 
-def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it(tmp_path, scene,
-                                                                                  monkeypatch):
+def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it(
+    tmp_path, scene, monkeypatch
+):
     """Probabilities of a bag with a forest: 0.8 x the members' mean + 0.2 x the forest's,
     at the model's scale, also after a float16 round trip; forest_weight 0 trains none;
     an impossible weight is refused before training; fine-tuning keeps the forest."""
@@ -393,7 +432,12 @@ def test_a_new_bag_blends_a_forest_fitted_on_its_images_and_fine_tuning_keeps_it
     assert all(np.array_equal(loaded.forest.arrays[k], v) for k, v in model.forest.arrays.items())
     again = drain(region_probabilities(loaded, image, 1.0, tile=64, overlap=0, device="cpu"))
     assert np.abs(again - blended).max() < 1e-3
-    assert fit(small_config(method="bag", members=1, steps=4, forest_weight=0.0), image, labels)[1].forest is None
+    assert (
+        fit(small_config(method="bag", members=1, steps=4, forest_weight=0.0), image, labels)[
+            1
+        ].forest
+        is None
+    )
     with pytest.raises(InputError, match="forest's weight"):
         Trainer(small_config(method="bag", forest_weight=1.0), [SEMImage(image)], [labels], SCHEME)
     _, tuned = fit(small_config(method="bag", steps=4), image, labels, init=loaded)
@@ -421,7 +465,9 @@ def test_stored_forest_arrays_predict_as_scikit_learn_does():
     ours = forest_probabilities(arrays, test, workers=2)  # chunks on two threads
     assert np.array_equal(ours, forest_probabilities(arrays, test, workers=1))
     # the walk a GPU does, run here by torch on the CPU: the same probabilities, bit for bit
-    assert np.array_equal(ours, forest_probabilities_torch(PixelForest(arrays=arrays).on_device("cpu"), test))
+    assert np.array_equal(
+        ours, forest_probabilities_torch(PixelForest(arrays=arrays).on_device("cpu"), test)
+    )
     theirs = rf.predict_proba(test)
     assert np.allclose(ours[:, [0, 2]], theirs, atol=1e-5) and np.all(ours[:, [1, 3]] == 0)
 
@@ -456,7 +502,9 @@ def test_forest_on_the_gpu_path_gives_the_cpu_probabilities(test_pair, monkeypat
     monkeypatch.setattr(forest_module, "_is_gpu", lambda device: True)
     gpu_path = forest.probabilities(x, device=torch.device("cpu"))
     differ = np.abs(gpu_path - cpu).max(0) > 0
-    assert differ.mean() < 0.002 and np.abs(gpu_path - cpu).max() <= 1 / 20 + 1e-6  # one of 20 trees
+    assert (
+        differ.mean() < 0.002 and np.abs(gpu_path - cpu).max() <= 1 / 20 + 1e-6
+    )  # one of 20 trees
 
 
 def test_forest_in_strips_equals_the_whole_image_at_once():
@@ -495,7 +543,9 @@ def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, sce
     """Fine-tuning on sparse labels trains on the starting model's sure predictions
     elsewhere (keep_confident), so a few strokes do not undo the rest of the segmentation."""
     image, labels = scene
-    before = drain(segment(unet_model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    before = drain(
+        segment(unet_model, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")
+    ).labels
     paint = np.zeros_like(labels)
     paint[labels == 3] = 3  # strokes: the rare class in the left half, a few pixels of the others
     paint[:, 32:] = 0
@@ -511,10 +561,14 @@ def test_fine_tuning_on_a_few_strokes_keeps_what_was_not_painted(unet_model, sce
     sure = unpainted & (filled > 0)
     assert np.array_equal(filled[sure], before[sure])
     tuned = drain(trainer.run())
-    after = drain(segment(tuned, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")).labels
+    after = drain(
+        segment(tuned, SEMImage(image), data_bar=0, tile=64, overlap=0, device="cpu")
+    ).labels
     assert (after == before).mean() > 0.95
     # without it only the strokes are labelled
-    plain = Trainer(small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model)
+    plain = Trainer(
+        small_config(keep_confident=0.0), [SEMImage(image)], [paint], SCHEME, init=unet_model
+    )
     assert np.array_equal(drain(plain._with_kept_predictions(torch.device("cpu")))[0], paint)
 
 
@@ -529,7 +583,9 @@ def test_crops_centre_on_the_strokes_when_asked():
     item = TrainImage(np.zeros((256, 256), np.float32), labels)
 
     def corner_share(**kw):
-        s = TileSampler([item], 32, 1, seed=0, balance=0.0, scale_jitter=0.0, noise=0.0, augment=False, **kw)
+        s = TileSampler(
+            [item], 32, 1, seed=0, balance=0.0, scale_jitter=0.0, noise=0.0, augment=False, **kw
+        )
         return np.mean([min(s._position(32)[1:]) >= 200 for _ in range(400)])
 
     assert corner_share() < 0.1
@@ -556,8 +612,12 @@ def test_balance_sets_the_share_of_crops_centred_on_a_rare_class():
     assert 0.4 < rare_share(1.0) < 0.6
     assert rare_share(0.0) < rare_share(0.5) < rare_share(1.0)
     with pytest.raises(InputError, match="--balance"):
-        Trainer(small_config(balance=1.5), [SEMImage(np.zeros((64, 64), np.float32))],
-                      [np.ones((64, 64), np.uint8)], SCHEME)
+        Trainer(
+            small_config(balance=1.5),
+            [SEMImage(np.zeros((64, 64), np.float32))],
+            [np.ones((64, 64), np.uint8)],
+            SCHEME,
+        )
 
 
 def test_training_steps_run_in_the_precision_asked(scene):
@@ -579,15 +639,17 @@ def test_training_steps_run_in_the_precision_asked(scene):
 def test_a_model_that_learned_nothing_is_reported_with_what_to_try():
     """Two steps from scratch learn nothing: the trainer says so (#27) instead of 'ready'."""
     image, labels = synthetic_scene(128, seed=2)
-    trainer = Trainer(small_config(steps=2, val_fraction=0.2, lr=1e-4), [SEMImage(image)],
-                      [labels], SCHEME)
+    trainer = Trainer(
+        small_config(steps=2, val_fraction=0.2, lr=1e-4), [SEMImage(image)], [labels], SCHEME
+    )
     events = list(trainer.run())
     assert trainer.warnings
     assert any("not learned" in w or "random forest" in w for w in trainer.warnings)
     assert any("--method rf" in w for w in trainer.warnings)
     assert events[-1].stage == "check" and "warning" in events[-1].message
     # a model that did learn gets no warning
-    learned = Trainer(small_config(steps=150, val_fraction=0.2), [SEMImage(image)], [labels],
-                      SCHEME)
+    learned = Trainer(
+        small_config(steps=150, val_fraction=0.2), [SEMImage(image)], [labels], SCHEME
+    )
     drain(learned.run())
     assert learned.warnings == []

@@ -26,8 +26,12 @@ def grid(shape, spacing=(1.0, 1.0, 1.0)):
     return [g * s for g, s in zip(np.mgrid[tuple(slice(0, n) for n in shape)], spacing)]
 
 
-def spheres(shape=(48, 48, 48), radius=6.0, centres=((12, 12, 12), (12, 34, 30), (34, 20, 24)),
-            spacing=(1.0, 1.0, 1.0)):
+def spheres(
+    shape=(48, 48, 48),
+    radius=6.0,
+    centres=((12, 12, 12), (12, 34, 30), (34, 20, 24)),
+    spacing=(1.0, 1.0, 1.0),
+):
     """Closed pore balls (radius and centres in physical units) inside mineral."""
     g = grid(shape, spacing)
     lab = np.full(shape, MINERAL, np.uint8)
@@ -176,7 +180,8 @@ def test_anisotropic_voxels_give_physical_diameter():
     assert rep_a["pore_diameter_d50_nm"] == pytest.approx(120.0, abs=20.0)
     assert rep_a["pore_diameter_d50_nm"] == pytest.approx(rep_i["pore_diameter_d50_nm"], abs=10.0)
     assert rep_a["classes"]["pores"]["volume_um3"] == pytest.approx(
-        rep_i["classes"]["pores"]["volume_um3"], rel=0.1)
+        rep_i["classes"]["pores"]["volume_um3"], rel=0.1
+    )
 
 
 def test_z_spacing_does_not_change_z_tubes():
@@ -218,8 +223,9 @@ def test_organic_hosted_share():
 
 
 def test_progress_stages_and_skipped_parts():
-    gen = volume_report_steps(tubes(n=24, radius=3, centres=((8, 8),)), SHALE, 5.0,
-                              tortuosity=False, network=False)
+    gen = volume_report_steps(
+        tubes(n=24, radius=3, centres=((8, 8),)), SHALE, 5.0, tortuosity=False, network=False
+    )
     events = []
     while True:
         try:
@@ -293,8 +299,9 @@ def test_bad_inputs_are_refused():
 def test_a_square_channel_without_throats_gives_no_network_and_says_why():
     """PoreSpy's snow2 cannot build a network from one pore region without throats: the
     report leaves the network and permeability empty with a note instead of failing."""
-    scheme = ClassScheme.from_dict({"classes": [{"name": "solid", "value": 1},
-                                                {"name": "pore", "value": 2}], "rest": None})
+    scheme = ClassScheme.from_dict(
+        {"classes": [{"name": "solid", "value": 1}, {"name": "pore", "value": 2}], "rest": None}
+    )
     vol = np.ones((12, 24, 24), np.uint8)
     vol[:, 10:14, 10:14] = 2
     report = volume_report(vol, scheme, 10.0)

@@ -26,8 +26,13 @@ def _stack(n=5, h=40, w=56, dtype=np.uint8, seed=0):
 def test_imagej_stack_gives_spacing_and_pixel_size(tmp_path):
     vol = _stack()
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, vol, imagej=True, resolution=(1 / 0.005, 1 / 0.004),
-                     metadata={"axes": "ZYX", "spacing": 0.02, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        vol,
+        imagej=True,
+        resolution=(1 / 0.005, 1 / 0.004),
+        metadata={"axes": "ZYX", "spacing": 0.02, "unit": "um"},
+    )
     got = read_volume(path)
     np.testing.assert_array_equal(got.data, vol)
     z, y, x = got.voxel_size_nm
@@ -38,8 +43,9 @@ def test_imagej_stack_gives_spacing_and_pixel_size(tmp_path):
 
 def test_imagej_hyperstack_with_channels_is_refused(tmp_path):
     path = tmp_path / "two_channels.tif"
-    tifffile.imwrite(path, np.zeros((4, 2, 20, 20), np.uint8), imagej=True,
-                     metadata={"axes": "ZCYX"})
+    tifffile.imwrite(
+        path, np.zeros((4, 2, 20, 20), np.uint8), imagej=True, metadata={"axes": "ZCYX"}
+    )
     with pytest.raises(InputError, match="2 channels"):
         read_volume(path)
 
@@ -48,10 +54,20 @@ def test_imagej_hyperstack_with_channels_is_refused(tmp_path):
 def test_ome_tiff_physical_sizes_with_units(tmp_path, z_unit, z_nm):
     vol = _stack(n=3)
     path = tmp_path / "stack.ome.tif"
-    tifffile.imwrite(path, vol, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "µm",
-        "PhysicalSizeY": 0.25, "PhysicalSizeYUnit": "µm",
-        "PhysicalSizeZ": 1.5, "PhysicalSizeZUnit": z_unit})
+    tifffile.imwrite(
+        path,
+        vol,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": 0.25,
+            "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeZ": 1.5,
+            "PhysicalSizeZUnit": z_unit,
+        },
+    )
     got = read_volume(path)
     np.testing.assert_array_equal(got.data, vol)
     assert got.voxel_size_nm == pytest.approx((z_nm, 250.0, 500.0))
@@ -99,8 +115,7 @@ def test_slices_of_different_shapes_are_one_clear_error(tmp_path):
 def test_zarr_array_with_voxel_attrs_lazy_and_eager(tmp_path):
     vol = _stack(n=4, dtype=np.uint16)
     path = tmp_path / "vol.zarr"
-    arr = zarr.open_array(str(path), mode="w", shape=vol.shape, dtype=vol.dtype,
-                          chunks=(1, 40, 56))
+    arr = zarr.open_array(str(path), mode="w", shape=vol.shape, dtype=vol.dtype, chunks=(1, 40, 56))
     arr[:] = vol
     arr.attrs["voxel_size_nm"] = [30.0, 10.0, 10.0]
     eager, lazy = read_volume(path, lazy=False), read_volume(path, lazy=True)
@@ -122,8 +137,13 @@ def test_zarr_pixel_size_attr_and_2d_zarr_is_no_volume(tmp_path):
 
 def test_explicit_sizes_override_metadata(tmp_path):
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, _stack(), imagej=True, resolution=(100, 100),
-                     metadata={"axes": "ZYX", "spacing": 0.05, "unit": "um"})
+    tifffile.imwrite(
+        path,
+        _stack(),
+        imagej=True,
+        resolution=(100, 100),
+        metadata={"axes": "ZYX", "spacing": 0.05, "unit": "um"},
+    )
     got = read_volume(path, pixel_size_nm=3.0, voxel_depth_nm=6.0)
     assert got.voxel_size_nm == (6.0, 3.0, 3.0)
     assert not got.is_isotropic() and got.is_isotropic(tol=1.0)
@@ -143,8 +163,9 @@ def test_is_volume_false_for_images_that_are_not_stacks(tmp_path):
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((32, 32, 3), np.uint8), photometric="rgb")
     planar = tmp_path / "planar.tif"
-    tifffile.imwrite(planar, np.zeros((3, 32, 32), np.uint8), photometric="rgb",
-                     planarconfig="separate")
+    tifffile.imwrite(
+        planar, np.zeros((3, 32, 32), np.uint8), photometric="rgb", planarconfig="separate"
+    )
     pyramid = tmp_path / "pyramid.tif"
     with tifffile.TiffWriter(pyramid) as tw:
         for n in (64, 32, 16):

@@ -19,8 +19,9 @@ from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 from napari_rockseg.engine.training.volume_data import load_pairs, training_slices
 
-SCHEME = ClassScheme(("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)),
-                     rest=0)
+SCHEME = ClassScheme(
+    ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
+)
 VOXEL = 10.0
 PAINTED = (6, 18)
 
@@ -33,19 +34,33 @@ def synthetic_volume(n=24, size=64, seed=0):
     labels = np.ones((n, size, size), np.uint8)
     for _ in range(6):
         c = rng.uniform((0, 8, 8), (n, size - 8, size - 8))
-        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < 11 ** 2] = 2
+        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < 11**2] = 2
     for _ in range(24):
         c = rng.uniform((0, 4, 4), (n, size - 4, size - 4))
-        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < 4 ** 2] = 3
+        labels[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < 4**2] = 3
     means = np.array([0, 120, 200, 30], np.float32)
     grey = np.clip(means[labels] + rng.normal(0, 12, labels.shape), 0, 255).astype(np.uint8)
     return grey, labels
 
 
 def tiny_config(**kw):
-    base = dict(method="unet", tile=32, batch_size=8, width=8, depth=2, steps=150, eval_every=50,
-                lr=1e-2, val_fraction=0.0, patience=None, device="cpu", scale_jitter=0.0,
-                noise=0.0, data_bar=0, seed=0)
+    base = dict(
+        method="unet",
+        tile=32,
+        batch_size=8,
+        width=8,
+        depth=2,
+        steps=150,
+        eval_every=50,
+        lr=1e-2,
+        val_fraction=0.0,
+        patience=None,
+        device="cpu",
+        scale_jitter=0.0,
+        noise=0.0,
+        data_bar=0,
+        seed=0,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -75,8 +90,9 @@ def test_training_slices_are_the_painted_planes_of_any_axis():
     painted[:, 5, 3] = 2  # a line along z, in xz plane y=5 (and yz plane x=3)
     vol = Volume(grey, (30.0, 10.0, 10.0))
     images, labels = training_slices(vol, painted)
-    where = {(im.metadata["axis"], im.metadata["index"]): (im, lab)
-             for im, lab in zip(images, labels)}
+    where = {
+        (im.metadata["axis"], im.metadata["index"]): (im, lab) for im, lab in zip(images, labels)
+    }
     assert set(where) == {("z", 2), ("y", 5)}
     xy, xy_labels = where[("z", 2)]
     np.testing.assert_array_equal(xy.data, grey[2])
@@ -102,8 +118,9 @@ def test_load_pairs_takes_painted_slices_of_volume_files(scene_volume, tmp_path)
     painted[PAINTED[0]] = truth[PAINTED[0]]
     write_volume(tmp_path / "vol.tif", grey, (None, VOXEL, VOXEL))
     write_volume(tmp_path / "vol_labels.tif", painted)
-    images, labels = load_pairs([tmp_path / "vol.tif"], [tmp_path / "vol_labels.tif"], SCHEME,
-                                voxel_depth_nm=VOXEL)
+    images, labels = load_pairs(
+        [tmp_path / "vol.tif"], [tmp_path / "vol_labels.tif"], SCHEME, voxel_depth_nm=VOXEL
+    )
     assert len(images) == 1 and images[0].metadata["index"] == PAINTED[0]
     np.testing.assert_array_equal(images[0].data, grey[PAINTED[0]])
     np.testing.assert_array_equal(labels[0], truth[PAINTED[0]])
@@ -125,8 +142,7 @@ def test_slice_by_slice_equals_each_slice_alone(volume_model):
     image, _ = synthetic_scene(64, seed=3)
     stack = np.stack([np.roll(image, (7 * i, -5 * i), (0, 1)) for i in range(5)])
     events = []
-    gen = segment_volume(volume_model, stack, (VOXEL,) * 3, "slices", batch_slices=2,
-                         device="cpu")
+    gen = segment_volume(volume_model, stack, (VOXEL,) * 3, "slices", batch_slices=2, device="cpu")
     while True:
         try:
             events.append(next(gen))
@@ -145,8 +161,17 @@ def test_slice_by_slice_equals_each_slice_alone(volume_model):
 
 def test_uncertainty_and_probabilities_of_a_volume(volume_model, scene_volume):
     grey = scene_volume[0][:4]
-    res = drain(segment_volume(volume_model, grey, (VOXEL,) * 3, "slices", device="cpu",
-                               probabilities=True, uncertainty=True))
+    res = drain(
+        segment_volume(
+            volume_model,
+            grey,
+            (VOXEL,) * 3,
+            "slices",
+            device="cpu",
+            probabilities=True,
+            uncertainty=True,
+        )
+    )
     assert res.probabilities.shape == (3, *grey.shape)
     np.testing.assert_allclose(res.probabilities.sum(axis=0), 1.0, atol=1e-4)
     np.testing.assert_array_equal(res.labels, res.probabilities.argmax(axis=0) + 1)
@@ -200,8 +225,11 @@ def _lazy_peak(model, tmp_path, n, size=192):
     del grey
     tracemalloc.start()
     try:
-        report = drain(vseg.predict_volume_file(model, src, tmp_path / f"out{n}", device="cpu",
-                                                batch_slices=4, lazy=True))
+        report = drain(
+            vseg.predict_volume_file(
+                model, src, tmp_path / f"out{n}", device="cpu", batch_slices=4, lazy=True
+            )
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

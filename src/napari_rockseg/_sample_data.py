@@ -21,6 +21,11 @@ def shale_sample():
     ikw = image_kwargs(image, "shale SEM")
     return [
         (image.data, ikw, "image"),
-        (truth, labels_kwargs(SHALE, "shale SEM ground truth", scale=ikw.get("scale"),
-                                    units=ikw.get("units")), "labels"),
+        (
+            truth,
+            labels_kwargs(
+                SHALE, "shale SEM ground truth", scale=ikw.get("scale"), units=ikw.get("units")
+            ),
+            "labels",
+        ),
     ]

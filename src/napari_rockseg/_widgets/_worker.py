@@ -76,9 +76,7 @@ def save_to(file_edit, suffix: str, what: str, write) -> str | None:
 
 def fit_table(table) -> None:
     """Columns sized to their contents, no row numbers: tables that read at a glance."""
-    from qtpy.QtWidgets import QHeaderView
-
-    from qtpy.QtWidgets import QStyledItemDelegate
+    from qtpy.QtWidgets import QHeaderView, QStyledItemDelegate
 
     # magicgui's delegate shows every number-like text with 4 decimals (0.924 as 0.9240, small
     # areas as 1.600e-02): cells show the text the widget formatted

@@ -14,9 +14,9 @@ from ..engine.analysis.metrics import evaluate, unlabelled_bottom_rows
 from ..engine.classes import SHALE
 from ..engine.inference.segment import segment
 from ..engine.io import resolve_data_bar, valid_mask
+from ._layerio import image_of_layer
 from ._state import SHIPPED_LDA, STORE
 from ._worker import RunPanel, fit_table, notify_error, show_table
-from .segment import image_of_layer
 
 if TYPE_CHECKING:
     import napari

@@ -22,10 +22,10 @@ from ..engine.analysis.rock import rock_report, summary_row
 from ..engine.classes import SHALE
 from ..engine.io import valid_mask, write_text
 from ._export import export_results
+from ._layerio import pixel_size_of
 from ._plot import FigureBox
 from ._worker import fit_table, notify_error, notify_info, save_to, show_table, wrap_label
 from .legend import ClassLegend
-from .segment import pixel_size_of
 from .volume import (
     VolumeReportOptions,
     export_volume_results,

@@ -13,20 +13,19 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
-    LineEdit,
     PushButton,
-    SpinBox,
     Table,
     create_widget,
 )
 
 from .._layers import labels_kwargs, scheme_of_layer
 from ..engine.models.bundle import save_model
+from ..engine.options import TRAIN
 from ..engine.training.config import TrainConfig
-from ..engine.training.losses import LOSSES
 from ..engine.training.trainer import Trainer
+from ._layerio import gui_note, image_of_layer
+from ._options import option_widget
 from ._plot import TrainingPlot
 from ._progress import OverallProgress, stroke_feedback
 from ._state import STORE
@@ -40,7 +39,6 @@ from ._worker import (
     show_table,
     wrap_label,
 )
-from .segment import gui_note, image_of_layer
 from .volume import is_volume_layer, volume_pairs
 
 if TYPE_CHECKING:
@@ -120,7 +118,7 @@ class TrainWidget(Container):
         )
         self.start_info = wrap_label(Label(value=""))
         self.method = ComboBox(
-            label="method", choices=list(METHODS), value="unet", tooltip=METHOD_TIP
+            label="method", choices=list(METHODS), value=TRAIN["method"].default, tooltip=METHOD_TIP
         )
         self.keep_unpainted = CheckBox(
             text="fine-tuning: keep what I did not paint",
@@ -129,57 +127,30 @@ class TrainWidget(Container):
             "prediction and half the crops are centred on your strokes. Off: only the "
             "strokes (followed more; the rest of the image can change)",
         )
-        self.loss = ComboBox(
-            label="loss",
-            value="focal-dice",
-            choices=list(LOSSES),
-            tooltip="training loss of the networks",
+        self.loss = option_widget(TRAIN["loss"], "loss")
+        self.alpha = option_widget(
+            TRAIN["alpha"],
+            "alpha",
+            tooltip="focal alpha: empty for automatic, one value, or one "
+            "per class separated by commas",
         )
-        self.alpha = LineEdit(
-            label="alpha",
-            value="",
-            tooltip="focal alpha: empty for automatic, "
-            "one value, or one per class separated by commas",
-        )
-        self.gamma = FloatSpinBox(
-            label="gamma",
-            value=2.0,
-            min=0.0,
-            max=10.0,
-            step=0.5,
-            tooltip="focal gamma: how much hard pixels weigh",
-        )
-        self.tile = SpinBox(
-            label="tile size",
-            value=128,
-            min=32,
-            max=1024,
-            step=16,
-            tooltip="size of the training crops in pixels",
-        )
-        self.minutes = FloatSpinBox(
-            label="time budget (min)",
-            value=5.0,
-            min=0.0,
-            max=10000.0,
+        self.gamma = option_widget(TRAIN["gamma"], "gamma", step=0.5)
+        self.tile = option_widget(TRAIN["tile"], "tile size", step=16)
+        # the GUI's runs are short fine-tunings: a few minutes, or a few hundred steps
+        self.minutes = option_widget(
+            TRAIN["minutes"],
+            "time budget (min)",
+            default=5.0,
             step=1.0,
             tooltip="0: use the steps below",
         )
-        self.steps = SpinBox(
-            label="steps (if no time budget)",
-            value=300,
-            min=1,
-            max=1_000_000,
-            tooltip="training steps in all, shared by the stages",
-        )
-        self.batch_size = SpinBox(
-            label="batch size", value=8, min=1, max=256, tooltip="crops per step"
-        )
+        self.steps = option_widget(TRAIN["steps"], "steps (if no time budget)", default=300)
+        self.batch_size = option_widget(TRAIN["batch_size"], "batch size")
         self.device = ComboBox(
             label="device",
             choices=["auto", "cpu", "cuda", "mps"],
-            value="auto",
-            tooltip="auto: a GPU when there is one",
+            value=TRAIN["device"].default,
+            tooltip=TRAIN["device"].help,
         )
         self.panel = RunPanel("Train", "training", tooltip="train (or fine-tune) a model")
         self.plot = TrainingPlot(STORE.scheme.names)

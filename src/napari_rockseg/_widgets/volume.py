@@ -132,7 +132,7 @@ class VolumeTools(Container):
     # -- segmentation ----------------------------------------------------------------
     def segment(self, seg, layer, model, device):
         """Run ``segment_volume`` on ``layer`` in ``seg``'s panel (a SegmentWidget)."""
-        from .segment import gui_note, put_labels
+        from ._layerio import gui_note, put_labels
 
         data = layer.data[0] if layer.multiscale else layer.data
         voxel, mode = self.voxel(), self.mode.value

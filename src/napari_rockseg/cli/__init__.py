@@ -31,8 +31,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rockseg", description="Segment images of rock into phases.")
-    p.add_argument("--debug", action="store_true",
-                   help="show the traceback of an unexpected error (or set ROCKSEG_DEBUG=1)")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an unexpected error (or set ROCKSEG_DEBUG=1)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(sub)
@@ -54,7 +57,9 @@ def _error(message) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # recorded in model provenance
+    args.argv = [
+        str(a) for a in (sys.argv[1:] if argv is None else argv)
+    ]  # recorded in model provenance
     debug = args.debug or os.environ.get("ROCKSEG_DEBUG", "") not in ("", "0")
     if not debug:  # tifffile logs its repairs of odd headers; the error line says what matters
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
@@ -73,5 +78,7 @@ def main(argv=None) -> int:
             raise
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-        return _error(f"{type(exc).__name__}: {what}{where}; if this looks like a bug, "
-                      "report it with the traceback of --debug (or ROCKSEG_DEBUG=1)")
+        return _error(
+            f"{type(exc).__name__}: {what}{where}; if this looks like a bug, "
+            "report it with the traceback of --debug (or ROCKSEG_DEBUG=1)"
+        )

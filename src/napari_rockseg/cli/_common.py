@@ -31,8 +31,14 @@ def _bar(gen, desc: str, quiet: bool = False):
             except StopIteration as stop:
                 return stop.value
             if bar is None:
-                bar = tqdm(total=ev.total, desc=desc, unit="step", disable=quiet, dynamic_ncols=True,
-                           file=sys.stderr)
+                bar = tqdm(
+                    total=ev.total,
+                    desc=desc,
+                    unit="step",
+                    disable=quiet,
+                    dynamic_ncols=True,
+                    file=sys.stderr,
+                )
             if ev.stage != stage:
                 stage = ev.stage
                 bar.reset(total=ev.total)
@@ -89,8 +95,10 @@ def _print_report(path, report):
         print(f"  {_clean(name):<16} {100 * c['fraction']:6.2f} %{area}, {c['objects']} objects")
     pores = report.get("pores")
     if pores and pores["count"]:
-        print(f"  pores: {pores['count']} (d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
-              f"d90 {pores['d90']:.1f} {pores['unit']})")
+        print(
+            f"  pores: {pores['count']} (d10 {pores['d10']:.1f}, d50 {pores['d50']:.1f}, "
+            f"d90 {pores['d90']:.1f} {pores['unit']})"
+        )
     share = report.get("organic_hosted_pore_share")
     if share is not None:
         print(f"  organic-hosted share of pore area: {100 * share:.1f} %")

@@ -65,16 +65,28 @@ def _volume_report(path: Path, scheme, args):
     vol = io.read_volume(path, args.pixel_size, args.voxel_depth, lazy=False)
     labels = vol.data
     if labels.dtype.kind not in "iu":
-        raise RockSegError(f"{path} holds {labels.dtype} values, not integer labels; give the "
-                           "labels volume (e.g. <stem>_labels.tif from rockseg predict)")
+        raise RockSegError(
+            f"{path} holds {labels.dtype} values, not integer labels; give the "
+            "labels volume (e.g. <stem>_labels.tif from rockseg predict)"
+        )
     scheme.check_labels(labels, what=f"labels of {path.name}")
     voxel = _voxel_size(path, vol.voxel_size_nm, args)
-    report = _bar(volume_report_steps(labels, scheme, voxel, pore_sizes=not args.no_pore_sizes,
-                                      tortuosity=not args.no_tortuosity,
-                                      network=not args.no_network), f"analyze {path.name}")
+    report = _bar(
+        volume_report_steps(
+            labels,
+            scheme,
+            voxel,
+            pore_sizes=not args.no_pore_sizes,
+            tortuosity=not args.no_tortuosity,
+            network=not args.no_network,
+        ),
+        f"analyze {path.name}",
+    )
     if voxel is None:
-        report["notes"].append("the voxel size is unknown: sizes are in voxels; give "
-                               "--voxel-size Z Y X (nm) or --pixel-size and --voxel-depth")
+        report["notes"].append(
+            "the voxel size is unknown: sizes are in voxels; give "
+            "--voxel-size Z Y X (nm) or --pixel-size and --voxel-depth"
+        )
     return report
 
 
@@ -85,20 +97,31 @@ def _fmt(value, scale=1.0, unit="", digits=4) -> str:
 def _print_volume_report(path, report):
     print(f"{path}: {' x '.join(map(str, report['shape']))} voxels (z, y, x)")
     vs = report["voxel_size_nm"]
-    print(f"  voxel size {' x '.join(f'{v:.4g}' for v in vs)} nm" if vs
-          else "  voxel size unknown (sizes in voxels)")
+    print(
+        f"  voxel size {' x '.join(f'{v:.4g}' for v in vs)} nm"
+        if vs
+        else "  voxel size unknown (sizes in voxels)"
+    )
     for name, c in report["classes"].items():
         print(f"  {name:<22} {100 * c['fraction']:6.2f} %")
     axes = ("z", "y", "x")
-    rows = [("porosity", _fmt(report["porosity"], 100, " %")),
-            ("connected porosity", _fmt(report["connected_porosity"], 100, " %")),
-            *((f"  connected along {a}", _fmt(report["connected_porosity_axes"][a], 100, " %"))
-              for a in axes),
-            ("isolated porosity", _fmt(report["isolated_porosity"], 100, " %"))]
+    rows = [
+        ("porosity", _fmt(report["porosity"], 100, " %")),
+        ("connected porosity", _fmt(report["connected_porosity"], 100, " %")),
+        *(
+            (f"  connected along {a}", _fmt(report["connected_porosity_axes"][a], 100, " %"))
+            for a in axes
+        ),
+        ("isolated porosity", _fmt(report["isolated_porosity"], 100, " %")),
+    ]
     sizes = report.get("pore_sizes")
     if sizes:
-        rows.append((f"pore diameter d10/d50/d90 ({sizes['unit']})", "/".join(
-            _fmt(sizes[k]) for k in ("d10", "d50", "d90"))))
+        rows.append(
+            (
+                f"pore diameter d10/d50/d90 ({sizes['unit']})",
+                "/".join(_fmt(sizes[k]) for k in ("d10", "d50", "d90")),
+            )
+        )
     rows += [(f"tortuosity {a}", _fmt(report["tortuosity"][a])) for a in axes]
     if report.get("network"):
         unit = "mD" if report["voxel_size_nm"] else "voxel^2"
@@ -124,8 +147,10 @@ def cmd_analyze(args):
     targets = [base.with_suffix(".csv"), base.with_suffix(".json")]
     taken = [str(t) for t in targets if t.exists()]
     if taken and not args.overwrite:
-        raise RockSegError(f"{' and '.join(taken)} already exist; pass --overwrite to replace "
-                           "them or give another --out")
+        raise RockSegError(
+            f"{' and '.join(taken)} already exist; pass --overwrite to replace "
+            "them or give another --out"
+        )
     reports, rows = {}, []
     for path in args.labels:
         path = Path(path)
@@ -136,8 +161,14 @@ def cmd_analyze(args):
         else:
             labels = io.read_labels(path, scheme)
             px, bar = _label_context(path, args)
-            report = rock_report(labels, scheme, px, io.valid_mask(labels.shape, bar),
-                                 args.min_size, args.exclude_border)
+            report = rock_report(
+                labels,
+                scheme,
+                px,
+                io.valid_mask(labels.shape, bar),
+                args.min_size,
+                args.exclude_border,
+            )
             rows.append({"labels": str(path), **summary_row(report)})
             _print_report(path, report)
         reports[str(path)] = report
@@ -153,29 +184,53 @@ def cmd_analyze(args):
 
 
 def add_parser(sub) -> None:
-    an = sub.add_parser("analyze", help="porosity, phase fractions, pore sizes of label images "
-                                        "and label volumes")
-    an.add_argument("labels", nargs="+", type=Path,
-                    help="label images, or label volumes (multi-page TIFF, folder, zarr)")
-    an.add_argument("--out", required=True, type=Path,
-                    help="report path: writes REPORT.csv and REPORT.json")
+    an = sub.add_parser(
+        "analyze", help="porosity, phase fractions, pore sizes of label images and label volumes"
+    )
+    an.add_argument(
+        "labels",
+        nargs="+",
+        type=Path,
+        help="label images, or label volumes (multi-page TIFF, folder, zarr)",
+    )
+    an.add_argument(
+        "--out", required=True, type=Path, help="report path: writes REPORT.csv and REPORT.json"
+    )
     an.add_argument("--overwrite", action="store_true", help="replace an existing report")
     an.add_argument("--classes", type=Path)
-    an.add_argument("--image", nargs="+", type=Path,
-                    help="source image(s): pixel size and data bar")
+    an.add_argument(
+        "--image", nargs="+", type=Path, help="source image(s): pixel size and data bar"
+    )
     an.add_argument("--pixel-size", type=float, help="pixel size in nm (overrides metadata)")
-    an.add_argument("--voxel-depth", type=float, metavar="NM",
-                    help="volumes: slice spacing (z) in nm (overrides metadata)")
-    an.add_argument("--voxel-size", type=float, nargs=3, metavar=("Z", "Y", "X"),
-                    help="volumes: voxel size in nm (overrides everything else)")
+    an.add_argument(
+        "--voxel-depth",
+        type=float,
+        metavar="NM",
+        help="volumes: slice spacing (z) in nm (overrides metadata)",
+    )
+    an.add_argument(
+        "--voxel-size",
+        type=float,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="volumes: voxel size in nm (overrides everything else)",
+    )
     an.add_argument("--data-bar", type=int, help="rows to exclude at the bottom")
-    an.add_argument("--min-size", type=int, default=1,
-                    help="drop objects smaller than this (pixels)")
-    an.add_argument("--exclude-border", action="store_true",
-                    help="drop objects touching the border")
-    an.add_argument("--no-pore-sizes", action="store_true",
-                    help="volumes: skip the local-thickness pore-size distribution")
+    an.add_argument(
+        "--min-size", type=int, default=1, help="drop objects smaller than this (pixels)"
+    )
+    an.add_argument(
+        "--exclude-border", action="store_true", help="drop objects touching the border"
+    )
+    an.add_argument(
+        "--no-pore-sizes",
+        action="store_true",
+        help="volumes: skip the local-thickness pore-size distribution",
+    )
     an.add_argument("--no-tortuosity", action="store_true", help="volumes: skip tortuosity")
-    an.add_argument("--no-network", action="store_true",
-                    help="volumes: skip the pore network and permeability (slow)")
+    an.add_argument(
+        "--no-network",
+        action="store_true",
+        help="volumes: skip the pore network and permeability (slow)",
+    )
     an.set_defaults(func=cmd_analyze)

@@ -20,7 +20,9 @@ def cmd_lda(args):
     scheme = _scheme(args.classes)
     t0 = time.perf_counter()
     images, labels = load_training_pairs(*pairs_in_dir(args.train_dir), scheme)
-    masks = [io.valid_mask(i.data.shape, io.resolve_data_bar(i.data, args.data_bar)) for i in images]
+    masks = [
+        io.valid_mask(i.data.shape, io.resolve_data_bar(i.data, args.data_bar)) for i in images
+    ]
     model = GreyLDA().fit([i.data for i in images], labels, masks)
     t_fit = time.perf_counter() - t0
     test_images, test_labels = load_training_pairs(*pairs_in_dir(args.test_dir), scheme)
@@ -31,7 +33,8 @@ def cmd_lda(args):
         cms = np.array(res["confusion"]) if cms is None else cms + np.array(res["confusion"])
         print(f"{img.path.name}:")
         print(_iou_table(scheme.names, res))
-    print(f"LDA fitted on {len(images)} image(s) in {t_fit:.2f} s; total {time.perf_counter() - t0:.2f} s")
+    total = time.perf_counter() - t0
+    print(f"LDA fitted on {len(images)} image(s) in {t_fit:.2f} s; total {total:.2f} s")
     return 0
 
 
@@ -53,15 +56,20 @@ def cmd_preprocess(args):
         rows = img.data.shape[0] - io.resolve_data_bar(img.data, args.data_bar)
         for y in grid_starts(rows, args.size, args.stride):
             for x in grid_starts(img.data.shape[1], args.size, args.stride):
-                t_lab = lab[y:y + args.size, x:x + args.size]
+                t_lab = lab[y : y + args.size, x : x + args.size]
                 if t_lab.shape != (args.size, args.size):
                     continue
                 if args.cutout is not None:
-                    frac = np.bincount(t_lab.ravel(), minlength=scheme.n_classes + 1).max() / t_lab.size
+                    frac = (
+                        np.bincount(t_lab.ravel(), minlength=scheme.n_classes + 1).max()
+                        / t_lab.size
+                    )
                     if frac > args.cutout:
                         continue
                 name = f"{ip.stem}_{y}_{x}.tif"
-                io.write_image(out / "images" / name, img.data[y:y + args.size, x:x + args.size])
+                io.write_image(
+                    out / "images" / name, img.data[y : y + args.size, x : x + args.size]
+                )
                 io.write_labels(out / "labels" / name, t_lab)
                 written += 1
     print(f"wrote {written} tiles to {out}/images and {out}/labels")

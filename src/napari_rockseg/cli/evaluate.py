@@ -39,8 +39,11 @@ def add_parser(sub) -> None:
     e.add_argument("prediction", type=Path)
     e.add_argument("truth", type=Path)
     e.add_argument("--classes", type=Path)
-    e.add_argument("--data-bar", type=int, metavar="ROWS",
-                   help="rows to exclude at the bottom (default: those the prediction left "
-                        "unlabelled)")
+    e.add_argument(
+        "--data-bar",
+        type=int,
+        metavar="ROWS",
+        help="rows to exclude at the bottom (default: those the prediction left unlabelled)",
+    )
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)

@@ -33,9 +33,14 @@ def cmd_combine(args):
 
     models = [bundle.load_model(p) for p in args.models]
     forest = bundle.load_model(args.forest) if args.forest else None
-    bag = Bag.of(models, provenance(command=shlex.join(["rockseg", *args.argv]),
-                                    combined=[str(p) for p in args.models]),
-                 forest=forest, forest_weight=args.forest_weight)
+    bag = Bag.of(
+        models,
+        provenance(
+            command=shlex.join(["rockseg", *args.argv]), combined=[str(p) for p in args.models]
+        ),
+        forest=forest,
+        forest_weight=args.forest_weight,
+    )
     bundle.save_model(bag, args.out, half=args.half)
     blend = f" + forest at weight {bag.forest_weight:g}" if forest is not None else ""
     _print_written(args.out, f"bag of {len(bag.members)} U-Nets{blend}", args.half)
@@ -50,16 +55,31 @@ def add_parser(sub) -> None:
     cv.add_argument("model", type=Path)
     cv.add_argument("--out", required=True, type=Path)
     cv.add_argument("--half", action="store_true", help="store the weights as float16")
-    cv.add_argument("--fusion", choices=["mean", "stacked", "binary"],  # ensemble.FUSIONS (no torch for --help)
-                    help="the ensemble fusion the bundle uses by default")
+    cv.add_argument(
+        "--fusion",
+        choices=["mean", "stacked", "binary"],  # ensemble.FUSIONS (no torch for --help)
+        help="the ensemble fusion the bundle uses by default",
+    )
     cv.set_defaults(func=cmd_convert)
 
-    cb = sub.add_parser("combine", help="bag trained U-Nets: one model that averages their probabilities")
-    cb.add_argument("models", nargs="+", type=Path, help="U-Net (or bag) bundles trained on the same images")
+    cb = sub.add_parser(
+        "combine", help="bag trained U-Nets: one model that averages their probabilities"
+    )
+    cb.add_argument(
+        "models", nargs="+", type=Path, help="U-Net (or bag) bundles trained on the same images"
+    )
     cb.add_argument("--out", required=True, type=Path)
     cb.add_argument("--half", action="store_true", help="store the weights as float16")
-    cb.add_argument("--forest", type=Path,
-                    help="random forest (rockseg train --method rf) to blend with the bag's probabilities")
-    cb.add_argument("--forest-weight", type=float, default=0.2,
-                    help="the forest's share of the blended probabilities (default 0.2, chosen on held-out images)")
+    cb.add_argument(
+        "--forest",
+        type=Path,
+        help="random forest (rockseg train --method rf) to blend with the bag's probabilities",
+    )
+    cb.add_argument(
+        "--forest-weight",
+        type=float,
+        default=0.2,
+        help="the forest's share of the blended probabilities (default 0.2, chosen on held-out "
+        "images)",
+    )
     cb.set_defaults(func=cmd_combine)

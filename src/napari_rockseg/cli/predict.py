@@ -19,8 +19,9 @@ def _check_inputs(args):
     from ..engine.io import is_volume
     from ..engine.io.write import check_output_folder
 
-    values = check_all({name: getattr(args, name) for name in PREDICT if hasattr(args, name)},
-                       PREDICT)
+    values = check_all(
+        {name: getattr(args, name) for name in PREDICT if hasattr(args, name)}, PREDICT
+    )
     for name, value in values.items():
         setattr(args, name, value)
     if args.workers is not None and not 1 <= args.workers <= 1024:
@@ -75,20 +76,38 @@ def cmd_predict(args):
     scheme = model.info.scheme
     out = Path(args.out)
     model_name = str(args.model) if args.model else "shipped default"
-    opts = dict(model_name=model_name, data_bar=args.data_bar, tile=args.tile, overlap=args.overlap,
-                batch_size=args.batch_size, device=args.device, tta=args.tta, rescale=args.rescale,
-                probabilities=args.probabilities, uncertainty=args.uncertainty, report=args.report,
-                stream=True if args.stream else None, pixel_size=args.pixel_size,
-                overwrite=args.overwrite)
+    opts = dict(
+        model_name=model_name,
+        data_bar=args.data_bar,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        tta=args.tta,
+        rescale=args.rescale,
+        probabilities=args.probabilities,
+        uncertainty=args.uncertainty,
+        report=args.report,
+        stream=True if args.stream else None,
+        pixel_size=args.pixel_size,
+        overwrite=args.overwrite,
+    )
     if args.cluster:
         address = None if args.cluster == "local" else args.cluster
-        reports = _bar(batch.predict_many(paths, out, model_path, address, n_workers=args.workers,
-                                          **opts), "segment", args.quiet)
+        reports = _bar(
+            batch.predict_many(paths, out, model_path, address, n_workers=args.workers, **opts),
+            "segment",
+            args.quiet,
+        )
     else:
-        reports = [_bar(batch.predict_file(model, p, out, **opts), f"segment {_clean(p.stem)}",
-                        args.quiet) for p in paths]
-    reports += [_bar(_volume_job(model, v, out, args, opts), f"segment {_clean(v.name)}",
-                     args.quiet) for v in volumes]
+        reports = [
+            _bar(batch.predict_file(model, p, out, **opts), f"segment {_clean(p.stem)}", args.quiet)
+            for p in paths
+        ]
+    reports += [
+        _bar(_volume_job(model, v, out, args, opts), f"segment {_clean(v.name)}", args.quiet)
+        for v in volumes
+    ]
     for report in reports:
         for note in report["notes"]:
             print(f"note: {_clean(note)}", file=sys.stderr)
@@ -106,41 +125,86 @@ def cmd_predict(args):
 def _volume_job(model, path, out, args, opts):
     from ..engine.inference.volume import predict_volume_file
 
-    keep = {k: v for k, v in opts.items() if k in ("model_name", "tile", "overlap", "batch_size",
-                                                   "device", "tta", "rescale", "uncertainty")}
-    return predict_volume_file(model, path, out, mode=args.mode, pixel_size_nm=args.pixel_size,
-                               voxel_depth_nm=args.voxel_depth, overwrite=args.overwrite, **keep)
+    keep = {
+        k: v
+        for k, v in opts.items()
+        if k
+        in (
+            "model_name",
+            "tile",
+            "overlap",
+            "batch_size",
+            "device",
+            "tta",
+            "rescale",
+            "uncertainty",
+        )
+    }
+    return predict_volume_file(
+        model,
+        path,
+        out,
+        mode=args.mode,
+        pixel_size_nm=args.pixel_size,
+        voxel_depth_nm=args.voxel_depth,
+        overwrite=args.overwrite,
+        **keep,
+    )
 
 
 def add_parser(sub) -> None:
     pr = sub.add_parser(
-        "predict", help="segment images",
+        "predict",
+        help="segment images",
         description="Segment images. Each image's results (<stem>_labels.tif, _overlay.png, .json "
-                    "and the optional maps) are written together or not at all; an earlier result "
-                    "is replaced only with --overwrite; two inputs with the same name stem, or an "
-                    "output that would land on an input, are refused.")
-    pr.add_argument("images", nargs="+",
-                    help="image files (TIFF, PNG, JPEG, BMP), folders of them or glob patterns; "
-                         "volumes: multi-page TIFF stacks, OME-TIFF, .zarr, or a folder of "
-                         "slices with --volume")
-    pr.add_argument("--out", required=True, type=Path,
-                    help="output folder (made after the inputs are checked)")
+        "and the optional maps) are written together or not at all; an earlier result "
+        "is replaced only with --overwrite; two inputs with the same name stem, or an "
+        "output that would land on an input, are refused.",
+    )
+    pr.add_argument(
+        "images",
+        nargs="+",
+        help="image files (TIFF, PNG, JPEG, BMP), folders of them or glob patterns; "
+        "volumes: multi-page TIFF stacks, OME-TIFF, .zarr, or a folder of "
+        "slices with --volume",
+    )
+    pr.add_argument(
+        "--out", required=True, type=Path, help="output folder (made after the inputs are checked)"
+    )
     pr.add_argument("--model", type=Path, help="model bundle (default: the shipped model)")
     add_arguments(pr, PREDICT)
-    pr.add_argument("--overwrite", action="store_true",
-                    help="replace the earlier result set of an image (all its files)")
-    pr.add_argument("--report", action="store_true", help="also write <stem>_report.json (rock analysis)")
-    pr.add_argument("--stream", action="store_true",
-                    help="segment block by block from a lazy view of the file (automatic above 64 "
-                         "megapixels)")
+    pr.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the earlier result set of an image (all its files)",
+    )
+    pr.add_argument(
+        "--report", action="store_true", help="also write <stem>_report.json (rock analysis)"
+    )
+    pr.add_argument(
+        "--stream",
+        action="store_true",
+        help="segment block by block from a lazy view of the file (automatic above 64 megapixels)",
+    )
     pr.add_argument("--cluster", help="run on dask.distributed: 'local' or a scheduler address")
     pr.add_argument("--workers", type=int, help="workers of the local cluster (1 to 1024)")
-    pr.add_argument("--volume", action="store_true",
-                    help="treat each folder given as one volume (its slices in natural order)")
-    pr.add_argument("--mode", choices=["auto", "slices", "triplanar"], default="auto",
-                    help="volumes: the 2-D model slice by slice, or the mean of the xy, xz and yz "
-                         "planes (isotropic voxels only); auto = slices")
-    pr.add_argument("--voxel-depth", type=float, metavar="NM",
-                    help="volumes: the slice spacing in nm, for files that do not record it")
+    pr.add_argument(
+        "--volume",
+        action="store_true",
+        help="treat each folder given as one volume (its slices in natural order)",
+    )
+    pr.add_argument(
+        "--mode",
+        choices=["auto", "slices", "triplanar"],
+        default="auto",
+        help="volumes: the 2-D model slice by slice, or the mean of the xy, xz and yz "
+        "planes (isotropic voxels only); auto = slices",
+    )
+    pr.add_argument(
+        "--voxel-depth",
+        type=float,
+        metavar="NM",
+        help="volumes: the slice spacing in nm, for files that do not record it",
+    )
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_predict)

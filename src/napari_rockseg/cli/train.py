@@ -26,12 +26,16 @@ def _values(args) -> dict:
     if keep_as_is:
         values["pixel_size"] = 0.0
     if values["stride"] is not None and values["stride"] > values["tile"] * 4:
-        raise InputError(f"--stride {values['stride']} leaves most of the images unseen with "
-                         f"--tile {values['tile']}; give at most 4x the tile")
+        raise InputError(
+            f"--stride {values['stride']} leaves most of the images unseen with "
+            f"--tile {values['tile']}; give at most 4x the tile"
+        )
     if values["tile"] < 2 ** values["depth"]:
-        raise InputError(f"--tile {values['tile']} is too small for --depth {values['depth']}: "
-                         f"give a tile of at least {2 ** values['depth']} pixels or a smaller "
-                         f"depth")
+        raise InputError(
+            f"--tile {values['tile']} is too small for --depth {values['depth']}: "
+            f"give a tile of at least {2 ** values['depth']} pixels or a smaller "
+            f"depth"
+        )
     return values
 
 
@@ -57,8 +61,9 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
     if out.suffix != ".safetensors":
         raise InputError(f"--out {out}: a model file must end in .safetensors")
     if out.exists() and not overwrite:
-        raise InputError(f"--out {out} exists; pass --overwrite to replace it, or give another "
-                         f"name")
+        raise InputError(
+            f"--out {out} exists; pass --overwrite to replace it, or give another name"
+        )
 
 
 def _config(args, values, out, device):
@@ -67,10 +72,14 @@ def _config(args, values, out, device):
     fields = {k: v for k, v in values.items() if k not in _CONVERTED}
     deep = args.method in ("ensemble", "unet", "bag")
     return TrainConfig(
-        **fields, alpha=_alpha(values["alpha"]), noise=values["noise"] * options.GREY_LEVEL,
-        pixel_size_nm=values["pixel_size"], device=device,
+        **fields,
+        alpha=_alpha(values["alpha"]),
+        noise=values["noise"] * options.GREY_LEVEL,
+        pixel_size_nm=values["pixel_size"],
+        device=device,
         sampling="grid" if values["stride"] else "random",
-        checkpoint=str(args.checkpoint) if args.checkpoint
+        checkpoint=str(args.checkpoint)
+        if args.checkpoint
         else (str(out) + ".ckpt.pt" if deep else None),
     )
 
@@ -101,12 +110,19 @@ def cmd_train(args):
     check_writable(out)  # fail now, not after hours of training
     configure_threads(values["threads"])
     rank, device = init_distributed(values["device"])
-    images, labels = load_pairs(image_paths, label_paths, scheme,
-                                voxel_depth_nm=args.voxel_depth)
+    images, labels = load_pairs(image_paths, label_paths, scheme, voxel_depth_nm=args.voxel_depth)
     init = _load(args.init) if args.init else None
     cfg = _config(args, values, out, device)
-    trainer = Trainer(cfg, images, labels, scheme, init=init, resume=args.resume,
-                      data_source=source, command=shlex.join(["rockseg", *args.argv]))
+    trainer = Trainer(
+        cfg,
+        images,
+        labels,
+        scheme,
+        init=init,
+        resume=args.resume,
+        data_source=source,
+        command=shlex.join(["rockseg", *args.argv]),
+    )
     for note in trainer.notes:
         print(f"note: {note}", file=sys.stderr)
     return _run(trainer, args, cfg, out, rank, values["half"])
@@ -126,11 +142,15 @@ def _run(trainer, args, cfg, out: Path, rank: int, half: bool) -> int:
         if model is None:
             end_distributed(wait=False)
             kept = f"; {out} is unchanged" if out.exists() else ""
-            print(f"rockseg: interrupted before the first validation: nothing written{kept}",
-                  file=sys.stderr)
+            print(
+                f"rockseg: interrupted before the first validation: nothing written{kept}",
+                file=sys.stderr,
+            )
             return INTERRUPTED
-        print(f"interrupted: saving the best model validated so far "
-              f"({_steps_text(model)}) to {out}", file=sys.stderr)
+        print(
+            f"interrupted: saving the best model validated so far ({_steps_text(model)}) to {out}",
+            file=sys.stderr,
+        )
     end_distributed(wait=not interrupted)
     if rank != 0:
         return INTERRUPTED if interrupted else 0
@@ -138,8 +158,9 @@ def _run(trainer, args, cfg, out: Path, rank: int, half: bool) -> int:
     print(f"wrote {out} ({cfg.method}, {time.perf_counter() - t0:.0f} s)")
     scored = [h for h in trainer.history if "miou" in h]
     for stage in dict.fromkeys(h["stage"] for h in scored):  # each stage kept its own best weights
-        best = max((h for h in scored if h["stage"] == stage),
-                   key=lambda h: h.get("score", h["miou"]))
+        best = max(
+            (h for h in scored if h["stage"] == stage), key=lambda h: h.get("score", h["miou"])
+        )
         print(f"best validation mIoU {best['miou']:.3f} at {best['stage']} step {best['step']}")
     for warning in getattr(trainer, "warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -157,26 +178,42 @@ def _steps_text(model) -> str:
 
 
 def add_parser(sub) -> None:
-    t = sub.add_parser("train",
-                       help="train a model (U-Net, bag of U-Nets, ensemble, forest or LDA)")
+    t = sub.add_parser(
+        "train", help="train a model (U-Net, bag of U-Nets, ensemble, forest or LDA)"
+    )
     t.add_argument("--data-dir", type=Path, help="folder with images/ and labels/ (matching names)")
-    t.add_argument("--images", nargs="+", type=Path,
-                   help="images, or volumes (multi-page TIFF, OME-TIFF, zarr) painted on a few slices")
-    t.add_argument("--labels", nargs="+", type=Path,
-                   help="their labels: 2-D masks, or label volumes (0 = unpainted)")
-    t.add_argument("--voxel-depth", type=float, metavar="NM",
-                   help="volumes: the slice spacing in nm, for files that do not record it")
+    t.add_argument(
+        "--images",
+        nargs="+",
+        type=Path,
+        help="images, or volumes (multi-page TIFF, OME-TIFF, zarr) painted on a few slices",
+    )
+    t.add_argument(
+        "--labels",
+        nargs="+",
+        type=Path,
+        help="their labels: 2-D masks, or label volumes (0 = unpainted)",
+    )
+    t.add_argument(
+        "--voxel-depth",
+        type=float,
+        metavar="NM",
+        help="volumes: the slice spacing in nm, for files that do not record it",
+    )
     t.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     t.add_argument("--classes", type=Path, help="class scheme JSON (default: shale)")
-    t.add_argument("--checkpoint", type=Path,
-                   help="checkpoint file, kept after training (default: OUT.ckpt.pt, deleted once "
-                        "the "
-                        "model is saved)")
-    t.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep OUT.ckpt.pt after the model is saved")
+    t.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint file, kept after training (default: OUT.ckpt.pt, deleted once "
+        "the "
+        "model is saved)",
+    )
+    t.add_argument(
+        "--keep-checkpoint", action="store_true", help="keep OUT.ckpt.pt after the model is saved"
+    )
     t.add_argument("--resume", type=Path, help="continue a run from its checkpoint")
     t.add_argument("--init", type=Path, help="fine-tune this model bundle")
     options.add_arguments(t, options.TRAIN)
     t.set_defaults(func=cmd_train)
-

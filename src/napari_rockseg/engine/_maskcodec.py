@@ -31,8 +31,11 @@ def _hex(packed) -> str:
 def _example(scheme, values) -> str:
     """A value scheme for ``values`` with the scheme's names where the count fits."""
     values = [int(v) for v in values][:8]
-    names = list(scheme.names) if len(scheme.names) == len(values) else \
-        [f"class {i + 1}" for i in range(len(values))]
+    names = (
+        list(scheme.names)
+        if len(scheme.names) == len(values)
+        else [f"class {i + 1}" for i in range(len(values))]
+    )
     classes = [{"name": n, "value": v} for n, v in zip(names, values)]
     return json.dumps({"classes": classes, "rest": None}, ensure_ascii=False)
 
@@ -42,8 +45,10 @@ def scheme_hint(scheme, mask: np.ndarray) -> str:
     values = np.unique(np.asarray(mask))
     shown = ", ".join(str(int(v)) for v in values[:8]) + (" ..." if len(values) > 8 else "")
     kind = "grey values" if len(values) <= 2 else "values"
-    return (f"this mask holds {kind} {shown}: give a scheme with \"value\" entries, e.g. "
-            f"{_example(scheme, values)}")
+    return (
+        f'this mask holds {kind} {shown}: give a scheme with "value" entries, e.g. '
+        f"{_example(scheme, values)}"
+    )
 
 
 def decode_colors(scheme, rgb: np.ndarray, what: str = "the mask") -> np.ndarray:
@@ -56,9 +61,11 @@ def decode_colors(scheme, rgb: np.ndarray, what: str = "the mask") -> np.ndarray
         if grey.all():  # a grey mask saved as RGB: its values are the grey levels
             return scheme.decode_values(rgb[..., 0], what)
         cols, counts = np.unique(_pack(rgb[~grey]), return_counts=True)
-        raise SchemeError(f"{what} holds colours {_counts(cols, counts, _hex)}, but the class "
-                          'scheme gives values: give a scheme with "color" entries, e.g. '
-                          + _colour_example(cols, counts))
+        raise SchemeError(
+            f"{what} holds colours {_counts(cols, counts, _hex)}, but the class "
+            'scheme gives values: give a scheme with "color" entries, e.g. '
+            + _colour_example(cols, counts)
+        )
     packed = _pack(rgb)
     out = np.zeros(packed.shape, dtype=np.uint8)
     matched = np.zeros(packed.shape, dtype=bool)
@@ -96,12 +103,17 @@ def _unknown_colours_error(scheme, packed, unknown, what):
     cols, counts = np.unique(packed[unknown], return_counts=True)
     order = np.argsort(counts)[::-1]
     pos = np.argwhere(packed == cols[order[0]])[0]
-    first = (f"{_hex(cols[order[0]])} ({counts[order[0]]} pixels, "
-             f"first at row {pos[0]}, column {pos[1]})")
+    first = (
+        f"{_hex(cols[order[0]])} ({counts[order[0]]} pixels, "
+        f"first at row {pos[0]}, column {pos[1]})"
+    )
     others = _counts(cols[order[1:]], counts[order[1:]], _hex) if len(cols) > 1 else ""
     listed = ", ".join(f"{_hex_rgb(c)} = {n}" for n, c in zip(scheme.names, scheme.colors))
-    rest = (f'; "{scheme.names[scheme.rest]}" takes only grey pixels'
-            if scheme.rest is not None else '; set a "rest" class to take them')
+    rest = (
+        f'; "{scheme.names[scheme.rest]}" takes only grey pixels'
+        if scheme.rest is not None
+        else '; set a "rest" class to take them'
+    )
     raise SchemeError(
         f"{what} holds colours outside the class scheme: {first}{', ' if others else ''}{others} "
         f"({len(cols)} unknown colour(s) in all; the scheme lists {listed}{rest}); "
@@ -121,13 +133,15 @@ def decode_values(scheme, mask: np.ndarray, what: str = "the mask") -> np.ndarra
         mask = mask.astype(np.uint8)
     if mask.dtype.kind == "f":
         if not np.isfinite(mask).all() or (mask != np.round(mask)).any():
-            raise SchemeError(f"{what} holds fractional or non-finite values; a mask holds whole "
-                              "numbers (one per class)")
+            raise SchemeError(
+                f"{what} holds fractional or non-finite values; a mask holds whole "
+                "numbers (one per class)"
+            )
         mask = mask.astype(np.int64)
     if mask.dtype.kind not in "iu":
         raise SchemeError(f"{what} has type {mask.dtype}; a mask holds whole numbers")
     if scheme.values is None:
-        raise SchemeError("decode_values needs a scheme with \"value\" entries")
+        raise SchemeError('decode_values needs a scheme with "value" entries')
     found, inverse, counts = np.unique(mask, return_inverse=True, return_counts=True)
     lut = np.zeros(len(found), dtype=np.uint8)
     listed = {v: i + 1 for i, v in enumerate(scheme.values)}
@@ -140,6 +154,7 @@ def decode_values(scheme, mask: np.ndarray, what: str = "the mask") -> np.ndarra
             raise SchemeError(
                 f"{what} holds values the class scheme does not list: "
                 f"{_counts(found[missing], counts[missing], lambda v: str(int(v)))} (the scheme "
-                f"lists {wants}); add them to the scheme or set \"rest\" to a class name")
+                f'lists {wants}); add them to the scheme or set "rest" to a class name'
+            )
         lut[missing] = scheme.rest + 1
     return lut[inverse.reshape(mask.shape)]

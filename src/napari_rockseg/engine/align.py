@@ -28,8 +28,9 @@ _SHADING_FRACTION = 1 / 8
 #: overlap (px) below which a sub-pixel refinement is not attempted
 _MIN_OVERLAP = 32
 #: FFT threads: the cores this process may use
-_WORKERS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+_WORKERS = max(
+    1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 
 
 class Alignment(NamedTuple):
@@ -43,8 +44,14 @@ class Alignment(NamedTuple):
     box: tuple[int, int, int, int]
 
 
-def align_steps(volume_data, reference: str = "previous", upsample: int = 10,
-                max_shift: float | None = None, crop: bool = True, fill: float = 0):
+def align_steps(
+    volume_data,
+    reference: str = "previous",
+    upsample: int = 10,
+    max_shift: float | None = None,
+    crop: bool = True,
+    fill: float = 0,
+):
     """Register the slices of a (z, y, x) volume; yields ``Progress``, returns ``Alignment``.
 
     ``reference``: "previous" registers each slice to the one before it (follows
@@ -56,8 +63,10 @@ def align_steps(volume_data, reference: str = "previous", upsample: int = 10,
     (``Alignment.box`` says which); else the uncovered margins get ``fill``.
     """
     if getattr(volume_data, "ndim", None) != 3 or 0 in volume_data.shape:
-        raise InputError(f"alignment needs a 3-D volume (z, y, x), not shape "
-                         f"{getattr(volume_data, 'shape', None)}")
+        raise InputError(
+            f"alignment needs a 3-D volume (z, y, x), not shape "
+            f"{getattr(volume_data, 'shape', None)}"
+        )
     if reference not in ("previous", "first"):
         raise InputError(f"reference must be 'previous' or 'first', not {reference!r}")
     if int(upsample) < 1:
@@ -80,30 +89,44 @@ def align_steps(volume_data, reference: str = "previous", upsample: int = 10,
             shifts[i] = ref_shift + _register(*ref, plane, spec, upsample, max_shift)
             if reference == "previous":
                 ref, ref_shift, ref_index = (plane, spec), shifts[i], i
-        yield Progress("register", i + 1, n, message=message or
-                       f"slice {i}: dy {shifts[i, 0]:+.2f}, dx {shifts[i, 1]:+.2f} px")
+        yield Progress(
+            "register",
+            i + 1,
+            n,
+            message=message or f"slice {i}: dy {shifts[i, 0]:+.2f}, dx {shifts[i, 1]:+.2f} px",
+        )
     result = yield from apply_shifts_steps(volume_data, shifts, crop=crop, fill=fill)
     return result
 
 
-def align(volume_data, reference: str = "previous", upsample: int = 10,
-          max_shift: float | None = None, crop: bool = True, fill: float = 0) -> Alignment:
+def align(
+    volume_data,
+    reference: str = "previous",
+    upsample: int = 10,
+    max_shift: float | None = None,
+    crop: bool = True,
+    fill: float = 0,
+) -> Alignment:
     """``align_steps`` run to its end."""
     return drain(align_steps(volume_data, reference, upsample, max_shift, crop, fill))
 
 
-def register(reference: np.ndarray, moving: np.ndarray, upsample: int = 10,
-             max_shift: float | None = None) -> np.ndarray:
+def register(
+    reference: np.ndarray, moving: np.ndarray, upsample: int = 10, max_shift: float | None = None
+) -> np.ndarray:
     """The (dy, dx) that moves ``moving`` onto ``reference`` (``ndi.shift(moving, s)``
     matches it): a whole-pixel peak of the band-passed cross-correlation, limited
     to ``max_shift``, refined by ``phase_cross_correlation`` on the overlap."""
     reference = np.asarray(reference, np.float32)
     moving = np.asarray(moving, np.float32)
     if reference.shape != moving.shape:
-        raise InputError(f"slices of shapes {reference.shape} and {moving.shape} cannot be "
-                         "registered; all slices of a volume must have one size")
-    return _register(reference, _spectrum(reference), moving, _spectrum(moving), upsample,
-                     max_shift)
+        raise InputError(
+            f"slices of shapes {reference.shape} and {moving.shape} cannot be "
+            "registered; all slices of a volume must have one size"
+        )
+    return _register(
+        reference, _spectrum(reference), moving, _spectrum(moving), upsample, max_shift
+    )
 
 
 def _spectrum(plane: np.ndarray) -> np.ndarray:
@@ -120,8 +143,9 @@ def _register(reference, ref_spec, moving, mov_spec, upsample, max_shift) -> np.
     if min(ry.stop - ry.start, rx.stop - rx.start) < _MIN_OVERLAP:
         return coarse.astype(float)
     ref_crop, mov_crop = _prepare(reference[ry, rx]), _prepare(moving[my, mx])
-    fine = phase_cross_correlation(ref_crop, mov_crop, upsample_factor=int(upsample),
-                                   normalization=None)[0]
+    fine = phase_cross_correlation(
+        ref_crop, mov_crop, upsample_factor=int(upsample), normalization=None
+    )[0]
     if np.abs(fine).max() > 1.5:  # the refinement jumped to another peak: keep the coarse one
         return coarse.astype(float)
     return coarse + np.asarray(fine, float)
@@ -146,10 +170,10 @@ def _prepare(plane: np.ndarray) -> np.ndarray:
 def _band(shape: tuple[int, int]) -> np.ndarray:
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.rfftfreq(shape[1])[None, :]
-    f2 = fy ** 2 + fx ** 2
-    low = np.exp(-2 * math.pi ** 2 * _NOISE_SIGMA ** 2 * f2)
+    f2 = fy**2 + fx**2
+    low = np.exp(-2 * math.pi**2 * _NOISE_SIGMA**2 * f2)
     sigma_hi = max(min(shape) * _SHADING_FRACTION, 2.0)
-    return (low * (1 - np.exp(-2 * math.pi ** 2 * sigma_hi ** 2 * f2))).astype(np.float32)
+    return (low * (1 - np.exp(-2 * math.pi**2 * sigma_hi**2 * f2))).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -180,8 +204,10 @@ def valid_box(shifts: np.ndarray, shape) -> tuple[int, int, int, int]:
     hi = np.floor(shifts + 1e-6).min(axis=0).clip(None, 0).astype(int)
     box = (int(lo[0]), h + int(hi[0]), int(lo[1]), w + int(hi[1]))
     if box[1] <= box[0] or box[3] <= box[2]:
-        raise InputError(f"the slices drifted apart by more than the image size (shifts up to "
-                         f"{np.abs(shifts).max():.0f} px); set max_shift or crop=False")
+        raise InputError(
+            f"the slices drifted apart by more than the image size (shifts up to "
+            f"{np.abs(shifts).max():.0f} px); set max_shift or crop=False"
+        )
     return box
 
 
@@ -223,8 +249,10 @@ def apply_shifts_steps(volume_data, shifts, crop: bool = True, order: int = 1, f
         def moved(i):
             return shift_slice(np.asarray(volume_data[i]), shifts[i], order, fill)[y0:y1, x0:x1]
 
-        planes = [da.from_delayed(dask.delayed(moved)(i), (y1 - y0, x1 - x0), volume_data.dtype)
-                  for i in range(n)]
+        planes = [
+            da.from_delayed(dask.delayed(moved)(i), (y1 - y0, x1 - x0), volume_data.dtype)
+            for i in range(n)
+        ]
         yield Progress("shift", n, n, message="lazy: slices are shifted when read")
         return Alignment(da.stack(planes), shifts, box)
     out = np.empty((n, y1 - y0, x1 - x0), volume_data.dtype)
@@ -234,7 +262,8 @@ def apply_shifts_steps(volume_data, shifts, crop: bool = True, order: int = 1, f
     return Alignment(out, shifts, box)
 
 
-def apply_shifts(volume_data, shifts, crop: bool = True, order: int = 1,
-                 fill: float = 0) -> Alignment:
+def apply_shifts(
+    volume_data, shifts, crop: bool = True, order: int = 1, fill: float = 0
+) -> Alignment:
     """``apply_shifts_steps`` run to its end (e.g. to move labels by the grey volume's shifts)."""
     return drain(apply_shifts_steps(volume_data, shifts, crop, order, fill))

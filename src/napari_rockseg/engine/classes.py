@@ -58,8 +58,10 @@ def parse_value(value, index: int) -> int:
     if ok and isinstance(value, float):
         ok = math.isfinite(value) and value == int(value)
     if not ok or not -_VALUE_LIMIT < int(value) < _VALUE_LIMIT:
-        raise SchemeError(f'class {index + 1}: "value" {value!r} must be a whole number '
-                          "(the pixel value of that class in the mask)")
+        raise SchemeError(
+            f'class {index + 1}: "value" {value!r} must be a whole number '
+            "(the pixel value of that class in the mask)"
+        )
     return int(value)
 
 
@@ -75,8 +77,18 @@ def clean_name(name) -> str:
 
 
 #: display colours of value schemes whose entries give none (distinct, then HSV steps)
-_PALETTE = ((230, 200, 120), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255),
-            (0, 255, 255), (255, 128, 0), (128, 0, 255), (0, 128, 64))
+_PALETTE = (
+    (230, 200, 120),
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (255, 0, 255),
+    (0, 255, 255),
+    (255, 128, 0),
+    (128, 0, 255),
+    (0, 128, 64),
+)
 
 
 def default_colors(n: int) -> tuple[tuple[int, int, int], ...]:
@@ -124,8 +136,9 @@ class ClassScheme:
             seen.add(name.lower())
         if len(set(self.colors)) != len(self.colors):
             dup = next(c for c in self.colors if self.colors.count(c) > 1)
-            raise SchemeError(f"colour {color_hex(dup)} is used by two classes; "
-                              "colours must be unique")
+            raise SchemeError(
+                f"colour {color_hex(dup)} is used by two classes; colours must be unique"
+            )
         if self.values is not None:
             if len(self.values) != len(names):
                 raise SchemeError("a value scheme needs one value per class")
@@ -163,8 +176,10 @@ class ClassScheme:
         if self.values is None:
             classes = [{"name": n, "color": color_hex(c)} for n, c in zip(self.names, self.colors)]
         else:
-            classes = [{"name": n, "value": v, "color": color_hex(c)}
-                       for n, v, c in zip(self.names, self.values, self.colors)]
+            classes = [
+                {"name": n, "value": v, "color": color_hex(c)}
+                for n, v, c in zip(self.names, self.values, self.colors)
+            ]
         out = {"classes": classes, "rest": None if self.rest is None else self.names[self.rest]}
         if self.rest_grey_only:
             out["rest_grey_only"] = True
@@ -180,8 +195,10 @@ class ClassScheme:
         for i, entry in enumerate(entries):
             key = "value" if by_value else "color"
             if not isinstance(entry, dict) or "name" not in entry or key not in entry:
-                raise SchemeError(f'class {i + 1} needs a "name" and a "{key}" (give every class '
-                                  'a "value", or every class a "color")')
+                raise SchemeError(
+                    f'class {i + 1} needs a "name" and a "{key}" (give every class '
+                    'a "value", or every class a "color")'
+                )
             if not isinstance(entry["name"], (str, int, float)):
                 raise SchemeError(f'class {i + 1}: "name" must be text')
             names.append(clean_name(entry["name"]))
@@ -195,11 +212,17 @@ class ClassScheme:
         rest_index = None
         if rest is not None:
             if not isinstance(rest, str) or clean_name(rest) not in names:
-                raise SchemeError(f'"rest" names {clean_name(rest)!r}, which is not one of '
-                                  "the classes")
+                raise SchemeError(
+                    f'"rest" names {clean_name(rest)!r}, which is not one of the classes'
+                )
             rest_index = names.index(clean_name(rest))
-        return cls(tuple(names), tuple(colors), rest_index, tuple(values) if by_value else None,
-                   bool(data.get("rest_grey_only", False)))
+        return cls(
+            tuple(names),
+            tuple(colors),
+            rest_index,
+            tuple(values) if by_value else None,
+            bool(data.get("rest_grey_only", False)),
+        )
 
     @classmethod
     def from_json(cls, path) -> ClassScheme:
@@ -215,8 +238,9 @@ class ClassScheme:
         except json.JSONDecodeError as exc:
             raise SchemeError(f"class scheme {path} is not valid JSON: {exc}") from None
         except RecursionError:
-            raise SchemeError(f"class scheme {path} is nested too deeply to be a class "
-                              "scheme") from None
+            raise SchemeError(
+                f"class scheme {path} is nested too deeply to be a class scheme"
+            ) from None
         return cls.from_dict(data)
 
     # -- colour overlay codec --------------------------------------------

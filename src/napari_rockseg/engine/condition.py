@@ -26,7 +26,9 @@ def sample_grid(grey, max_samples: int | None = None, rows: int | None = None) -
     return np.asarray(grey[:rows:step, ::step], dtype=np.float32)
 
 
-def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int | None = None):
+def intensity_bounds(
+    grey, low: float = 0.5, high: float = 99.5, mask=None, max_samples: int | None = None
+):
     """Robust (low, high) percentiles of an image; huge or lazy images are
     sampled on a regular grid of at most ``max_samples`` pixels."""
     sample = sample_grid(grey, max_samples)
@@ -39,7 +41,9 @@ def intensity_bounds(grey, low: float = 0.5, high: float = 99.5, mask=None, max_
     return float(lo), float(hi)
 
 
-def normalize(grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None, bounds=None) -> np.ndarray:
+def normalize(
+    grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None, bounds=None
+) -> np.ndarray:
     """Robust per-image intensity normalisation to about [0, 1] (float32);
     ``bounds`` gives precomputed (low, high) values (whole-image ones for a block)."""
     g = np.asarray(grey, dtype=np.float32)
@@ -50,8 +54,13 @@ def normalize(grey: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None,
 def resize(arr: np.ndarray, shape, order: int) -> np.ndarray:
     from skimage.transform import resize
 
-    return resize(arr, shape, order=order, preserve_range=True, anti_aliasing=order > 0 and
-                  shape[-1] < arr.shape[-1]).astype(arr.dtype)
+    return resize(
+        arr,
+        shape,
+        order=order,
+        preserve_range=True,
+        anti_aliasing=order > 0 and shape[-1] < arr.shape[-1],
+    ).astype(arr.dtype)
 
 
 #: images whose pixels are this many times the model's (a lower magnification) get a note
@@ -74,8 +83,9 @@ def physical_memory() -> int | None:
         return None
 
 
-def check_resample_memory(shape, factor: float, bytes_per_pixel: float, what: str,
-                          advice: str) -> None:
+def check_resample_memory(
+    shape, factor: float, bytes_per_pixel: float, what: str, advice: str
+) -> None:
     """Refuse, before allocating anything, a resampling of an image of ``shape`` by ``factor``
     whose result (``bytes_per_pixel`` per output pixel, intermediates included) would take more
     than :data:`MEMORY_SHARE` of the physical memory; ``advice`` names the option to change."""
@@ -86,9 +96,11 @@ def check_resample_memory(shape, factor: float, bytes_per_pixel: float, what: st
     total = physical_memory()
     budget = MEMORY_SHARE * total if total else 16 * 2**30
     if need > budget:
-        raise InputError(f"{what}: resampling {shape[0]}x{shape[1]} pixels by {factor:.3g}x "
-                         f"would need {need / 2**30:.1f} GB, more than {budget / 2**30:.1f} GB "
-                         f"(a quarter of this machine's memory); {advice}")
+        raise InputError(
+            f"{what}: resampling {shape[0]}x{shape[1]} pixels by {factor:.3g}x "
+            f"would need {need / 2**30:.1f} GB, more than {budget / 2**30:.1f} GB "
+            f"(a quarter of this machine's memory); {advice}"
+        )
 
 
 def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, str | None]:
@@ -101,18 +113,19 @@ def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, s
         return 1.0, None
     check_factor(image.pixel_size_nm, trained)
     if image.pixel_size_nm is None:
-        return 1.0, (f"the image's pixel size is unknown; it is segmented as is (the model was "
-                     f"trained at {trained:.3g} nm per pixel). Give it (rockseg predict --pixel-size, "
-                     f"the Segment widget's image pixel size): an image at a higher magnification segmented "
-                     f"as is loses 0.10-0.17 mean IoU on held-out images (docs/experiments.md)")
+        return 1.0, (
+            f"the image's pixel size is unknown; it is segmented as is (the model was "
+            f"trained at {trained:.3g} nm per pixel). Give the image's pixel size: segmented at "
+            f"the wrong scale, an image loses much of its accuracy"
+        )
     factor = image.pixel_size_nm / trained
     if factor >= COARSE_FACTOR:
-        return factor, (f"the image's pixels ({image.pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
-                        f"({trained:.3g} nm): it is enlarged to the model's scale, but the fine detail the "
-                        f"model tells some phases by is not there at this magnification (on held-out images "
-                        f"2x coarser than the training images, U-Nets with the shipped settings lost about 0.07 "
-                        f"mean IoU and found almost no clay; docs/experiments.md, \"Lower magnifications\"). For such "
-                        f"images, train a model at their pixel size (rockseg train --pixel-size)")
+        return factor, (
+            f"the image's pixels ({image.pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
+            f"({trained:.3g} nm): it is enlarged to the model's scale, but the fine detail the "
+            f"model tells some phases by is not there at this magnification; for such images, "
+            f"train a model at their pixel size"
+        )
     return factor, None
 
 
@@ -128,40 +141,34 @@ def check_factor(image_nm: float | None, model_nm: float) -> None:
         return
     way = "coarser" if factor > 1 else "finer"
     zoom = max(factor, 1 / factor)
-    raise InputError(f"the image's pixels ({image_nm:.4g} nm) are {zoom:.3g}x {way} than the "
-                     f"model's ({model_nm:.4g} nm), beyond the {MAX_FACTOR:g}x that resampling can "
-                     f"bridge: train a model at this pixel size (rockseg train keeps the "
-                     f"images' own), segment as is with --no-rescale, or give the right "
-                     f"--pixel-size if the file's is wrong")
+    raise InputError(
+        f"the image's pixels ({image_nm:.4g} nm) are {zoom:.3g}x {way} than the "
+        f"model's ({model_nm:.4g} nm), beyond the {MAX_FACTOR:g}x that resampling can "
+        f"bridge: train a model at this pixel size (rockseg train keeps the "
+        f"images' own), segment as is with --no-rescale, or give the right "
+        f"--pixel-size if the file's is wrong"
+    )
 
 
-#: images the networks enlarge TEXTURE_FACTORS[0] to [1] times (pixels 1.4-2.5x the model's:
-#: a lower magnification) get white noise after enlarging, up to :data:`TEXTURE_TARGET`:
-#: linear enlargement smooths away the pixel-scale texture every training image has (an
-#: SEM's per-pixel noise does not depend on the magnification). On held-out images this
-#: raised the mean IoU of U-Nets and bags at 1.5-2.5x and lowered it at 3-3.75x, hence the
-#: window, and lowered the stacked ensemble's, which does without it (docs/experiments.md, "Lower
-#: magnifications")
+# Texture levels: the networks tell phases (clay above all) by an image's pixel-scale texture,
+# which enlarging, blurring and pixel noise change; prediction brings an image's texture back
+# into the range the networks were trained on.  The rules and their held-out numbers:
+# research/README.md ("texture floor", "noise ceiling", "lower magnifications").
+#: enlargements in this window get texture restored (linear enlargement smooths it away;
+#: above 2.5x restoring it hurt)
 TEXTURE_FACTORS = (1.4, 2.5)
-#: the pixel-scale texture restored (:func:`texture`): 4 grey levels of an 8-bit image in
-#: median-normalised units (full scale = 4), for the shipped default; every texture level
-#: here is the shipped default's and scales with a model's own training texture
-#: (``ModelInfo.texture``) relative to :data:`REFERENCE_TEXTURE`
+#: the texture restored in that window: 4 grey levels of an 8-bit image in median-normalised
+#: units (full scale = 4); every level here is the shipped default's and scales with a model's
+#: own training texture (``ModelInfo.texture``) relative to :data:`REFERENCE_TEXTURE`
 TEXTURE_TARGET = 4 * 4.0 / 255
-#: the shipped default's training images' mean pixel-scale texture at its scale (6.78 grey
-#: levels: 4.37 / 7.87 / 8.11 for training images 1-3 at 11.16 nm); models that record none
-#: (trained before it was recorded) are taken to have it
+#: the shipped default's training images' mean texture at its scale (6.78 grey levels); models
+#: that record none are taken to have it
 REFERENCE_TEXTURE = 0.10640
-#: images the networks do not enlarge 1.4x or more (the same magnification, higher ones
-#: shrunk, a little lower) get white noise up to this texture, 6 grey levels, when they have
-#: less: a blurred (defocused) image loses the texture the networks tell clay by. On held-out
-#: images blurred by 1-2 px this raised the mean IoU by 0.047 (two bags), at -0.004 to +0.007
-#: on the unblurred views (docs/experiments.md, "Image quality")
+#: images not enlarged 1.4x or more get white noise up to this texture (6 grey levels) when
+#: they have less: a defocused image loses the texture the networks tell clay by
 TEXTURE_FLOOR = 6 * 4.0 / 255
-#: images with more pixel-scale texture than this at the model's scale, 9 grey levels (the
-#: training images have 7.9-8.4: more is pixel noise, a short dwell time), are smoothed down
-#: to it with a Gaussian; on held-out images with white noise of sigma 6-12 grey levels this
-#: raised the mean IoU by 0.026 and changed nothing on the others (docs/experiments.md, "Image quality")
+#: images with more texture than this (9 grey levels; the training images have up to 8.4) are
+#: smoothed down to it: the excess is pixel noise
 TEXTURE_CEILING = 9 * 4.0 / 255
 
 
@@ -208,10 +215,10 @@ def _texture_scale(model) -> float:
 
 def _texture_target(model, factor: float) -> float | None:
     """The pixel-scale texture an image zoomed ``factor`` x for ``model`` gets at the model's
-    scale (:func:`restore_texture`), or None: models that use texture levels
-    (:func:`.models.protocol.uses_texture_levels`); :data:`TEXTURE_TARGET` for enlargements in :data:`TEXTURE_FACTORS`,
-    :data:`TEXTURE_FLOOR` below them, nothing above (3x and more lost on held-out images);
-    each scaled by the model's own training texture (:func:`_texture_scale`)."""
+    scale (:func:`restore_texture`), or None for models that do not use texture levels
+    (:func:`.models.protocol.uses_texture_levels`): :data:`TEXTURE_TARGET` for enlargements
+    in :data:`TEXTURE_FACTORS`, :data:`TEXTURE_FLOOR` below them, nothing above; each scaled
+    by the model's own training texture (:func:`_texture_scale`)."""
     from .models.protocol import uses_texture_levels
 
     if not uses_texture_levels(model):

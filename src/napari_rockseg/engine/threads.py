@@ -16,8 +16,13 @@ from pathlib import Path
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def choose_threads(cores: int, quota: float | None = None, workers: int = 1,
-                   threads_per_worker: int = 1, requested: int | None = None) -> int:
+def choose_threads(
+    cores: int,
+    quota: float | None = None,
+    workers: int = 1,
+    threads_per_worker: int = 1,
+    requested: int | None = None,
+) -> int:
     """Torch threads for one process: ``requested`` if given, else the ``cores`` it may
     run on, capped by a CPU ``quota`` (in cores; a fraction runs one thread), divided among
     the ``workers`` processes on this machine and the ``threads_per_worker`` tasks each
@@ -50,8 +55,9 @@ def parse_cpu_max(text: str) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def cgroup_quota(root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")
-                 ) -> float | None:
+def cgroup_quota(
+    root: Path = Path("/sys/fs/cgroup"), proc: Path = Path("/proc/self/cgroup")
+) -> float | None:
     """The tightest CPU quota (in cores) of this process's cgroup v2 and its parents, or of
     a cgroup v1 ``cpu`` controller; None without one."""
     try:

@@ -3,7 +3,8 @@
 from importlib.resources import files
 from pathlib import Path
 
-DEFAULT = "default.safetensors"  # a bag of six focal-dice U-Nets + a random forest (README, "The shipped default")
+#: a bag of six focal-dice U-Nets + a random forest (README, "Model card")
+DEFAULT = "default.safetensors"
 LDA = "lda.safetensors"  # the original work's baseline
 
 

@@ -1,4 +1,7 @@
-"""Scores of a segmentation against ground truth: confusion, per-class IoU. Pixels whose truth is 0 (unlabelled) or outside the mask (the data bar) never count."""
+"""Scores of a segmentation against ground truth: confusion matrix and per-class IoU.
+
+Pixels whose truth is 0 (unlabelled) or that lie outside the mask (the data bar) never count.
+"""
 
 from __future__ import annotations
 
@@ -59,9 +62,11 @@ def evaluate(pred, truth, n_classes: int, mask=None) -> dict:
     cm = full[:, :n_classes]
     total = int(full.sum())
     if total == 0:
-        raise InputError(f"nothing to compare: the truth has no pixel labelled 1 to {n_classes} "
-                         "outside the excluded rows (all unlabelled, another class scheme "
-                         "(--classes), or a --data-bar that covers them)")
+        raise InputError(
+            f"nothing to compare: the truth has no pixel labelled 1 to {n_classes} "
+            "outside the excluded rows (all unlabelled, another class scheme "
+            "(--classes), or a --data-bar that covers them)"
+        )
     iou = per_class_iou(pred, truth, n_classes, mask)
     return {
         "iou": [float(v) for v in iou],

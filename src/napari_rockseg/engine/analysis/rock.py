@@ -1,4 +1,5 @@
-"""Rock measurements of a 2-D label image: phase fractions and areas, pore sizes, organic-hosted porosity."""
+"""Rock measurements of a 2-D label image: phase fractions and areas, pore sizes and
+organic-hosted porosity."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ def _components(binary: np.ndarray, connectivity: int):
     return label(binary, connectivity=connectivity)
 
 
-def object_stats(labels: np.ndarray, cls: int, pixel_size_nm: float | None = None, mask=None,
-                 connectivity: int = 2, min_size: int = 1, exclude_border: bool = False,
-                 bins: int = 20) -> dict:
+def object_stats(
+    labels: np.ndarray,
+    cls: int,
+    pixel_size_nm: float | None = None,
+    mask=None,
+    connectivity: int = 2,
+    min_size: int = 1,
+    exclude_border: bool = False,
+    bins: int = 20,
+) -> dict:
     """Connected objects of class ``cls``: count, equivalent circular diameters
     (nm when the pixel size is known, else pixels), d10/d50/d90, mean and a
     histogram on log-spaced bins.  Objects smaller than ``min_size`` pixels are
@@ -53,23 +61,44 @@ def object_stats(labels: np.ndarray, cls: int, pixel_size_nm: float | None = Non
     scale = pixel_size_nm or 1.0
     ecd = 2.0 * np.sqrt(areas[keep] / np.pi) * scale
     unit = "nm" if pixel_size_nm else "px"
-    out = {"count": int(keep.sum()), "touching_border": int((touching & (areas >= max(1, min_size))).sum()),
-           "unit": unit, "diameters": ecd.tolist()}
+    out = {
+        "count": int(keep.sum()),
+        "touching_border": int((touching & (areas >= max(1, min_size))).sum()),
+        "unit": unit,
+        "diameters": ecd.tolist(),
+    }
     if ecd.size:
         d10, d50, d90 = np.percentile(ecd, [10, 50, 90])
         lo, hi = max(ecd.min(), 1e-9), ecd.max()
-        edges = np.geomspace(lo, hi * 1.0001, bins + 1) if hi > lo else np.array([lo * 0.99, hi * 1.01])
+        edges = (
+            np.geomspace(lo, hi * 1.0001, bins + 1) if hi > lo else np.array([lo * 0.99, hi * 1.01])
+        )
         hist, edges = np.histogram(ecd, bins=edges)
-        out.update({"d10": float(d10), "d50": float(d50), "d90": float(d90), "mean": float(ecd.mean()),
-                    "histogram": {"edges": edges.tolist(), "counts": hist.tolist()}})
+        out.update(
+            {
+                "d10": float(d10),
+                "d50": float(d50),
+                "d90": float(d90),
+                "mean": float(ecd.mean()),
+                "histogram": {"edges": edges.tolist(), "counts": hist.tolist()},
+            }
+        )
     else:
-        out.update({"d10": None, "d50": None, "d90": None, "mean": None,
-                    "histogram": {"edges": [], "counts": []}})
+        out.update(
+            {
+                "d10": None,
+                "d50": None,
+                "d90": None,
+                "mean": None,
+                "histogram": {"edges": [], "counts": []},
+            }
+        )
     return out
 
 
-def organic_hosted_share(labels: np.ndarray, pore: int, organic: int, mask=None, connectivity: int = 2,
-                         min_size: int = 1) -> float | None:
+def organic_hosted_share(
+    labels: np.ndarray, pore: int, organic: int, mask=None, connectivity: int = 2, min_size: int = 1
+) -> float | None:
     """Share of pore area in pores inside or touching organic matter (the rest is
     in mineral grains / clay).  None when there is no pore."""
     from scipy.ndimage import binary_dilation, generate_binary_structure
@@ -90,8 +119,15 @@ def organic_hosted_share(labels: np.ndarray, pore: int, organic: int, mask=None,
     return float(areas[hosted].sum() / total)
 
 
-def rock_report(labels: np.ndarray, scheme, pixel_size_nm: float | None = None, mask=None,
-                min_size: int = 1, exclude_border: bool = False, connectivity: int = 2) -> dict:
+def rock_report(
+    labels: np.ndarray,
+    scheme,
+    pixel_size_nm: float | None = None,
+    mask=None,
+    min_size: int = 1,
+    exclude_border: bool = False,
+    connectivity: int = 2,
+) -> dict:
     """Everything a petrophysicist reads off a segmentation: area fraction and
     physical area of every class, object counts, the pore-size distribution and
     the organic-hosted share of porosity."""
@@ -101,24 +137,33 @@ def rock_report(labels: np.ndarray, scheme, pixel_size_nm: float | None = None, 
         valid &= mask
     k = scheme.n_classes
     fractions = phase_fractions(labels, k, valid)
-    counts = np.bincount(labels[valid].astype(np.int64), minlength=k + 1)[1:k + 1]
+    counts = np.bincount(labels[valid].astype(np.int64), minlength=k + 1)[1 : k + 1]
     px_area_um2 = (pixel_size_nm / 1000.0) ** 2 if pixel_size_nm else None
     classes = {}
     for c, name in zip(scheme.labels, scheme.names):
         st = object_stats(labels, c, pixel_size_nm, valid, connectivity, min_size, exclude_border)
-        classes[name] = {"fraction": float(fractions[c - 1]), "pixels": int(counts[c - 1]),
-                         "area_um2": None if px_area_um2 is None else float(counts[c - 1] * px_area_um2),
-                         "objects": st["count"]}
-    report = {"pixel_size_nm": pixel_size_nm, "pixels": int(valid.sum()),
-              "area_um2": None if px_area_um2 is None else float(valid.sum() * px_area_um2),
-              "classes": classes}
+        classes[name] = {
+            "fraction": float(fractions[c - 1]),
+            "pixels": int(counts[c - 1]),
+            "area_um2": None if px_area_um2 is None else float(counts[c - 1] * px_area_um2),
+            "objects": st["count"],
+        }
+    report = {
+        "pixel_size_nm": pixel_size_nm,
+        "pixels": int(valid.sum()),
+        "area_um2": None if px_area_um2 is None else float(valid.sum() * px_area_um2),
+        "classes": classes,
+    }
     pore, organic = scheme.find("pore"), scheme.find("organic")
     if pore is not None:
         report["porosity"] = float(fractions[pore - 1])
-        report["pores"] = object_stats(labels, pore, pixel_size_nm, valid, connectivity, min_size, exclude_border)
+        report["pores"] = object_stats(
+            labels, pore, pixel_size_nm, valid, connectivity, min_size, exclude_border
+        )
         if organic is not None:
-            report["organic_hosted_pore_share"] = organic_hosted_share(labels, pore, organic, valid, connectivity,
-                                                                       min_size)
+            report["organic_hosted_pore_share"] = organic_hosted_share(
+                labels, pore, organic, valid, connectivity, min_size
+            )
     if organic is not None:
         report["organic_fraction"] = float(fractions[organic - 1])
     for key, cand in (("clay_fraction", "clay"), ("mineral_fraction", "mineral")):
@@ -128,7 +173,13 @@ def rock_report(labels: np.ndarray, scheme, pixel_size_nm: float | None = None, 
     return report
 
 
-SUMMARY_KEYS = ("porosity", "organic_fraction", "clay_fraction", "mineral_fraction", "organic_hosted_pore_share")
+SUMMARY_KEYS = (
+    "porosity",
+    "organic_fraction",
+    "clay_fraction",
+    "mineral_fraction",
+    "organic_hosted_pore_share",
+)
 
 
 def summary_row(report: dict) -> dict:

@@ -9,7 +9,11 @@ import math
 import numpy as np
 
 AXES = ("z", "y", "x")
-PORESPY_AXES = ("x", "y", "z")  # PoreSpy names array axis 0 'x': its boundary labels are xmin/xmax...
+PORESPY_AXES = (
+    "x",
+    "y",
+    "z",
+)  # PoreSpy names array axis 0 'x': its boundary labels are xmin/xmax...
 MILLIDARCY_M2 = 9.869233e-16
 # Extra peak memory of each heavy step, measured as peak RSS on overlapping-sphere volumes
 # of 64^3 and 128^3 voxels (PoreSpy 3.2, OpenPNM 3.6) and rounded up.
@@ -31,17 +35,22 @@ def isotropic_copy(pore, spacing, bytes_per_voxel, budget, what):
         keep = np.minimum(shape, np.maximum(8, np.floor(shape * (budget / need) ** (1 / 3))))
         start = (shape - keep) // 2
         pore = pore[tuple(slice(int(a), int(a + k)) for a, k in zip(start, keep))]
-        notes.append(f"{what} computed on the central {'x'.join(str(int(k)) for k in keep)} "
-                     f"voxels of {'x'.join(str(int(n)) for n in shape)}: the whole volume needs "
-                     f"about {need / 2**30:.2g} GB, more than max_memory_gb="
-                     f"{budget / 2**30:g}; raise it to use the whole volume")
+        notes.append(
+            f"{what} computed on the central {'x'.join(str(int(k)) for k in keep)} "
+            f"voxels of {'x'.join(str(int(n)) for n in shape)}: the whole volume needs "
+            f"about {need / 2**30:.2g} GB, more than max_memory_gb="
+            f"{budget / 2**30:g}; raise it to use the whole volume"
+        )
     if np.any(ratio != 1):
         new = np.maximum(1, np.round(np.asarray(pore.shape) * ratio)).astype(int)
-        index = [np.minimum(((np.arange(m) + 0.5) * n / m).astype(int), n - 1)
-                 for m, n in zip(new, pore.shape)]
+        index = [
+            np.minimum(((np.arange(m) + 0.5) * n / m).astype(int), n - 1)
+            for m, n in zip(new, pore.shape)
+        ]
         pore = pore[np.ix_(*index)]
-        notes.append(f"{what} computed on voxels resampled (nearest neighbour) to cubic "
-                     f"{step:g} nm voxels")
+        notes.append(
+            f"{what} computed on voxels resampled (nearest neighbour) to cubic {step:g} nm voxels"
+        )
     return np.ascontiguousarray(pore), step, notes
 
 
@@ -101,13 +110,17 @@ def _stokes_permeability(net, axis, shape):
             np.maximum.at(widest, pn["throat.conns"][:, end], pn["throat.diameter"])
         boundary = pn["pore.boundary"]
         pn["pore.diameter"][boundary] = widest[boundary]
-        pn.add_model(propname="throat.hydraulic_size_factors",
-                     model=op.models.geometry.hydraulic_size_factors.cones_and_cylinders)
+        pn.add_model(
+            propname="throat.hydraulic_size_factors",
+            model=op.models.geometry.hydraulic_size_factors.cones_and_cylinders,
+        )
         pn.regenerate_models()
         fluid = op.phase.Phase(network=pn)
         fluid["pore.viscosity"] = 1.0
-        fluid.add_model(propname="throat.hydraulic_conductance",
-                        model=op.models.physics.hydraulic_conductance.generic_hydraulic)
+        fluid.add_model(
+            propname="throat.hydraulic_conductance",
+            model=op.models.physics.hydraulic_conductance.generic_hydraulic,
+        )
         fluid.regenerate_models()
         flow = op.algorithms.StokesFlow(network=pn, phase=fluid)
         pin, pout = pn.pores(f"{name}min"), pn.pores(f"{name}max")
@@ -138,10 +151,16 @@ def network_permeability(pore, spacing, spanning_axes, budget):
     conns = np.asarray(net["throat.conns"])
     inner = ~boundary[conns].any(axis=1)
     n_inner = int((~boundary).sum())
-    perm = {a: (_stokes_permeability(net, i, iso.shape) if i in spanning_axes else None)
-            for i, a in enumerate(AXES)}
-    network = {"pores": n_inner, "throats": int(inner.sum()),
-               "mean_coordination": 2 * int(inner.sum()) / n_inner if n_inner else None,
-               "voxel_size": step, "shape": list(iso.shape)}
+    perm = {
+        a: (_stokes_permeability(net, i, iso.shape) if i in spanning_axes else None)
+        for i, a in enumerate(AXES)
+    }
+    network = {
+        "pores": n_inner,
+        "throats": int(inner.sum()),
+        "mean_coordination": 2 * int(inner.sum()) / n_inner if n_inner else None,
+        "voxel_size": step,
+        "shape": list(iso.shape),
+    }
     # The network's voxels have side ``step`` (nm, or 1 voxel): permeability scales as length^2.
     return network, {a: (None if k is None else k * step**2) for a, k in perm.items()}, notes

@@ -56,13 +56,19 @@ from .transport import (
 _BYTES_CLUSTERS = 12  # per voxel: int32 cluster labels, masks
 _BYTES_THICKNESS = 24  # per voxel: float32 distances, radii, edt scratch
 PERMEABILITY_ASSUMPTIONS = (
-    ("single-phase, incompressible, creeping (Stokes) flow of a Newtonian fluid; "
-     "permeability does not depend on its viscosity"),
+    (
+        "single-phase, incompressible, creeping (Stokes) flow of a Newtonian fluid; "
+        "permeability does not depend on its viscosity"
+    ),
     "pore network: PoreSpy snow2 with 3-voxel boundary pores on every face",
-    ("hydraulic conductance: OpenPNM generic_hydraulic, cones_and_cylinders size factors, "
-     "inscribed pore and throat diameters; boundary pores take their widest throat's diameter"),
-    ("pressure drop between the boundary pores of two opposite faces; length = their distance, "
-     "area = that face of the volume; the other faces are closed"),
+    (
+        "hydraulic conductance: OpenPNM generic_hydraulic, cones_and_cylinders size factors, "
+        "inscribed pore and throat diameters; boundary pores take their widest throat's diameter"
+    ),
+    (
+        "pressure drop between the boundary pores of two opposite faces; length = their distance, "
+        "area = that face of the volume; the other faces are closed"
+    ),
 )
 
 
@@ -74,26 +80,34 @@ def _spacing(voxel_size_nm):
     if size.size == 1:
         size = np.repeat(size, 3)
     if size.shape != (3,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
-        raise InputError(f"voxel size {voxel_size_nm!r} must be one positive number or "
-                         "three (z, y, x) in nm; leave it out to measure in voxels")
+        raise InputError(
+            f"voxel size {voxel_size_nm!r} must be one positive number or "
+            "three (z, y, x) in nm; leave it out to measure in voxels"
+        )
     return tuple(float(s) for s in size)
 
 
 def _inputs(labels, scheme, voxel_size_nm):
     labels = np.asarray(labels)
     if labels.ndim != 3:
-        raise InputError(f"a volume report needs a 3-D label volume (z, y, x), got shape "
-                         f"{labels.shape}; use analysis.rock.rock_report for 2-D images")
+        raise InputError(
+            f"a volume report needs a 3-D label volume (z, y, x), got shape "
+            f"{labels.shape}; use analysis.rock.rock_report for 2-D images"
+        )
     if labels.dtype != bool and not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"labels must be integers (0 = unlabelled, 1..K classes), got "
-                         f"{labels.dtype}; round or convert the label volume first")
+        raise InputError(
+            f"labels must be integers (0 = unlabelled, 1..K classes), got "
+            f"{labels.dtype}; round or convert the label volume first"
+        )
     if min(labels.shape) < 2:
         raise InputError(f"every axis of the volume needs at least 2 voxels, got {labels.shape}")
     scheme.check_labels(labels)
     pore = scheme.find("pore")
     if pore is None:
-        raise InputError(f"the class scheme ({', '.join(scheme.names)}) has no pore class; "
-                         "name the pore class so that it contains 'pore'")
+        raise InputError(
+            f"the class scheme ({', '.join(scheme.names)}) has no pore class; "
+            "name the pore class so that it contains 'pore'"
+        )
     if not np.any(labels > 0):
         raise InputError("the label volume has no labelled voxels (all 0); label it first")
     return labels, pore, _spacing(voxel_size_nm)
@@ -101,21 +115,31 @@ def _inputs(labels, scheme, voxel_size_nm):
 
 def _check_memory(nbytes, budget, what, option):
     if nbytes > budget:
-        raise InputError(f"{what} of this volume needs about {nbytes / 2**30:.2g} GB, more "
-                         f"than max_memory_gb={budget / 2**30:g}; pass {option}, crop the "
-                         "volume, or raise max_memory_gb")
+        raise InputError(
+            f"{what} of this volume needs about {nbytes / 2**30:.2g} GB, more "
+            f"than max_memory_gb={budget / 2**30:g}; pass {option}, crop the "
+            "volume, or raise max_memory_gb"
+        )
 
 
 # -- phases and connectivity ---------------------------------------------------------
 def _phases(labels, scheme, spacing):
-    counts = np.bincount(labels.ravel(), minlength=scheme.n_classes + 1)[1:scheme.n_classes + 1]
+    counts = np.bincount(labels.ravel(), minlength=scheme.n_classes + 1)[1 : scheme.n_classes + 1]
     total = int(counts.sum())
     voxel_um3 = None if spacing is None else math.prod(spacing) * 1e-9
-    classes = {name: {"fraction": int(n) / total, "voxels": int(n),
-                      "volume_um3": None if voxel_um3 is None else int(n) * voxel_um3}
-               for name, n in zip(scheme.names, counts)}
-    return {"voxels": total, "volume_um3": None if voxel_um3 is None else total * voxel_um3,
-            "classes": classes}
+    classes = {
+        name: {
+            "fraction": int(n) / total,
+            "voxels": int(n),
+            "volume_um3": None if voxel_um3 is None else int(n) * voxel_um3,
+        }
+        for name, n in zip(scheme.names, counts)
+    }
+    return {
+        "voxels": total,
+        "volume_um3": None if voxel_um3 is None else total * voxel_um3,
+        "classes": classes,
+    }
 
 
 def pore_clusters(pore):
@@ -142,12 +166,13 @@ def _connectivity(labels, pore_label, organic_label, total):
     clusters, sizes, spanning, enclosed = pore_clusters(pore)
     n_pore = int(sizes.sum())
     connected = np.unique(np.concatenate(spanning))
-    out = {"porosity": n_pore / total,
-           "connected_porosity": int(sizes[connected].sum()) / total,
-           "connected_porosity_axes": {a: int(sizes[s].sum()) / total
-                                       for a, s in zip(AXES, spanning)},
-           "enclosed_porosity": int(sizes[enclosed].sum()) / total,
-           "pore_clusters": int(np.count_nonzero(sizes))}
+    out = {
+        "porosity": n_pore / total,
+        "connected_porosity": int(sizes[connected].sum()) / total,
+        "connected_porosity_axes": {a: int(sizes[s].sum()) / total for a, s in zip(AXES, spanning)},
+        "enclosed_porosity": int(sizes[enclosed].sum()) / total,
+        "pore_clusters": int(np.count_nonzero(sizes)),
+    }
     out["isolated_porosity"] = max(0.0, out["porosity"] - out["connected_porosity"])
     if organic_label is not None:
         from scipy.ndimage import binary_dilation
@@ -184,15 +209,27 @@ def local_thickness(pore, spacing=(1.0, 1.0, 1.0), max_levels=48):
 
 def _size_stats(diameters, unit, bins):
     if diameters.size == 0:
-        return {"unit": unit, "d10": None, "d50": None, "d90": None, "mean": None,
-                "histogram": {"edges": [], "counts": []}}
+        return {
+            "unit": unit,
+            "d10": None,
+            "d50": None,
+            "d90": None,
+            "mean": None,
+            "histogram": {"edges": [], "counts": []},
+        }
     d10, d50, d90 = np.percentile(diameters, [10, 50, 90])
     lo, hi = float(diameters.min()), float(diameters.max())
     edges = np.geomspace(lo, hi * 1.0001, bins + 1) if hi > lo else np.array([lo * 0.99, hi * 1.01])
     counts, edges = np.histogram(diameters, bins=edges)
-    return {"unit": unit, "weighting": "volume (pore voxels)", "d10": d10, "d50": d50,
-            "d90": d90, "mean": float(diameters.mean(dtype=np.float64)),
-            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+    return {
+        "unit": unit,
+        "weighting": "volume (pore voxels)",
+        "d10": d10,
+        "d50": d50,
+        "d90": d90,
+        "mean": float(diameters.mean(dtype=np.float64)),
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+    }
 
 
 def surface_area(pore, spacing=(1.0, 1.0, 1.0), slab=32):
@@ -204,7 +241,7 @@ def surface_area(pore, spacing=(1.0, 1.0, 1.0), slab=32):
 
     area = 0.0
     for z0 in range(0, pore.shape[0] - 1, slab):
-        sub = pore[z0:z0 + slab + 1]
+        sub = pore[z0 : z0 + slab + 1]
         if sub.all() or not sub.any():
             continue
         verts, faces, _, _ = marching_cubes(sub.astype(np.float32), 0.5, spacing=spacing)
@@ -226,14 +263,17 @@ def export_network(labels, scheme, path, voxel_size_nm=None, *, max_memory_gb=8.
         raise InputError(f"{path}: pore networks are written as OpenPNM CSV; give a .csv path")
     labels, pore_label, spacing = _inputs(labels, scheme, voxel_size_nm)
     pore = labels == pore_label
-    iso, step, notes = isotropic_copy(pore, spacing, BYTES_NETWORK, max_memory_gb * 2**30,
-                                  "pore network")
+    iso, step, notes = isotropic_copy(
+        pore, spacing, BYTES_NETWORK, max_memory_gb * 2**30, "pore network"
+    )
     if not iso.any():
         raise InputError("the volume has no pore voxels, so there is no pore network to export")
     net = snow_network(iso, step * 1e-9 if spacing else 1.0)
     if len(net["throat.conns"]) == 0:
-        raise InputError("the pore network has no throats (no two pores touch): there is "
-                         "nothing to simulate, and OpenPNM cannot read such a CSV file")
+        raise InputError(
+            "the pore network has no throats (no two pores touch): there is "
+            "nothing to simulate, and OpenPNM cannot read such a CSV file"
+        )
     pn = op.io.network_from_porespy(net)
     try:
         frames = op.io.network_to_pandas(pn, join=False)
@@ -242,34 +282,55 @@ def export_network(labels, scheme, path, voxel_size_nm=None, *, max_memory_gb=8.
         table = pd.concat([frames["throat"], frames["pore"]], axis=1)
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
-        return {"path": str(path), "pores": int(pn.Np), "throats": int(pn.Nt),
-                "length_unit": "m" if spacing else "voxel", "notes": notes}
+        return {
+            "path": str(path),
+            "pores": int(pn.Np),
+            "throats": int(pn.Nt),
+            "length_unit": "m" if spacing else "voxel",
+            "notes": notes,
+        }
     finally:
         op.Workspace().close_project(pn.project)
 
 
-
 # -- the report ------------------------------------------------------------------------
-def volume_report_steps(labels, scheme, voxel_size_nm=None, *, pore_sizes=True,
-                        tortuosity=True, network=True, bins=30, max_memory_gb=8.0):
+def volume_report_steps(
+    labels,
+    scheme,
+    voxel_size_nm=None,
+    *,
+    pore_sizes=True,
+    tortuosity=True,
+    network=True,
+    bins=30,
+    max_memory_gb=8.0,
+):
     """Generator of Progress events, one per stage, returning the report dict (JSON-ready:
     plain floats, None for what is unknown or not computed).  ``pore_sizes``,
     ``tortuosity`` and ``network`` (with permeability) switch off the slow parts."""
     labels, pore_label, spacing = _inputs(labels, scheme, voxel_size_nm)
     budget = max_memory_gb * 2**30
-    stages = (["phases", "connectivity"] + (["pore sizes"] if pore_sizes else []) + ["surface"]
-              + ([f"tortuosity {a}" for a in AXES] if tortuosity else [])
-              + (["network"] if network else []))
+    stages = (
+        ["phases", "connectivity"]
+        + (["pore sizes"] if pore_sizes else [])
+        + ["surface"]
+        + ([f"tortuosity {a}" for a in AXES] if tortuosity else [])
+        + (["network"] if network else [])
+    )
     counter = iter(range(len(stages)))
 
     def progress(stage):
         return Progress(stage=stage, step=next(counter), total=len(stages))
 
     yield progress("phases")
-    report = {"dimensions": 3, "shape": list(labels.shape),
-              "voxel_size_nm": None if spacing is None else list(spacing),
-              "unit": "nm" if spacing else "voxel", **_phases(labels, scheme, spacing),
-              "notes": []}
+    report = {
+        "dimensions": 3,
+        "shape": list(labels.shape),
+        "voxel_size_nm": None if spacing is None else list(spacing),
+        "unit": "nm" if spacing else "voxel",
+        **_phases(labels, scheme, spacing),
+        "notes": [],
+    }
     organic = scheme.find("organic")
     if organic is not None:
         report["organic_fraction"] = report["classes"][scheme.names[organic - 1]]["fraction"]
@@ -280,8 +341,12 @@ def volume_report_steps(labels, scheme, voxel_size_nm=None, *, pore_sizes=True,
     sizes = None
     if pore_sizes:
         yield progress("pore sizes")
-        _check_memory(labels.size * _BYTES_THICKNESS, budget, "local thickness",
-                      "pore_sizes=False (--no-pore-sizes)")
+        _check_memory(
+            labels.size * _BYTES_THICKNESS,
+            budget,
+            "local thickness",
+            "pore_sizes=False (--no-pore-sizes)",
+        )
         diameters = 2.0 * local_thickness(pore, spacing or (1.0, 1.0, 1.0))[pore]
         sizes = _size_stats(diameters, report["unit"], bins)
         sizes["method"] = "local thickness (anisotropic edt), diameter = 2 x radius"
@@ -291,34 +356,44 @@ def volume_report_steps(labels, scheme, voxel_size_nm=None, *, pore_sizes=True,
     report["pore_diameter_d50_voxels"] = None if spacing else d50
     yield progress("surface")
     per_unit = surface_area(pore, spacing or (1.0, 1.0, 1.0)) / (
-        report["voxels"] * math.prod(spacing or (1.0, 1.0, 1.0)))
+        report["voxels"] * math.prod(spacing or (1.0, 1.0, 1.0))
+    )
     report["specific_surface_per_um"] = per_unit * 1000.0 if spacing else None
     report["specific_surface_per_voxel"] = None if spacing else per_unit
     report["tortuosity"] = dict.fromkeys(AXES)
     report["tortuosity_method"] = None
     if tortuosity:
         yield from _tortuosity_part(report, pore, spacing, spanning, budget, progress)
-    report.update({"network": None, "permeability_m2": dict.fromkeys(AXES),
-                   "permeability_mD": dict.fromkeys(AXES),
-                   "permeability_voxel2": dict.fromkeys(AXES), "permeability_assumptions": None})
+    report.update(
+        {
+            "network": None,
+            "permeability_m2": dict.fromkeys(AXES),
+            "permeability_mD": dict.fromkeys(AXES),
+            "permeability_voxel2": dict.fromkeys(AXES),
+            "permeability_assumptions": None,
+        }
+    )
     if network:
         yield progress("network")
         report["network"], perm, notes = network_permeability(pore, spacing, spanning, budget)
         report["notes"] += notes
         report["permeability_assumptions"] = list(PERMEABILITY_ASSUMPTIONS)
         if spacing:
-            report["permeability_m2"] = {a: None if k is None else k * 1e-18
-                                         for a, k in perm.items()}
-            report["permeability_mD"] = {a: None if k is None else k * 1e-18 / MILLIDARCY_M2
-                                         for a, k in perm.items()}
+            report["permeability_m2"] = {
+                a: None if k is None else k * 1e-18 for a, k in perm.items()
+            }
+            report["permeability_mD"] = {
+                a: None if k is None else k * 1e-18 / MILLIDARCY_M2 for a, k in perm.items()
+            }
         else:
             report["permeability_voxel2"] = perm
     return _plain(report)
 
 
 def _tortuosity_part(report, pore, spacing, spanning, budget, progress):
-    report["tortuosity_method"] = ("diffusive tortuosity factor (PoreSpy tortuosity_fd: "
-                                   "formation factor x effective porosity)")
+    report["tortuosity_method"] = (
+        "diffusive tortuosity factor (PoreSpy tortuosity_fd: formation factor x effective porosity)"
+    )
     iso = None
     for axis, name in enumerate(AXES):
         yield progress(f"tortuosity {name}")
@@ -353,10 +428,20 @@ def _plain(value):
 
 def summary_row_3d(report: dict) -> dict:
     """One flat row of scalar quantities of a volume report (for CSV tables)."""
-    row = {k: report.get(k) for k in ("porosity", "connected_porosity", "isolated_porosity",
-                                      "enclosed_porosity", "organic_fraction",
-                                      "organic_hosted_pore_share", "specific_surface_per_um",
-                                      "specific_surface_per_voxel", "volume_um3")}
+    row = {
+        k: report.get(k)
+        for k in (
+            "porosity",
+            "connected_porosity",
+            "isolated_porosity",
+            "enclosed_porosity",
+            "organic_fraction",
+            "organic_hosted_pore_share",
+            "specific_surface_per_um",
+            "specific_surface_per_voxel",
+            "volume_um3",
+        )
+    }
     for i, a in enumerate(AXES):
         row[f"voxel_size_{a}_nm"] = (report["voxel_size_nm"] or [None] * 3)[i]
         row[f"connected_porosity_{a}"] = report["connected_porosity_axes"][a]

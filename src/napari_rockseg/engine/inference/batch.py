@@ -86,11 +86,14 @@ def _check_tiff_header(path: Path) -> None:
     size = path.stat().st_size
     claim = f"its header claims {shape[1] if len(shape) > 1 else 1} x {shape[0]} pixels"
     if len(offsets) != math.prod(chunks) or len(counts) != len(offsets):
-        raise InputError(f"{path} is corrupt: {claim} in {math.prod(chunks)} strips or tiles but "
-                         f"lists {len(offsets)}")
+        raise InputError(
+            f"{path} is corrupt: {claim} in {math.prod(chunks)} strips or tiles but "
+            f"lists {len(offsets)}"
+        )
     if any(o + c > size for o, c in zip(offsets, counts) if c):
-        raise InputError(f"{path} is truncated or corrupt: {claim} but the file ends at "
-                         f"{size} bytes")
+        raise InputError(
+            f"{path} is truncated or corrupt: {claim} but the file ends at {size} bytes"
+        )
 
 
 def check_pixel_size(pixel_size: float | None) -> None:
@@ -102,9 +105,14 @@ def check_pixel_size(pixel_size: float | None) -> None:
 
 
 #: the files of one image's result set, by role (``{stem}`` is the image's file name stem)
-OUTPUTS = {"labels": "{stem}_labels.tif", "overlay": "{stem}_overlay.png", "json": "{stem}.json",
-           "report": "{stem}_report.json", "probabilities": "{stem}_probabilities.tif",
-           "uncertainty": "{stem}_uncertainty.tif"}
+OUTPUTS = {
+    "labels": "{stem}_labels.tif",
+    "overlay": "{stem}_overlay.png",
+    "json": "{stem}.json",
+    "report": "{stem}_report.json",
+    "probabilities": "{stem}_probabilities.tif",
+    "uncertainty": "{stem}_uncertainty.tif",
+}
 
 
 def output_paths(path, out_dir) -> dict[str, Path]:
@@ -130,24 +138,32 @@ def check_outputs(paths, out_dir, overwrite: bool = False) -> None:
     stems: dict[str, Path] = {}
     for path in map(Path, paths):
         if path.stem in stems and not _same_file(path, stems[path.stem]):
-            raise InputError(f"{stems[path.stem]} and {path} have the same name stem, so "
-                             "their results would overwrite each other; segment them into "
-                             "different --out folders or rename one")
+            raise InputError(
+                f"{stems[path.stem]} and {path} have the same name stem, so "
+                "their results would overwrite each other; segment them into "
+                "different --out folders or rename one"
+            )
         stems[path.stem] = path
         for out in output_paths(path, out_dir).values():
             for other in map(Path, paths):
                 if _same_file(out, other):
-                    raise InputError(f"the result {out} of {path} would overwrite the input "
-                                     f"{other}; choose another --out folder")
+                    raise InputError(
+                        f"the result {out} of {path} would overwrite the input "
+                        f"{other}; choose another --out folder"
+                    )
             if out in owner and owner[out] != path:
-                raise InputError(f"{owner[out]} and {path} would both write {out}; segment them "
-                                 "into different --out folders")
+                raise InputError(
+                    f"{owner[out]} and {path} would both write {out}; segment them "
+                    "into different --out folders"
+                )
             owner[out] = path
     if not overwrite:
         for out in owner:
             if out.exists():
-                raise InputError(f"{out} exists (an earlier result); add --overwrite to replace "
-                                 "it, or choose another --out folder")
+                raise InputError(
+                    f"{out} exists (an earlier result); add --overwrite to replace "
+                    "it, or choose another --out folder"
+                )
 
 
 def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.SEMImage, list[str]]:
@@ -157,15 +173,32 @@ def _with_pixel_size(image: io.SEMImage, pixel_size: float | None) -> tuple[io.S
         return image, []
     notes = []
     if image.pixel_size_nm is not None and abs(image.pixel_size_nm / pixel_size - 1) > 0.01:
-        notes.append(f"the file says {image.pixel_size_nm:.4g} nm per pixel; the given {pixel_size:.4g} nm is used")
+        notes.append(
+            f"the file says {image.pixel_size_nm:.4g} nm per pixel; the given {pixel_size:.4g} nm "
+            f"is used"
+        )
     return dataclasses.replace(image, pixel_size_nm=float(pixel_size)), notes
 
 
-def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile: int = TILE,
-                 overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False,
-                 rescale: bool = True, probabilities: bool = False, uncertainty: bool = False,
-                 report: bool = False, stream: bool | None = None, pixel_size: float | None = None,
-                 overwrite: bool = False):
+def predict_file(
+    model,
+    path,
+    out_dir,
+    model_name: str = "",
+    data_bar=None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+    rescale: bool = True,
+    probabilities: bool = False,
+    uncertainty: bool = False,
+    report: bool = False,
+    stream: bool | None = None,
+    pixel_size: float | None = None,
+    overwrite: bool = False,
+):
     """Generator: segment one image file and write its result set (:data:`OUTPUTS`):
     ``<stem>_labels.tif``, ``<stem>_overlay.png`` (in-memory path), ``<stem>.json`` and
     the optional maps into ``out_dir``, all or none (:func:`io.write.result_set`; an
@@ -176,32 +209,47 @@ def predict_file(model, path, out_dir, model_name: str = "", data_bar=None, tile
     path, out = Path(path), Path(out_dir)
     if stream is None:
         stream = megapixels(path) > STREAM_MEGAPIXELS
-    opts = dict(tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta,
-                rescale=rescale)
+    opts = dict(
+        tile=tile, overlap=overlap, batch_size=batch_size, device=device, tta=tta, rescale=rescale
+    )
     # the image is opened before the result set, so that a bad input creates no output folder
     image = io.open_lazy(path) if stream else io.read_image(path)
     image, given = _with_pixel_size(image, pixel_size)
     paths = output_paths(path, out)
     with result_set(paths.values(), overwrite) as rs:
         if stream:
-            summary = yield from segment_to_file(model, image, rs.path(paths["labels"]),
-                                                 data_bar=data_bar, **opts)
+            summary = yield from segment_to_file(
+                model, image, rs.path(paths["labels"]), data_bar=data_bar, **opts
+            )
             counts = np.asarray(summary["counts"], np.float64)
             fractions = counts / max(1.0, counts.sum())
             bar, scale, notes = summary["data_bar"], summary["scale"], given + summary["notes"]
             if probabilities or uncertainty or report:
-                notes.append("probability/uncertainty maps, overlays and rock reports are not "
-                             "made for images segmented block by block")
+                notes.append(
+                    "probability/uncertainty maps, overlays and rock reports are not "
+                    "made for images segmented block by block"
+                )
         else:
-            seg = yield from segment(model, image, data_bar=data_bar, probabilities=probabilities,
-                                     uncertainty=uncertainty, **opts)
+            seg = yield from segment(
+                model,
+                image,
+                data_bar=data_bar,
+                probabilities=probabilities,
+                uncertainty=uncertainty,
+                **opts,
+            )
             fractions = _write_in_memory(rs, paths, model.info.scheme, image, seg, report)
             bar, scale, notes = seg.data_bar, seg.scale, given + seg.notes
         scheme = model.info.scheme
         result = {
-            "image": str(path), "model": model_name, "model_kind": model.kind,
-            "pixel_size_nm": image.pixel_size_nm, "data_bar_rows": bar, "scale": scale,
-            "classes": list(scheme.names), "streamed": bool(stream),
+            "image": str(path),
+            "model": model_name,
+            "model_kind": model.kind,
+            "pixel_size_nm": image.pixel_size_nm,
+            "data_bar_rows": bar,
+            "scale": scale,
+            "classes": list(scheme.names),
+            "streamed": bool(stream),
             "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
             "notes": notes,
         }
@@ -227,8 +275,9 @@ def _write_in_memory(rs, paths: dict, scheme, image, seg, report: bool) -> np.nd
 _WORKER_MODELS: dict = {}
 
 
-def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict,
-                      precision: str | None = None) -> dict:
+def _predict_on_worker(
+    model_path: str, path: str, out_dir: str, opts: dict, precision: str | None = None
+) -> dict:
     """Runs on a dask worker: the model is loaded once per worker process; ``precision``
     is the submitting process's ROCKSEG_PRECISION (remote workers do not inherit it)."""
     from ..events import drain
@@ -243,26 +292,48 @@ def _predict_on_worker(model_path: str, path: str, out_dir: str, opts: dict,
     return drain(predict_file(_WORKER_MODELS[model_path], path, out_dir, **opts))
 
 
-def predict_many(paths, out_dir, model_path, address: str | None = None, n_workers: int | None = None,
-                 threads_per_worker: int = 1, **opts):
+def predict_many(
+    paths,
+    out_dir,
+    model_path,
+    address: str | None = None,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    **opts,
+):
     """Generator: segment many images on a dask.distributed cluster (a local one
     unless ``address`` names a scheduler); yields Progress per finished image and
     returns the list of reports in input order."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise InputError("cluster runs need dask.distributed: pip install 'napari-rockseg[distributed]'") from None
+        raise InputError(
+            "cluster runs need dask.distributed: pip install 'napari-rockseg[distributed]'"
+        ) from None
     cluster = None
     if address in (None, "local"):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+        )
         client = Client(cluster)
     else:
         client = Client(address)
     try:
-        futures = {client.submit(_predict_on_worker, str(model_path), str(p), str(out_dir), opts,
-                                 os.environ.get("ROCKSEG_PRECISION"), pure=False): i
-                   for i, p in enumerate(paths)}
+        futures = {
+            client.submit(
+                _predict_on_worker,
+                str(model_path),
+                str(p),
+                str(out_dir),
+                opts,
+                os.environ.get("ROCKSEG_PRECISION"),
+                pure=False,
+            ): i
+            for i, p in enumerate(paths)
+        }
         results: list = [None] * len(futures)
         for n, fut in enumerate(as_completed(futures), start=1):
             results[futures[fut]] = fut.result()

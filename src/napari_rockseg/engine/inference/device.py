@@ -32,8 +32,9 @@ def autocast_dtype(dev: torch.device, mode: str | None = None) -> torch.dtype | 
     if mode is None:
         mode = os.environ.get("ROCKSEG_PRECISION", "auto").strip().lower() or "auto"
     if mode not in PRECISIONS:
-        raise InputError(f"unknown precision {mode!r} (ROCKSEG_PRECISION); "
-                         f"choose {', '.join(PRECISIONS)}")
+        raise InputError(
+            f"unknown precision {mode!r} (ROCKSEG_PRECISION); choose {', '.join(PRECISIONS)}"
+        )
     if mode == "fp32":
         return None
     if dev.type == "cuda":
@@ -59,12 +60,14 @@ def resolve_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; "
-                         "use --device auto or cpu")
+        raise InputError(
+            "device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu"
+        )
     mps = getattr(torch.backends, "mps", None)
     if device == "mps" and not (mps and mps.is_available()):
-        raise InputError("device 'mps' was asked for but Apple MPS is not available; "
-                         "use --device auto or cpu")
+        raise InputError(
+            "device 'mps' was asked for but Apple MPS is not available; use --device auto or cpu"
+        )
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise InputError(f"unknown device {device!r}; choose auto, cpu, cuda or mps")
     return torch.device(device)

@@ -35,7 +35,9 @@ def blend_weights(tile, overlap: int, mode: str = "cosine") -> np.ndarray:
     small floor at tile edges."""
     if not isinstance(tile, int):
         h, w = tile
-        return np.maximum(np.outer(_ramp(h, overlap, mode), _ramp(w, overlap, mode)), 1e-3).astype(np.float32)
+        return np.maximum(np.outer(_ramp(h, overlap, mode), _ramp(w, overlap, mode)), 1e-3).astype(
+            np.float32
+        )
     return blend_weights((tile, tile), overlap, mode)
 
 

@@ -49,8 +49,9 @@ class Preparation:
     notes: list = field(default_factory=list)
 
 
-def prepare(model, data, pixel_size_nm=None, data_bar: int | None = None,
-            rescale: bool = True) -> Preparation:
+def prepare(
+    model, data, pixel_size_nm=None, data_bar: int | None = None, rescale: bool = True
+) -> Preparation:
     """The one preparation step of :func:`segment`, :func:`.stream.segment_to_file` and
     :func:`.stream.lazy_labels`: ``data`` may be in memory or lazy (only a bottom strip
     and a sparse sample are read).  ``data_bar``: None detects it (unless the model
@@ -60,7 +61,7 @@ def prepare(model, data, pixel_size_nm=None, data_bar: int | None = None,
         data_bar = int(model.info.data_bar)
     if data_bar is None:
         strip = min(h, BAR_STRIP)
-        tail = to_grey(np.asarray(data[h - strip:]))
+        tail = to_grey(np.asarray(data[h - strip :]))
         bar = detect_data_bar(tail, max_fraction=min(1.0, 0.25 * h / strip))
     else:
         bar = resolve_data_bar(data, data_bar)
@@ -71,8 +72,17 @@ def prepare(model, data, pixel_size_nm=None, data_bar: int | None = None,
     return Preparation(bar, h - bar, factor, bounds, [n for n in (scale_note, contrast_note) if n])
 
 
-def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=None, tile: int = TILE,
-                         overlap: int = OVERLAP, batch_size: int = BATCH, device="auto", tta: bool = False):
+def region_probabilities(
+    model,
+    region: np.ndarray,
+    factor: float = 1.0,
+    bounds=None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+):
     """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
     ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds."""
     if reads(model) == RAW_GREY:  # the original baseline: no normalisation, no resampling
@@ -81,7 +91,9 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
         return probs
     x = model.info.normalize(region, bounds)
     if abs(factor - 1.0) > 0.02:
-        shape = tuple(max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape)
+        shape = tuple(
+            max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape
+        )
         x = resize(x, shape, order=1)
     target = _texture_target(model, factor)
     if target is not None:  # pixel noise smoothed down, missing texture given back
@@ -102,18 +114,34 @@ def region_probabilities(model, region: np.ndarray, factor: float = 1.0, bounds=
     return probs
 
 
-def segment(model, image: SEMImage, data_bar: int | None = None, tile: int = TILE, overlap: int = OVERLAP,
-            batch_size: int = BATCH, device="auto", tta: bool = False, rescale: bool = True,
-            probabilities: bool = False, uncertainty: bool = False):
+def segment(
+    model,
+    image: SEMImage,
+    data_bar: int | None = None,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+    rescale: bool = True,
+    probabilities: bool = False,
+    uncertainty: bool = False,
+):
     """Generator: yields Progress, returns a :class:`Segmentation` of ``image``."""
     grey = image.data
     prep = prepare(model, grey, image.pixel_size_nm, data_bar, rescale)
     region = grey[: prep.valid_rows]
     k = model.info.scheme.n_classes
-    check_resample_memory(region.shape, prep.factor, 4 * (2 + k), "prediction",
-                          "segment it block by block (--stream) or as it is (--no-rescale)")
-    probs = yield from region_probabilities(model, region, prep.factor, prep.bounds, tile, overlap,
-                                            batch_size, device, tta)
+    check_resample_memory(
+        region.shape,
+        prep.factor,
+        4 * (2 + k),
+        "prediction",
+        "segment it block by block (--stream) or as it is (--no-rescale)",
+    )
+    probs = yield from region_probabilities(
+        model, region, prep.factor, prep.bounds, tile, overlap, batch_size, device, tta
+    )
     labels = np.zeros(grey.shape, np.uint8)
     labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1
     out = Segmentation(labels, prep.data_bar, prep.factor, notes=prep.notes)

@@ -24,9 +24,23 @@ def _block_halo(overlap: int, factor: float) -> int:
     return int(np.ceil(max(2 * overlap, 64) / max(factor, 1e-6)))
 
 
-def block_labels(model, data, y0: int, y1: int, x0: int, x1: int, valid_rows: int, halo: int, factor: float,
-                 bounds, tile: int = TILE, overlap: int = OVERLAP, batch_size: int = BATCH, device="auto",
-                 tta: bool = False):
+def block_labels(
+    model,
+    data,
+    y0: int,
+    y1: int,
+    x0: int,
+    x1: int,
+    valid_rows: int,
+    halo: int,
+    factor: float,
+    bounds,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+):
     """Generator: labels (uint8) of ``data[y0:y1, x0:x1]`` predicted with ``halo``
     pixels of context on each side; 0 on rows at or below ``valid_rows``."""
     from ..io import to_grey
@@ -38,7 +52,9 @@ def block_labels(model, data, y0: int, y1: int, x0: int, x1: int, valid_rows: in
     ry0, ry1 = max(0, y0 - halo), min(valid_rows, y1 + halo)
     rx0, rx1 = max(0, x0 - halo), min(w, x1 + halo)
     region = to_grey(np.asarray(data[ry0:ry1, rx0:rx1]))
-    probs = yield from region_probabilities(model, region, factor, bounds, tile, overlap, batch_size, device, tta)
+    probs = yield from region_probabilities(
+        model, region, factor, bounds, tile, overlap, batch_size, device, tta
+    )
     labels = (np.argmax(probs, axis=0) + 1).astype(np.uint8)
     rows = min(y1, valid_rows) - y0
     out[:rows] = labels[y0 - ry0 : y0 - ry0 + rows, x0 - rx0 : x1 - rx0]
@@ -87,8 +103,9 @@ def _write_tiff_tiles(path: Path, shape, tile: int, pixel_size_nm, queue):
     kwargs = {}
     if pixel_size_nm:
         kwargs = {"resolution": (1e7 / pixel_size_nm,) * 2, "resolutionunit": "CENTIMETER"}
-    tifffile.imwrite(path, tiles(), shape=shape, dtype=np.uint8, tile=(tile, tile),
-                     compression="zlib", **kwargs)
+    tifffile.imwrite(
+        path, tiles(), shape=shape, dtype=np.uint8, tile=(tile, tile), compression="zlib", **kwargs
+    )
 
 
 def _bands(model, data, prep, halo: int, block: int, counts: np.ndarray, kw: dict):
@@ -102,13 +119,34 @@ def _bands(model, data, prep, halo: int, block: int, counts: np.ndarray, kw: dic
         band = np.zeros((min(block, h - by), w), np.uint8)
         for bx in range(0, w, 4 * block):
             x1 = min(w, bx + 4 * block)
-            band[:, bx:x1] = drain(block_labels(model, data, by, by + band.shape[0], bx, x1,
-                                                prep.valid_rows, halo, prep.factor, prep.bounds, **kw))
+            band[:, bx:x1] = drain(
+                block_labels(
+                    model,
+                    data,
+                    by,
+                    by + band.shape[0],
+                    bx,
+                    x1,
+                    prep.valid_rows,
+                    halo,
+                    prep.factor,
+                    prep.bounds,
+                    **kw,
+                )
+            )
             done += 1
             _release_memory()
             el = time.perf_counter() - t0
-            yield None, Progress("predict", done, n_blocks, eta_s=el / done * (n_blocks - done),
-                                 message=f"block {done}/{n_blocks}")
+            yield (
+                None,
+                Progress(
+                    "predict",
+                    done,
+                    n_blocks,
+                    eta_s=el / done * (n_blocks - done),
+                    message=f"block {done}/{n_blocks}",
+                ),
+            )
         counts[:] += np.bincount(band.ravel(), minlength=k + 1)[: k + 1]
         yield (by, band), None
 
@@ -129,7 +167,7 @@ def _to_zarr(bands, out_path: Path, shape, block: int, pixel_size_nm):
             yield ev
         else:
             by, band = item
-            z[by:by + band.shape[0]] = band
+            z[by : by + band.shape[0]] = band
     if pixel_size_nm:
         z.attrs["pixel_size_nm"] = pixel_size_nm
     if out_path.exists():
@@ -163,7 +201,7 @@ def _to_tiff(bands, out_path: Path, shape, pixel_size_nm, tile: int = 256):
                 for ty in range(0, band.shape[0], tile):
                     for tx in range(0, w, tile):
                         t = np.zeros((tile, tile), np.uint8)
-                        part = band[ty:ty + tile, tx:tx + tile]
+                        part = band[ty : ty + tile, tx : tx + tile]
                         t[: part.shape[0], : part.shape[1]] = part
                         if errors:
                             raise errors[0]
@@ -175,10 +213,19 @@ def _to_tiff(bands, out_path: Path, shape, pixel_size_nm, tile: int = 256):
             raise InputError(f"cannot write {out_path}: {errors[0]}")
 
 
-def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = None,
-                    block: int = 1024, tile: int = TILE, overlap: int = OVERLAP,
-                    batch_size: int = BATCH, device="auto", tta: bool = False,
-                    rescale: bool = True):
+def segment_to_file(
+    model,
+    image: SEMImage,
+    out_path,
+    data_bar: int | None = None,
+    block: int = 1024,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+    rescale: bool = True,
+):
     """Generator: segment a huge (lazy: memory-mapped, zarr or dask) image block by
     block and write the labels to ``out_path`` (tiled ``.tif`` or ``.zarr``) as
     they come, so peak memory does not grow with the image.  Returns a dict
@@ -197,12 +244,25 @@ def segment_to_file(model, image: SEMImage, out_path, data_bar: int | None = Non
         yield from _to_zarr(bands, out_path, shape, block, image.pixel_size_nm)
     else:
         yield from _to_tiff(bands, out_path, shape, image.pixel_size_nm)
-    return {"data_bar": prep.data_bar, "scale": prep.factor, "counts": counts[1:].tolist(),
-            "notes": prep.notes}
+    return {
+        "data_bar": prep.data_bar,
+        "scale": prep.factor,
+        "counts": counts[1:].tolist(),
+        "notes": prep.notes,
+    }
 
 
-def lazy_labels(model, data, pixel_size_nm=None, data_bar: int | None = None, chunk: int = 1024,
-                tile: int = TILE, overlap: int = OVERLAP, device="auto", rescale: bool = True):
+def lazy_labels(
+    model,
+    data,
+    pixel_size_nm=None,
+    data_bar: int | None = None,
+    chunk: int = 1024,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    device="auto",
+    rescale: bool = True,
+):
     """A dask array of labels over a (lazy) image, computed chunk by chunk on demand
     with overlapping context: what napari shows for huge images.  The data bar is
     detected as for any other prediction unless ``data_bar`` gives its rows."""
@@ -214,7 +274,22 @@ def lazy_labels(model, data, pixel_size_nm=None, data_bar: int | None = None, ch
 
     def compute(block, block_info=None):
         (y0, y1), (x0, x1) = block_info[0]["array-location"]
-        return drain(block_labels(model, src, y0, y1, x0, x1, prep.valid_rows, halo, prep.factor,
-                                  prep.bounds, tile=tile, overlap=overlap, device=device))
+        return drain(
+            block_labels(
+                model,
+                src,
+                y0,
+                y1,
+                x0,
+                x1,
+                prep.valid_rows,
+                halo,
+                prep.factor,
+                prep.bounds,
+                tile=tile,
+                overlap=overlap,
+                device=device,
+            )
+        )
 
     return da.map_blocks(compute, src, dtype=np.uint8, meta=np.zeros((0, 0), np.uint8))

@@ -75,12 +75,16 @@ def resolve_mode(mode: str, voxel_size_nm, lazy: bool) -> tuple[str, list[str]]:
         return "slices", []
     if mode == "triplanar":
         if lazy:
-            raise InputError("tri-planar segmentation needs the volume in memory; use mode "
-                             "'slices' (--mode slices) for volumes read lazily")
+            raise InputError(
+                "tri-planar segmentation needs the volume in memory; use mode "
+                "'slices' (--mode slices) for volumes read lazily"
+            )
         if not iso:
-            raise InputError(f"tri-planar segmentation needs (nearly) isotropic voxels, not "
-                             f"(z, y, x) = {_voxel_text(voxel_size_nm)} nm; use mode 'slices' "
-                             "(--mode slices) or give the voxel size (--voxel-size Z Y X)")
+            raise InputError(
+                f"tri-planar segmentation needs (nearly) isotropic voxels, not "
+                f"(z, y, x) = {_voxel_text(voxel_size_nm)} nm; use mode 'slices' "
+                "(--mode slices) or give the voxel size (--voxel-size Z Y X)"
+            )
     return mode, []
 
 
@@ -96,16 +100,40 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
 def _plane_probs(model, plane, pixel_size_nm, bounds, opts):
     """Generator: (K, h, w) probabilities of one grey plane as the 2-D path makes them."""
     factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), opts["rescale"])
-    return (yield from region_probabilities(
-        model, np.asarray(plane), factor, bounds, opts["tile"], opts["overlap"],
-        opts["batch_size"], opts["device"], opts["tta"]))
+    return (
+        yield from region_probabilities(
+            model,
+            np.asarray(plane),
+            factor,
+            bounds,
+            opts["tile"],
+            opts["overlap"],
+            opts["batch_size"],
+            opts["device"],
+            opts["tta"],
+        )
+    )
 
 
-def segment_volume(model, data, voxel_size_nm=(None, None, None), mode: str = "auto", *,
-                   batch_slices: int = 8, tile: int = TILE, overlap: int = OVERLAP,
-                   batch_size: int = BATCH, device="auto", tta: bool = False,
-                   rescale: bool = True, probabilities: bool = False, uncertainty: bool = False,
-                   bounds=None, out=None, uncertainty_out=None):
+def segment_volume(
+    model,
+    data,
+    voxel_size_nm=(None, None, None),
+    mode: str = "auto",
+    *,
+    batch_slices: int = 8,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH,
+    device="auto",
+    tta: bool = False,
+    rescale: bool = True,
+    probabilities: bool = False,
+    uncertainty: bool = False,
+    bounds=None,
+    out=None,
+    uncertainty_out=None,
+):
     """Generator: yields ``Progress`` per slice, returns a :class:`VolumeSegmentation`.
 
     ``data``: a (z, y, x) grey array, numpy or lazy (dask / zarr); ``voxel_size_nm``
@@ -116,8 +144,9 @@ def segment_volume(model, data, voxel_size_nm=(None, None, None), mode: str = "a
     it is done, instead of new in-memory volumes (slices mode only).
     """
     if getattr(data, "ndim", None) != 3 or 0 in data.shape:
-        raise InputError(f"a volume to segment must be 3-D (z, y, x), not shape "
-                         f"{getattr(data, 'shape', None)}")
+        raise InputError(
+            f"a volume to segment must be 3-D (z, y, x), not shape {getattr(data, 'shape', None)}"
+        )
     if int(batch_slices) < 1:
         raise InputError(f"batch_slices must be 1 or more, not {batch_slices}")
     lazy = not isinstance(data, np.ndarray)
@@ -130,20 +159,38 @@ def segment_volume(model, data, voxel_size_nm=(None, None, None), mode: str = "a
         notes += [contrast_note] if contrast_note else []
     _, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), voxel[2]), rescale)
     notes += [scale_note] if scale_note else []
-    opts = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "device": device,
-            "tta": tta, "rescale": rescale}
+    opts = {
+        "tile": tile,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "device": device,
+        "tta": tta,
+        "rescale": rescale,
+    }
     if mode == "triplanar":
-        result = yield from _triplanar(model, np.asarray(data), voxel, bounds, opts,
-                                       probabilities, uncertainty)
+        result = yield from _triplanar(
+            model, np.asarray(data), voxel, bounds, opts, probabilities, uncertainty
+        )
     else:
-        result = yield from _slices(model, data, voxel, bounds, opts, int(batch_slices),
-                                    probabilities, uncertainty, out, uncertainty_out)
+        result = yield from _slices(
+            model,
+            data,
+            voxel,
+            bounds,
+            opts,
+            int(batch_slices),
+            probabilities,
+            uncertainty,
+            out,
+            uncertainty_out,
+        )
     result.notes = notes + result.notes
     return result
 
 
-def _slices(model, data, voxel, bounds, opts, batch_slices, probabilities, uncertainty,
-            out, uncertainty_out):
+def _slices(
+    model, data, voxel, bounds, opts, batch_slices, probabilities, uncertainty, out, uncertainty_out
+):
     n, h, w = (int(s) for s in data.shape)
     k = model.info.scheme.n_classes
     if probabilities and out is not None:
@@ -154,7 +201,7 @@ def _slices(model, data, voxel, bounds, opts, batch_slices, probabilities, uncer
     counts = np.zeros(k, np.int64)
     t0 = time.perf_counter()
     for a in range(0, n, batch_slices):
-        chunk = np.asarray(data[a:a + batch_slices])  # one read per chunk of a lazy volume
+        chunk = np.asarray(data[a : a + batch_slices])  # one read per chunk of a lazy volume
         for j, plane in enumerate(chunk):
             i = a + j
             probs = yield from _plane_probs(model, plane, voxel[2], bounds, opts)
@@ -166,8 +213,9 @@ def _slices(model, data, voxel, bounds, opts, batch_slices, probabilities, uncer
             if probs_all is not None:
                 probs_all[:, i] = probs
             el = time.perf_counter() - t0
-            yield Progress("slices", i + 1, n, eta_s=el / (i + 1) * (n - i - 1),
-                           message=f"slice {i + 1}/{n}")
+            yield Progress(
+                "slices", i + 1, n, eta_s=el / (i + 1) * (n - i - 1), message=f"slice {i + 1}/{n}"
+            )
     return VolumeSegmentation(labels, "slices", counts, unc, probs_all)
 
 
@@ -176,9 +224,11 @@ def _triplanar(model, data, voxel, bounds, opts, probabilities, uncertainty):
     k = model.info.scheme.n_classes
     need = k * data.size * 4
     if need > TRIPLANAR_MAX_BYTES:
-        raise InputError(f"tri-planar segmentation of {n} x {h} x {w} voxels needs "
-                         f"{need / 2**30:.1f} GiB for its probabilities; use mode 'slices' "
-                         "(--mode slices)")
+        raise InputError(
+            f"tri-planar segmentation of {n} x {h} x {w} voxels needs "
+            f"{need / 2**30:.1f} GiB for its probabilities; use mode 'slices' "
+            "(--mode slices)"
+        )
     acc = np.zeros((k, n, h, w), np.float32)
     total = n + h + w
     done, t0 = 0, time.perf_counter()
@@ -191,22 +241,24 @@ def _triplanar(model, data, voxel, bounds, opts, probabilities, uncertainty):
             acc[(slice(None),) + index] += probs
             done += 1
             el = time.perf_counter() - t0
-            yield Progress("triplanar", done, total, eta_s=el / done * (total - done),
-                           message=f"{name} planes")
+            yield Progress(
+                "triplanar", done, total, eta_s=el / done * (total - done), message=f"{name} planes"
+            )
     acc /= len(_ORIENTATIONS)
     labels = (np.argmax(acc, axis=0) + 1).astype(np.uint8)
     counts = np.bincount(labels.ravel(), minlength=k + 1)[1:]
     unc = _entropy(acc) if uncertainty else None
-    return VolumeSegmentation(labels, "triplanar", counts, unc,
-                              acc if probabilities else None)
+    return VolumeSegmentation(labels, "triplanar", counts, unc, acc if probabilities else None)
 
 
 # -- files ------------------------------------------------------------------------------
 #: options of ``predict_file`` that have no meaning for a volume: noted, not an error
-_IGNORED = {"data_bar": "volumes have no data bar", "probabilities": "probability volumes "
-            "are not written (use segment_volume(probabilities=True))",
-            "report": "run `rockseg analyze` on the labels volume for the 3-D report",
-            "stream": "volumes read lazily are segmented slice by slice anyway"}
+_IGNORED = {
+    "data_bar": "volumes have no data bar",
+    "probabilities": "probability volumes are not written (use segment_volume(probabilities=True))",
+    "report": "run `rockseg analyze` on the labels volume for the 3-D report",
+    "stream": "volumes read lazily are segmented slice by slice anyway",
+}
 
 
 def _outputs(stem: str, out_dir: Path, lazy: bool, uncertainty: bool) -> dict:
@@ -217,10 +269,20 @@ def _outputs(stem: str, out_dir: Path, lazy: bool, uncertainty: bool) -> dict:
     return paths
 
 
-def predict_volume_file(model, path, out_dir, *, mode: str = "auto",
-                        pixel_size_nm: float | None = None, voxel_depth_nm: float | None = None,
-                        uncertainty: bool = False, overwrite: bool = False, model_name: str = "",
-                        lazy: bool | None = None, **predict_opts):
+def predict_volume_file(
+    model,
+    path,
+    out_dir,
+    *,
+    mode: str = "auto",
+    pixel_size_nm: float | None = None,
+    voxel_depth_nm: float | None = None,
+    uncertainty: bool = False,
+    overwrite: bool = False,
+    model_name: str = "",
+    lazy: bool | None = None,
+    **predict_opts,
+):
     """Generator: segment the volume at ``path`` and write ``<stem>_labels.tif`` (``.zarr``
     for a volume read lazily) with its voxel size, ``<stem>.json`` (phase fractions,
     voxel size, mode, notes) and optionally ``<stem>_uncertainty.tif``; returns the JSON
@@ -237,14 +299,17 @@ def predict_volume_file(model, path, out_dir, *, mode: str = "auto",
     paths = _outputs(vol.stem, out_dir, vol.lazy, uncertainty)
     taken = [str(p) for p in paths.values() if p.exists()]
     if taken and not overwrite:
-        raise InputError(f"{', '.join(taken)} already exist(s); pass --overwrite to replace "
-                         "or give another --out folder")
+        raise InputError(
+            f"{', '.join(taken)} already exist(s); pass --overwrite to replace "
+            "or give another --out folder"
+        )
     t0 = time.perf_counter()
     if vol.lazy:
         seg = yield from _segment_to_store(model, vol, paths, mode, uncertainty, predict_opts)
     else:
-        seg = yield from segment_volume(model, vol.data, vol.voxel_size_nm, mode,
-                                        uncertainty=uncertainty, **predict_opts)
+        seg = yield from segment_volume(
+            model, vol.data, vol.voxel_size_nm, mode, uncertainty=uncertainty, **predict_opts
+        )
         yield Progress("write", 0, 1, message="writing the labels volume")
         write_volume(paths["labels"], seg.labels, vol.voxel_size_nm)
         if uncertainty:
@@ -253,13 +318,21 @@ def predict_volume_file(model, path, out_dir, *, mode: str = "auto",
     scheme = model.info.scheme
     fractions = seg.counts / max(1, int(seg.counts.sum()))
     if None in vol.voxel_size_nm:
-        notes.append(f"the voxel size is partly unknown ((z, y, x) = "
-                     f"{_voxel_text(vol.voxel_size_nm)} nm); give --pixel-size and "
-                     "--voxel-depth for sizes in nm")
+        notes.append(
+            f"the voxel size is partly unknown ((z, y, x) = "
+            f"{_voxel_text(vol.voxel_size_nm)} nm); give --pixel-size and "
+            "--voxel-depth for sizes in nm"
+        )
     result = {
-        "image": str(path), "model": model_name, "model_kind": getattr(model, "kind", None),
-        "volume": True, "shape": list(vol.shape), "voxel_size_nm": list(vol.voxel_size_nm),
-        "pixel_size_nm": vol.voxel_size_nm[2], "mode": seg.mode, "lazy": vol.lazy,
+        "image": str(path),
+        "model": model_name,
+        "model_kind": getattr(model, "kind", None),
+        "volume": True,
+        "shape": list(vol.shape),
+        "voxel_size_nm": list(vol.voxel_size_nm),
+        "pixel_size_nm": vol.voxel_size_nm[2],
+        "mode": seg.mode,
+        "lazy": vol.lazy,
         "classes": list(scheme.names),
         "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
         "labels": str(paths["labels"]),
@@ -282,12 +355,26 @@ def _segment_to_store(model, vol, paths, mode, uncertainty, opts):
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".rockseg-volume-", dir=parent) as scratch:
         chunks = (1, min(h, 1024), min(w, 1024))
-        lab = zarr.open_array(f"{scratch}/labels", mode="w", shape=(n, h, w), dtype=np.uint8,
-                              chunks=chunks)
-        unc = zarr.open_array(f"{scratch}/unc", mode="w", shape=(n, h, w), dtype=np.float32,
-                              chunks=chunks) if uncertainty else None
-        seg = yield from segment_volume(model, vol.data, vol.voxel_size_nm, mode, out=lab,
-                                        uncertainty=uncertainty, uncertainty_out=unc, **opts)
+        lab = zarr.open_array(
+            f"{scratch}/labels", mode="w", shape=(n, h, w), dtype=np.uint8, chunks=chunks
+        )
+        unc = (
+            zarr.open_array(
+                f"{scratch}/unc", mode="w", shape=(n, h, w), dtype=np.float32, chunks=chunks
+            )
+            if uncertainty
+            else None
+        )
+        seg = yield from segment_volume(
+            model,
+            vol.data,
+            vol.voxel_size_nm,
+            mode,
+            out=lab,
+            uncertainty=uncertainty,
+            uncertainty_out=unc,
+            **opts,
+        )
         yield Progress("write", 0, 1, message="writing the labels volume")
         write_volume(paths["labels"], lab, vol.voxel_size_nm)
         if unc is not None:

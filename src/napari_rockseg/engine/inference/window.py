@@ -36,8 +36,9 @@ def activation_bytes_per_pixel(model, element_bytes: int = 2) -> int:
     return 8 * width * element_bytes + 4 * 2 * model.info.scheme.n_classes * len(widths)
 
 
-def choose_tiling(shape: tuple[int, int], bytes_per_pixel: int, free_bytes: int | None,
-                  multiple: int = 16) -> tuple[int, int]:
+def choose_tiling(
+    shape: tuple[int, int], bytes_per_pixel: int, free_bytes: int | None, multiple: int = 16
+) -> tuple[int, int]:
     """(tile, batch) for an image of ``shape`` (padded): the whole image in one call when it
     fits in :data:`GPU_MEMORY_SHARE` of ``free_bytes``, else the largest square tile of at
     least :data:`TILE` that does, batched as far as memory allows.  Unknown free memory
@@ -87,9 +88,17 @@ def tile_probabilities(model, batch: torch.Tensor, tta: bool = False) -> torch.T
     return acc / len(_TTA)
 
 
-def predict_proba(model, x: np.ndarray, tile: int | None = None, overlap: int = OVERLAP,
-                  batch_size: int | None = None, device="auto", tta: bool = False,
-                  blend: str = "cosine", channels_last: bool = True):
+def predict_proba(
+    model,
+    x: np.ndarray,
+    tile: int | None = None,
+    overlap: int = OVERLAP,
+    batch_size: int | None = None,
+    device="auto",
+    tta: bool = False,
+    blend: str = "cosine",
+    channels_last: bool = True,
+):
     """Generator: yields Progress per batch, returns (K, H, W) float32 probabilities
     of the normalised 2-D input ``x``.  ``tile`` / ``batch_size`` None: chosen by
     :func:`choose_tiling` (whole images on a GPU when they fit).  ``channels_last``:
@@ -106,8 +115,9 @@ def predict_proba(model, x: np.ndarray, tile: int | None = None, overlap: int = 
         tile, batch_size = tile or auto_tile, batch_size or auto_batch
     tile = max(mult, (tile // mult) * mult)
     if not 0 <= overlap < tile:
-        raise InputError(f"overlap ({overlap}) must be at least 0 and smaller than the tile size "
-                         f"({tile})")
+        raise InputError(
+            f"overlap ({overlap}) must be at least 0 and smaller than the tile size ({tile})"
+        )
     pad = ((m, ph - h - m), (m, pw - w - m))
     xp = np.pad(x, pad, mode="reflect" if min(h, w) > max(pad[0][1], pad[1][1], m) else "edge")
     k = model.info.scheme.n_classes
@@ -123,17 +133,17 @@ def predict_proba(model, x: np.ndarray, tile: int | None = None, overlap: int = 
     amp = autocast(dev)  # resolved once per image, entered per batch
     with torch.inference_mode():
         for i in range(0, len(coords), batch_size):
-            chunk = coords[i:i + batch_size]
-            batch = np.stack([xp[y:y + th, xx:xx + tw] for y, xx in chunk])[:, None]
+            chunk = coords[i : i + batch_size]
+            batch = np.stack([xp[y : y + th, xx : xx + tw] for y, xx in chunk])[:, None]
             xb = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(dev)
             xb = xb.contiguous(memory_format=fmt)
             with amp:
                 probs = tile_probabilities(model, xb, tta).float().cpu().numpy()
             for (y, xx), p in zip(chunk, probs):
-                acc[:, y:y + th, xx:xx + tw] += p * weight
-                wsum[y:y + th, xx:xx + tw] += weight
+                acc[:, y : y + th, xx : xx + tw] += p * weight
+                wsum[y : y + th, xx : xx + tw] += weight
             done = min(i + batch_size, len(coords))
             el = time.perf_counter() - t0
             yield Progress("predict", done, len(coords), eta_s=el / done * (len(coords) - done))
     acc /= wsum
-    return acc[:, m:m + h, m:m + w]
+    return acc[:, m : m + h, m : m + w]

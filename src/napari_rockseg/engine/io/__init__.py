@@ -3,6 +3,7 @@
 Images come back as grey arrays with their physical pixel size; labels as integer
 masks through a class scheme; every write is atomic.
 """
+
 from .databar import DATA_BAR_GRID, detect_data_bar, resolve_data_bar, valid_mask
 from .images import (
     IMAGE_SUFFIXES,

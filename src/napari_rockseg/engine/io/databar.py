@@ -16,11 +16,11 @@ from ..errors import InputError
 #: The original work evaluates images whose height is a multiple of 16 (688
 #: rows of a 768-row Zeiss image); the data bar is widened up to that grid.
 DATA_BAR_GRID = 16
-_BINS = 64          # grey levels are compared in 64 bins of the image's range
-_NEAR = 2           # bins from the background that still count as background (JPEG noise)
-_STROKE = 0.25      # a stroke differs from the background by a quarter of the range
-_MIN_ROWS = 8       # a line or two of saturated pixels is not a data bar
-_SEGMENTS = 8       # the background must show in every eighth of the width
+_BINS = 64  # grey levels are compared in 64 bins of the image's range
+_NEAR = 2  # bins from the background that still count as background (JPEG noise)
+_STROKE = 0.25  # a stroke differs from the background by a quarter of the range
+_MIN_ROWS = 8  # a line or two of saturated pixels is not a data bar
+_SEGMENTS = 8  # the background must show in every eighth of the width
 
 
 def _row_stats(q: np.ndarray, bottom_rows: int = 12):
@@ -62,7 +62,7 @@ def detect_data_bar(grey: np.ndarray, max_fraction: float = 0.25) -> int:
     limit = min(h - 1, int(h * max_fraction))
     if limit < _MIN_ROWS or w < _SEGMENTS:
         return 0
-    q = _scaled(grey[h - limit - 4:])  # a few rows above the deepest bar for the boundary
+    q = _scaled(grey[h - limit - 4 :])  # a few rows above the deepest bar for the boundary
     if q is None:
         return 0
     mode, near, stroke = _row_stats(q)
@@ -76,8 +76,11 @@ def detect_data_bar(grey: np.ndarray, max_fraction: float = 0.25) -> int:
     while top > 0 and bar_like[top - 1]:
         top -= 1
     rows = n - top
-    if rows - bottom < _MIN_ROWS or top < 4 or \
-            not _is_bar(mode, near, stroke, near_f, top, n - bottom):
+    if (
+        rows - bottom < _MIN_ROWS
+        or top < 4
+        or not _is_bar(mode, near, stroke, near_f, top, n - bottom)
+    ):
         return 0
     keep = ((h - rows) // DATA_BAR_GRID) * DATA_BAR_GRID
     return h - keep if keep > 0 else rows

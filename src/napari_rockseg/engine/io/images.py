@@ -1,4 +1,9 @@
-"""Reading grey images with their physical pixel size (nm) from the microscope's own metadata (Zeiss CZ_SEM, FEI / Thermo Fisher, Tescan, Hitachi / JEOL sidecar files), else TIFF resolution / ImageJ tags with a real unit, else None. TIFF with tifffile; PNG, JPEG and BMP with Pillow."""
+"""Reading grey images with their physical pixel size (nm) from the microscope's own metadata
+(Zeiss CZ_SEM, FEI / Thermo Fisher, Tescan, Hitachi / JEOL sidecar files), else TIFF resolution
+/ ImageJ tags with a real unit, else None.
+
+TIFF with tifffile; PNG, JPEG and BMP with Pillow.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,24 @@ import tifffile
 
 from ..errors import InputError
 
-_UNIT_TO_NM = {"pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3,
-               "microns": 1e3, "micrometer": 1e3, "micrometre": 1e3, "nanometer": 1.0,
-               "nanometre": 1.0, "mm": 1e6, "cm": 1e7, "m": 1e9, "Å": 0.1, "angstrom": 0.1}
+_UNIT_TO_NM = {
+    "pm": 1e-3,
+    "nm": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometre": 1e3,
+    "nanometer": 1.0,
+    "nanometre": 1.0,
+    "mm": 1e6,
+    "cm": 1e7,
+    "m": 1e9,
+    "Å": 0.1,
+    "angstrom": 0.1,
+}
 #: pixel sizes a microscope can record (0.05 nm .. 1 mm); metadata outside this
 #: range is wrong (a unit mix-up, a default never set) and is ignored with a note
 PLAUSIBLE_NM = (0.05, 1e6)
@@ -81,17 +101,21 @@ def _read_pillow(path: Path, indices: bool = False) -> tuple[np.ndarray, bool]:
             if not data.dtype.isnative:  # e.g. "I;16B": big-endian words
                 data = data.astype(data.dtype.newbyteorder("="))
     except Image.DecompressionBombError:
-        raise InputError(f"{path} is too large for Pillow to decode safely; save it as a (tiled) "
-                         "TIFF, which is read and segmented block by block") from None
+        raise InputError(
+            f"{path} is too large for Pillow to decode safely; save it as a (tiled) "
+            "TIFF, which is read and segmented block by block"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         with open(path, "rb") as fh:
             head = fh.read(8)
         kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
         if kind:
-            raise InputError(f"{path} is a {kind} file that cannot be decoded "
-                             f"(truncated or corrupt?): {exc}") from None
-        raise InputError(f"{path} is not an image file that can be read "
-                         "(TIFF, PNG, JPEG or BMP)") from None
+            raise InputError(
+                f"{path} is a {kind} file that cannot be decoded (truncated or corrupt?): {exc}"
+            ) from None
+        raise InputError(
+            f"{path} is not an image file that can be read (TIFF, PNG, JPEG or BMP)"
+        ) from None
     return data, lossy
 
 
@@ -111,7 +135,9 @@ def _page_array(path: Path, tif: tifffile.TiffFile):
     try:
         data = page.asarray()
     except Exception as exc:
-        raise InputError(f"{path}: the image data cannot be decoded (truncated or corrupt?): {exc}") from None
+        raise InputError(
+            f"{path}: the image data cannot be decoded (truncated or corrupt?): {exc}"
+        ) from None
     return page, data
 
 
@@ -223,8 +249,10 @@ def _plausible(value: float | None, source: str, notes: list) -> float | None:
         return None
     lo, hi = PLAUSIBLE_NM
     if not (np.isfinite(value) and lo <= value <= hi):
-        notes.append(f"the {source} pixel size {value:g} nm is outside {lo:g} nm .. 1 mm and is "
-                     "ignored; give the pixel size with --pixel-size")
+        notes.append(
+            f"the {source} pixel size {value:g} nm is outside {lo:g} nm .. 1 mm and is "
+            "ignored; give the pixel size with --pixel-size"
+        )
         return None
     return float(value)
 
@@ -233,10 +261,19 @@ def _pixel_size(tif: tifffile.TiffFile, path: Path, notes: list | None = None) -
     """The image's pixel size in nm: the microscope's own metadata first, then OME-XML,
     then the TIFF resolution / ImageJ tags; None when nothing records a plausible one."""
     notes = [] if notes is None else notes
-    sources = (("microscope's", lambda: _sem_pixel_size(tif) or _fei_pixel_size(tif)
-                or _tescan_pixel_size(tif, path) or sidecar_pixel_size(path)),
-               ("OME-XML", lambda: _ome_pixel_size(tif)),
-               ("TIFF tags'", lambda: _tag_pixel_size(tif)))
+    sources = (
+        (
+            "microscope's",
+            lambda: (
+                _sem_pixel_size(tif)
+                or _fei_pixel_size(tif)
+                or _tescan_pixel_size(tif, path)
+                or sidecar_pixel_size(path)
+            ),
+        ),
+        ("OME-XML", lambda: _ome_pixel_size(tif)),
+        ("TIFF tags'", lambda: _tag_pixel_size(tif)),
+    )
     for source, get in sources:
         value = _plausible(get(), source, notes)
         if value is not None:
@@ -302,18 +339,27 @@ def read_image(path, plane: int | None = None) -> SEMImage:
         return _grey_image(path, to_grey(data), data.shape, pixel, {}, notes)
     with _open_tiff(path) as tif:
         page, data = _page_array(path, tif)
-        if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 and data.shape[0] in (3, 4) \
-                and data.shape[-1] not in (3, 4):
+        if (
+            page.photometric == tifffile.PHOTOMETRIC.RGB
+            and data.ndim == 3
+            and data.shape[0] in (3, 4)
+            and data.shape[-1] not in (3, 4)
+        ):
             data = np.moveaxis(data, 0, -1)  # RGB stored as separate planes
         colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
         grey = to_grey(data, colormap)
         n_planes = len(tif.pages) if grey.ndim == 2 else (grey.shape[0] if grey.ndim == 3 else 0)
         if plane is not None:
             if not 0 <= plane < len(tif.pages):
-                raise InputError(f"{path} has {len(tif.pages)} planes; plane {plane} does not exist")
+                raise InputError(
+                    f"{path} has {len(tif.pages)} planes; plane {plane} does not exist"
+                )
             grey = to_grey(tif.pages[plane].asarray(), colormap)
-        elif n_planes > 1 and not (grey.ndim == 2 and tif.pages[1].shape != page.shape) and \
-                (grey.ndim == 3 or len(tif.series[0].shape) > 2):
+        elif (
+            n_planes > 1
+            and not (grey.ndim == 2 and tif.pages[1].shape != page.shape)
+            and (grey.ndim == 3 or len(tif.series[0].shape) > 2)
+        ):
             raise InputError(
                 f"{path} is a stack of {n_planes} images; split it into single images "
                 "(or open it in napari, where each plane can be segmented on its own)"
@@ -322,13 +368,17 @@ def read_image(path, plane: int | None = None) -> SEMImage:
         pixel = _pixel_size(tif, path, notes)
         meta = {}
         if tif.is_sem:
-            meta = {k: v for k, v in (tif.sem_metadata or {}).items()
-                    if isinstance(v, (tuple, list)) and len(v) >= 2}
+            meta = {
+                k: v
+                for k, v in (tif.sem_metadata or {}).items()
+                if isinstance(v, (tuple, list)) and len(v) >= 2
+            }
     return _grey_image(path, grey, data.shape, pixel, meta, notes)
 
 
-def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: dict,
-                notes: list) -> SEMImage:
+def _grey_image(
+    path: Path, grey: np.ndarray, shape, pixel: float | None, meta: dict, notes: list
+) -> SEMImage:
     """The checks every image passes: one 2-D plane, finite values, a usable size."""
     if grey.ndim != 2:
         raise InputError(f"{path} has shape {shape}; expected one 2-D grey, palette or RGB image")
@@ -339,12 +389,15 @@ def _grey_image(path: Path, grey: np.ndarray, shape, pixel: float | None, meta: 
         if bad.any():  # e.g. outside a CT reconstruction's field of view
             grey = grey.copy()
             grey[bad] = np.nanmedian(np.where(bad, np.nan, grey))
-            notes.append(f"{path.name}: {int(bad.sum())} NaN / Inf pixels were set to the median "
-                         "grey value")
+            notes.append(
+                f"{path.name}: {int(bad.sum())} NaN / Inf pixels were set to the median grey value"
+            )
     elif grey.dtype == bool:
         grey = grey.astype(np.uint8) * 255
     if min(grey.shape) < 8:
-        raise InputError(f"{path} is only {grey.shape[1]} x {grey.shape[0]} pixels; too small to segment")
+        raise InputError(
+            f"{path} is only {grey.shape[1]} x {grey.shape[0]} pixels; too small to segment"
+        )
     return SEMImage(np.ascontiguousarray(grey), pixel, path, meta, notes)
 
 
@@ -356,8 +409,9 @@ def open_lazy(path) -> SEMImage:
 
     path = _check_file(path)
     if not _is_tiff(path):
-        raise InputError(f"{path} is not a TIFF; only TIFF files can be opened lazily "
-                         "(block by block)")
+        raise InputError(
+            f"{path} is not a TIFF; only TIFF files can be opened lazily (block by block)"
+        )
     with _open_tiff(path) as tif:
         page = tif.pages[0]
         if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not is_grey_ramp(page.colormap):

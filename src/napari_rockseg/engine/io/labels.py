@@ -21,8 +21,12 @@ def _read_mask(path, by_value: bool) -> np.ndarray:
     if _is_tiff(path):
         with _open_tiff(path) as tif:
             page, data = _page_array(path, tif)
-            if page.photometric == tifffile.PHOTOMETRIC.RGB and data.ndim == 3 \
-                    and data.shape[0] in (3, 4) and data.shape[-1] not in (3, 4):
+            if (
+                page.photometric == tifffile.PHOTOMETRIC.RGB
+                and data.ndim == 3
+                and data.shape[0] in (3, 4)
+                and data.shape[-1] not in (3, 4)
+            ):
                 data = np.moveaxis(data, 0, -1)  # RGB stored as separate planes
             palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None
             if palette and not by_value and data.ndim == 2:
@@ -49,8 +53,10 @@ def decode_mask(data: np.ndarray, scheme: ClassScheme, what: str = "the mask") -
     if scheme.values is not None:
         return scheme.decode_values(data, what)
     if data.dtype.kind == "f" and (not np.isfinite(data).all() or (data != np.round(data)).any()):
-        raise SchemeError(f"{what} holds fractional or non-finite values; labels are whole "
-                              "numbers (one per class)")
+        raise SchemeError(
+            f"{what} holds fractional or non-finite values; labels are whole "
+            "numbers (one per class)"
+        )
     top = data.max(initial=0)
     if top > scheme.n_classes and _all_grey_colours(data, scheme):
         # an 8-bit grey mask whose levels are the scheme's grey colours

@@ -78,8 +78,12 @@ def natural_key(name: str) -> tuple:
 
 
 # -- reading ---------------------------------------------------------------
-def read_volume(path, pixel_size_nm: float | None = None, voxel_depth_nm: float | None = None,
-                lazy: bool | None = None) -> Volume:
+def read_volume(
+    path,
+    pixel_size_nm: float | None = None,
+    voxel_depth_nm: float | None = None,
+    lazy: bool | None = None,
+) -> Volume:
     """Read a grey volume with its voxel size (z, y, x) in nm, None where unknown.
 
     ``path``: a multi-page / ImageJ / OME TIFF, a folder of 2-D slices (natural
@@ -97,8 +101,10 @@ def read_volume(path, pixel_size_nm: float | None = None, voxel_depth_nm: float 
     else:
         path = _check_file(path)
         if not _is_tiff(path):
-            raise InputError(f"{path} is a single 2-D image; give a multi-page TIFF, a folder "
-                             "of slices or a .zarr array as a volume")
+            raise InputError(
+                f"{path} is a single 2-D image; give a multi-page TIFF, a folder "
+                "of slices or a .zarr array as a volume"
+            )
         vol = _read_tiff(path, lazy)
     z, y, x = vol.voxel_size_nm
     if pixel_size_nm is not None:
@@ -146,15 +152,21 @@ def _stack_layout(path: Path, axes: str, shape) -> tuple[tuple, list[int]]:
         elif n == 1:
             index.append(0)
         elif ax == "C":
-            raise InputError(f"{path} has {n} channels; volumes are grey: save one channel as "
-                             "its own stack (Fiji: Image > Color > Split Channels)")
+            raise InputError(
+                f"{path} has {n} channels; volumes are grey: save one channel as "
+                "its own stack (Fiji: Image > Color > Split Channels)"
+            )
         else:
-            raise InputError(f"{path} has shape {tuple(shape)} (axes {axes}); save one 3-D "
-                             "grey stack (z, y, x) per file")
+            raise InputError(
+                f"{path} has shape {tuple(shape)} (axes {axes}); save one 3-D "
+                "grey stack (z, y, x) per file"
+            )
     stack = [a for a in kept if a in _STACK_AXES]
     if len(stack) > 1:
-        raise InputError(f"{path} has shape {tuple(shape)} (axes {axes}), more than one stack "
-                         "axis; save one 3-D grey stack (z, y, x) per file")
+        raise InputError(
+            f"{path} has shape {tuple(shape)} (axes {axes}), more than one stack "
+            "axis; save one 3-D grey stack (z, y, x) per file"
+        )
     wanted = stack + ["Y", "X"] + (["S"] if "S" in kept else [])
     return tuple(index), [kept.index(a) for a in wanted]
 
@@ -167,8 +179,9 @@ def _read_tiff(path: Path, lazy: bool | None) -> Volume:
         page = series.pages[0] if series.pages else tif.pages[0]
         colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
         sample = np.zeros([shape[axes.index("S")]] if "S" in axes else [], series.dtype)
-        grey_dtype = _grey_slice(sample.reshape(1, 1, -1) if sample.ndim else sample.reshape(1, 1),
-                                 colormap).dtype
+        grey_dtype = _grey_slice(
+            sample.reshape(1, 1, -1) if sample.ndim else sample.reshape(1, 1), colormap
+        ).dtype
         voxel = _tiff_voxel_size(tif, path)
         kind = "ome" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
         planes = math.prod(shape[axes.index(a)] for a in axes if a in _STACK_AXES)
@@ -178,8 +191,9 @@ def _read_tiff(path: Path, lazy: bool | None) -> Volume:
             try:
                 raw = series.asarray()
             except Exception as exc:  # noqa: BLE001 - tifffile raises many types on bad bytes
-                raise InputError(f"{path}: the image data cannot be decoded "
-                                 f"(truncated or corrupt?): {exc}") from None
+                raise InputError(
+                    f"{path}: the image data cannot be decoded (truncated or corrupt?): {exc}"
+                ) from None
     if make_lazy:
         import dask.array as da
         import zarr
@@ -191,11 +205,13 @@ def _read_tiff(path: Path, lazy: bool | None) -> Volume:
     if len(order) == (3 if "S" in axes else 2):  # one plane: a volume of one slice
         stack = stack[None]
     if stack.ndim not in (3, 4) or (stack.ndim == 4 and stack.shape[-1] not in (3, 4)):
-        raise InputError(f"{path} has shape {shape} (axes {axes}); a volume needs grey or RGB "
-                         "planes")
+        raise InputError(
+            f"{path} has shape {shape} (axes {axes}); a volume needs grey or RGB planes"
+        )
     if make_lazy:
-        data = stack.map_blocks(_grey_block, colormap, dtype=grey_dtype,
-                                drop_axis=3 if stack.ndim == 4 else None)
+        data = stack.map_blocks(
+            _grey_block, colormap, dtype=grey_dtype, drop_axis=3 if stack.ndim == 4 else None
+        )
     else:
         data = np.empty(stack.shape[:3], grey_dtype)
         for i, plane in enumerate(stack):
@@ -245,13 +261,21 @@ def _ome_voxel_size(xml: str | None) -> Voxel:
 
 
 def _slice_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-_PILLOW_DTYPES = {"I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.uint16, "I": np.int32,
-                  "F": np.float32}
+_PILLOW_DTYPES = {
+    "I;16": np.uint16,
+    "I;16L": np.uint16,
+    "I;16B": np.uint16,
+    "I": np.int32,
+    "F": np.float32,
+}
 
 
 def _slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
@@ -263,8 +287,9 @@ def _slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
                 shape = (page.imagelength, page.imagewidth)
                 if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
                     return shape, np.dtype(np.uint8)
-                sample = np.zeros((1, 1, page.samplesperpixel) if page.samplesperpixel > 1
-                                  else (1, 1), page.dtype)
+                sample = np.zeros(
+                    (1, 1, page.samplesperpixel) if page.samplesperpixel > 1 else (1, 1), page.dtype
+                )
                 return shape, _grey_slice(sample).dtype
         from PIL import Image
 
@@ -277,16 +302,20 @@ def _slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
 def _read_slice(path: Path, shape, dtype) -> np.ndarray:
     grey = read_image(path).data
     if grey.shape != tuple(shape):
-        raise InputError(f"{path} is {grey.shape[1]} x {grey.shape[0]} pixels, not "
-                         f"{shape[1]} x {shape[0]}; all slices must have one size")
+        raise InputError(
+            f"{path} is {grey.shape[1]} x {grey.shape[0]} pixels, not "
+            f"{shape[1]} x {shape[0]}; all slices must have one size"
+        )
     return grey.astype(dtype, copy=False)
 
 
 def _read_folder(folder: Path, lazy: bool | None) -> Volume:
     files = _slice_files(folder)
     if not files:
-        raise InputError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}); give a "
-                         "folder of 2-D slices")
+        raise InputError(
+            f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}); give a "
+            "folder of 2-D slices"
+        )
     headers = [_slice_header(f) for f in files]
     shape = headers[0][0]
     for f, (other, _) in zip(files, headers):
@@ -294,7 +323,8 @@ def _read_folder(folder: Path, lazy: bool | None) -> Volume:
             raise InputError(
                 f"{f.name} is {other[1]} x {other[0]} pixels but {files[0].name} is "
                 f"{shape[1]} x {shape[0]}: all slices in {folder} must have the same size "
-                "(crop or pad them to one size)")
+                "(crop or pad them to one size)"
+            )
     dtype = np.result_type(*{d for _, d in headers})
     first = read_image(files[0])
     voxel = (None, first.pixel_size_nm, first.pixel_size_nm)
@@ -303,8 +333,9 @@ def _read_folder(folder: Path, lazy: bool | None) -> Volume:
         import dask
         import dask.array as da
 
-        slices = [da.from_delayed(dask.delayed(_read_slice)(f, shape, dtype), shape, dtype)
-                  for f in files]
+        slices = [
+            da.from_delayed(dask.delayed(_read_slice)(f, shape, dtype), shape, dtype) for f in files
+        ]
         return Volume(da.stack(slices), voxel, folder, meta)
     data = np.empty((len(files), *shape), dtype)
     data[0] = first.data
@@ -314,8 +345,10 @@ def _read_folder(folder: Path, lazy: bool | None) -> Volume:
 
 
 def _is_zarr(path: Path) -> bool:
-    return path.is_dir() and (path.suffix.lower() == ".zarr" or any(
-        (path / name).exists() for name in (".zarray", ".zgroup", "zarr.json")))
+    return path.is_dir() and (
+        path.suffix.lower() == ".zarr"
+        or any((path / name).exists() for name in (".zarray", ".zgroup", "zarr.json"))
+    )
 
 
 def _open_zarr_array(path: Path):
@@ -330,8 +363,10 @@ def _open_zarr_array(path: Path):
         arrays = dict(node.arrays())
         name = "0" if "0" in arrays else next(iter(arrays)) if len(arrays) == 1 else None
         if name is None:
-            raise InputError(f"{path} is a zarr group with arrays {sorted(arrays)}; give the "
-                             "path of the array to read (e.g. store.zarr/name)")
+            raise InputError(
+                f"{path} is a zarr group with arrays {sorted(arrays)}; give the "
+                "path of the array to read (e.g. store.zarr/name)"
+            )
         return arrays[name], {**node.attrs, **arrays[name].attrs}
     return node, dict(node.attrs)
 
@@ -339,8 +374,9 @@ def _open_zarr_array(path: Path):
 def _read_zarr(path: Path, lazy: bool | None) -> Volume:
     arr, attrs = _open_zarr_array(path)
     if arr.ndim not in (2, 3):
-        raise InputError(f"{path} holds an array of shape {arr.shape}; a volume is a 3-D grey "
-                         "array (z, y, x)")
+        raise InputError(
+            f"{path} holds an array of shape {arr.shape}; a volume is a 3-D grey array (z, y, x)"
+        )
     voxel = attrs.get("voxel_size_nm")
     if isinstance(voxel, (list, tuple)) and len(voxel) == 3:
         voxel = tuple(float(v) if isinstance(v, (int, float)) and v > 0 else None for v in voxel)
@@ -380,5 +416,3 @@ def is_volume(path) -> bool:
             return any(a in _STACK_AXES and n > 1 for a, n in zip(series.axes, series.shape))
     except Exception:  # noqa: BLE001 - anything unreadable is not a volume we can open
         return False
-
-

@@ -18,8 +18,14 @@ from .write import atomic_path
 
 
 # -- writing ---------------------------------------------------------------
-def write_volume(path, data, voxel_size_nm=(None, None, None), *, n_slices: int | None = None,
-                 compression: str | None = "zlib") -> Path:
+def write_volume(
+    path,
+    data,
+    voxel_size_nm=(None, None, None),
+    *,
+    n_slices: int | None = None,
+    compression: str | None = "zlib",
+) -> Path:
     """Write a volume slice by slice (flat memory) and atomically.
 
     ``data``: a 3-D numpy / dask / zarr array or an iterable of 2-D slices
@@ -40,8 +46,13 @@ def write_volume(path, data, voxel_size_nm=(None, None, None), *, n_slices: int 
     if n is None:
         raise InputError("give n_slices= when writing a TIFF volume from an iterator of slices")
     # ImageJ pixel types: 8 / 16 bit or 32-bit float; other integers are range-checked
-    dtype = np.dtype(np.uint8 if first.dtype in (bool, np.uint8) else
-                     np.float32 if first.dtype.kind == "f" else np.uint16)
+    dtype = np.dtype(
+        np.uint8
+        if first.dtype in (bool, np.uint8)
+        else np.float32
+        if first.dtype.kind == "f"
+        else np.uint16
+    )
     h, w = first.shape
     tile = (_TILE, _TILE) if min(h, w) >= _TILE else None
     z, y, x = voxel
@@ -56,12 +67,22 @@ def write_volume(path, data, voxel_size_nm=(None, None, None), *, n_slices: int 
             if tile is None:
                 yield plane
             else:
-                yield from (plane[r:r + _TILE, c:c + _TILE]
-                            for r in range(0, h, _TILE) for c in range(0, w, _TILE))
+                yield from (
+                    plane[r : r + _TILE, c : c + _TILE]
+                    for r in range(0, h, _TILE)
+                    for c in range(0, w, _TILE)
+                )
 
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, imagej=True) as tw:
-        tw.write(pieces(), shape=(n, h, w), dtype=dtype, tile=tile, compression=compression,
-                 metadata=meta, **kwargs)
+        tw.write(
+            pieces(),
+            shape=(n, h, w),
+            dtype=dtype,
+            tile=tile,
+            compression=compression,
+            metadata=meta,
+            **kwargs,
+        )
     return path
 
 
@@ -103,8 +124,10 @@ def _checked(slices, shape, n: int | None):
     for count, plane in enumerate(slices, 1):
         plane = np.asarray(plane)
         if plane.shape != shape:
-            raise InputError(f"slices of shapes {shape} and {plane.shape}: all slices of a volume "
-                             "must have the same size")
+            raise InputError(
+                f"slices of shapes {shape} and {plane.shape}: all slices of a volume "
+                "must have the same size"
+            )
         if n is not None and count > n:
             raise InputError(f"more than the {n} slices announced (n_slices) came to write")
         yield plane
@@ -113,10 +136,11 @@ def _checked(slices, shape, n: int | None):
 
 
 def _cast(plane: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.uint16 and plane.dtype.kind in "iu" and (
-            plane.min() < 0 or plane.max() > 65535):
-        raise InputError(f"values {plane.min()}..{plane.max()} do not fit a 16-bit ImageJ "
-                         "TIFF; write the volume as .zarr instead")
+    if dtype == np.uint16 and plane.dtype.kind in "iu" and (plane.min() < 0 or plane.max() > 65535):
+        raise InputError(
+            f"values {plane.min()}..{plane.max()} do not fit a 16-bit ImageJ "
+            "TIFF; write the volume as .zarr instead"
+        )
     return np.ascontiguousarray(plane, dtype)
 
 
@@ -133,8 +157,13 @@ def _write_zarr(path: Path, n, first: np.ndarray, slices, voxel: Voxel) -> Path:
     old = tmp.with_name(tmp.name + ".old")
     try:
         h, w = first.shape
-        arr = zarr.open_array(str(tmp / "a"), mode="w", shape=(n or 1, h, w), dtype=first.dtype,
-                              chunks=(1, min(h, 1024), min(w, 1024)))
+        arr = zarr.open_array(
+            str(tmp / "a"),
+            mode="w",
+            shape=(n or 1, h, w),
+            dtype=first.dtype,
+            chunks=(1, min(h, 1024), min(w, 1024)),
+        )
         arr.attrs["voxel_size_nm"] = list(voxel)
         for count, plane in enumerate(slices, 1):
             if count > arr.shape[0]:  # an iterator of unknown length: grow as slices come

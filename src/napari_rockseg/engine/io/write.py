@@ -52,16 +52,21 @@ def clean_stale(folder, name: str | None = None) -> list[Path]:
         return removed
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if not m or (name is not None and m["name"] != name) or \
-                not entry.is_file(follow_symlinks=False):
+        if (
+            not m
+            or (name is not None and m["name"] != name)
+            or not entry.is_file(follow_symlinks=False)
+        ):
             continue
         if m["pid"] is not None:
             stale = int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"]))
         else:  # an older version's name: only when it ends as its file does, and is old
             suffix, stale = m["suffix"] or "", False
             with contextlib.suppress(OSError):
-                stale = m["name"].endswith(suffix) and \
-                    time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+                stale = (
+                    m["name"].endswith(suffix)
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+                )
         if stale:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
@@ -79,8 +84,9 @@ def _make_parent(parent: Path) -> None:
 
 def _temp_beside(path: Path, suffix: str | None = None) -> Path:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-",
-                                   suffix=suffix or path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}-", suffix=suffix or path.suffix, dir=path.parent
+        )
     except OSError as exc:
         raise InputError(f"cannot write in {path.parent}: {exc.strerror}") from None
     os.close(fd)
@@ -138,10 +144,15 @@ def write_labels(path, labels: np.ndarray, pixel_size_nm: float | None = None) -
         raise InputError("labels above 255 cannot be written as an 8-bit label image")
     kwargs = {}
     if pixel_size_nm:
-        kwargs = {"resolution": (1.0 / (pixel_size_nm / 1000.0),) * 2, "imagej": True,
-                  "metadata": {"unit": "um"}}
+        kwargs = {
+            "resolution": (1.0 / (pixel_size_nm / 1000.0),) * 2,
+            "imagej": True,
+            "metadata": {"unit": "um"},
+        }
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(np.uint8), compression=None if kwargs else "zlib", **kwargs)
+        tifffile.imwrite(
+            tmp, labels.astype(np.uint8), compression=None if kwargs else "zlib", **kwargs
+        )
     return Path(path)
 
 
@@ -165,7 +176,9 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def overlay(grey: np.ndarray, labels: np.ndarray, scheme: ClassScheme, alpha: float = 0.45) -> np.ndarray:
+def overlay(
+    grey: np.ndarray, labels: np.ndarray, scheme: ClassScheme, alpha: float = 0.45
+) -> np.ndarray:
     """The labels in the scheme's colours blended over the grey image (RGB uint8)."""
     g = normalize(grey)
     base = np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=-1).astype(np.float32)
@@ -237,8 +250,10 @@ def _take_lock(path: Path) -> Path:
                 with contextlib.suppress(OSError):
                     os.unlink(lock)
                 continue
-            raise InputError(f"another rockseg run is writing {path} (lock {lock}); wait for it to "
-                             "finish or choose another output folder") from None
+            raise InputError(
+                f"another rockseg run is writing {path} (lock {lock}); wait for it to "
+                "finish or choose another output folder"
+            ) from None
         except OSError as exc:
             raise InputError(f"cannot write in {path.parent}: {exc.strerror}") from None
         os.write(fd, stamp)
@@ -303,16 +318,19 @@ def result_set(paths, overwrite: bool = False, flag: str = "--overwrite"):
             if p.is_dir():
                 raise InputError(f"{p} is a directory; it cannot be replaced by a result")
             if p.exists() and not overwrite:
-                raise InputError(f"{p} exists (an earlier result); add {flag} to replace its "
-                                 "result set, or choose another output folder")
+                raise InputError(
+                    f"{p} exists (an earlier result); add {flag} to replace its "
+                    "result set, or choose another output folder"
+                )
         for parent in dict.fromkeys(p.parent for p in members):
             clean_stale(parent)
         yield rs
         try:
             rs._commit()
         except OSError as exc:
-            raise InputError(f"cannot write the results in {members[0].parent}: "
-                             f"{exc.strerror or exc}") from None
+            raise InputError(
+                f"cannot write the results in {members[0].parent}: {exc.strerror or exc}"
+            ) from None
         made = []
     finally:
         for tmp in rs.temps.values():

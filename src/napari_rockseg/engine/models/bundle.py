@@ -25,8 +25,11 @@ META_KEY = "rockseg"
 
 
 def provenance(**settings) -> dict:
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "package_version": __version__, **settings}
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        **settings,
+    }
 
 
 #: prefix of a bag's forest arrays among its tensors
@@ -61,8 +64,12 @@ def save_model(model, path, half: bool = False) -> Path:
     they are computed in float32 after loading)."""
     from safetensors.torch import save_file
 
-    meta = {"format": FORMAT, "kind": model.kind, "config": _config_of(model),
-            "info": model.info.to_dict()}
+    meta = {
+        "format": FORMAT,
+        "kind": model.kind,
+        "config": _config_of(model),
+        "info": model.info.to_dict(),
+    }
     tensors = _tensors_of(model)
     if half and model.kind in ("unet", "ensemble", "bag"):
         tensors = {k: v if k.startswith(FOREST) else _as_half(k, v) for k, v in tensors.items()}
@@ -77,7 +84,8 @@ def _refuse_pickle(path: Path, head: bytes):
         return
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise BundleError(
-            f"{path} is a pickle-based file (torch.save / pickle); it is refused because loading it "
+            f"{path} is a pickle-based file (torch.save / pickle); it is refused because loading "
+            f"it "
             "could run code. Only .safetensors model bundles are loaded"
         )
 
@@ -99,7 +107,9 @@ def read_bundle(path):
             raw = (f.metadata() or {}).get(META_KEY)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"{path} is not a readable model bundle (corrupt or truncated?): {exc}") from None
+        raise BundleError(
+            f"{path} is not a readable model bundle (corrupt or truncated?): {exc}"
+        ) from None
     if raw is None:
         raise BundleError(f"{path} has no napari-rockseg metadata; it was not written by rockseg")
     try:
@@ -110,7 +120,9 @@ def read_bundle(path):
         if key not in meta:
             raise BundleError(f"{path}: metadata lacks {key!r}")
     if meta["format"] != FORMAT:
-        raise BundleError(f"{path} has bundle format {meta['format']}; this version reads format {FORMAT}")
+        raise BundleError(
+            f"{path} has bundle format {meta['format']}; this version reads format {FORMAT}"
+        )
     return meta, tensors
 
 
@@ -129,8 +141,11 @@ def load_model(path):
             raise BundleError(f"{path}: LDA bundle lacks {sorted(missing)}")
         model = GreyLDA.from_tensors({k: v.numpy() for k, v in tensors.items()})
         k = len(model.classes)
-        if model.coef.shape != (k, 1) or model.intercept.shape != (k,) or \
-                not set(model.classes.tolist()) <= set(info.scheme.labels):
+        if (
+            model.coef.shape != (k, 1)
+            or model.intercept.shape != (k,)
+            or not set(model.classes.tolist()) <= set(info.scheme.labels)
+        ):
             raise BundleError(f"{path}: LDA arrays do not match its class scheme")
         model.info = info
         return model
@@ -138,8 +153,12 @@ def load_model(path):
         return _forest(path, tensors, info, meta.get("config") or {})
     forest = None
     if kind == "bag" and "forest" in (meta.get("config") or {}):
-        forest = _forest(path, {k[len(FOREST):]: v for k, v in tensors.items() if k.startswith(FOREST)},
-                         info, meta["config"]["forest"])
+        forest = _forest(
+            path,
+            {k[len(FOREST) :]: v for k, v in tensors.items() if k.startswith(FOREST)},
+            info,
+            meta["config"]["forest"],
+        )
         tensors = {k: v for k, v in tensors.items() if not k.startswith(FOREST)}
     builders = {"unet": NetModel, "ensemble": Ensemble, "bag": Bag}
     if kind not in builders:
@@ -151,18 +170,26 @@ def load_model(path):
         raise BundleError(f"{path}: cannot build a {kind} from its metadata: {exc}") from None
     n_out = model.net.config["n_classes"] if kind == "unet" else model.n_classes
     if n_out != info.scheme.n_classes:
-        raise BundleError(f"{path}: the network has {n_out} outputs but the class scheme "
-                          f"has {info.scheme.n_classes} classes")
+        raise BundleError(
+            f"{path}: the network has {n_out} outputs but the class scheme "
+            f"has {info.scheme.n_classes} classes"
+        )
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    broken = [
+        k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()
+    ]
     if broken:
-        raise BundleError(f"{path}: non-finite weights in {', '.join(broken[:3])}"
-                          f"{' and more' if len(broken) > 3 else ''}")
+        raise BundleError(
+            f"{path}: non-finite weights in {', '.join(broken[:3])}"
+            f"{' and more' if len(broken) > 3 else ''}"
+        )
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()
-        raise BundleError(f"{path}: weights do not fit the architecture: {' '.join(first[:3])}") from None
+        raise BundleError(
+            f"{path}: weights do not fit the architecture: {' '.join(first[:3])}"
+        ) from None
     if forest is not None:
         weight = meta["config"]["forest"].get("weight", 0.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
@@ -189,8 +216,9 @@ def _net_configs(kind: str, config: dict) -> list:
             n = len(members) if isinstance(members, list) else members
             raise ValueError(f"a bag of {n!r} members (1 to {LIMITS['members']} can be loaded)")
         return members
-    return [config.get("binary"), config.get("multi")] + \
-        ([config["synth"]] if config.get("synth") is not None else [])
+    return [config.get("binary"), config.get("multi")] + (
+        [config["synth"]] if config.get("synth") is not None else []
+    )
 
 
 def _check_net_config(cfg) -> None:
@@ -221,9 +249,11 @@ def _check_architecture(path, builder, config: dict, info: ModelInfo, tensors: d
     if shapes != have:
         need = sum(math.prod(s) for s in shapes.values()) * 4
         odd = sorted(set(shapes) ^ set(have)) or [k for k in shapes if shapes[k] != have[k]]
-        raise BundleError(f"{path}: weights do not fit the architecture: its metadata describes a "
-                          f"{kind} of {need / 1e6:.3g} MB that differs from its weights (first: "
-                          f"{odd[0]}); the file is corrupt or was edited")
+        raise BundleError(
+            f"{path}: weights do not fit the architecture: its metadata describes a "
+            f"{kind} of {need / 1e6:.3g} MB that differs from its weights (first: "
+            f"{odd[0]}); the file is corrupt or was edited"
+        )
 
 
 def _forest(path, tensors: dict, info: ModelInfo, config: dict) -> PixelForest:
@@ -234,8 +264,9 @@ def _forest(path, tensors: dict, info: ModelInfo, config: dict) -> PixelForest:
         raise BundleError(f"{path}: forest arrays lack {sorted(need - set(tensors))}")
     try:
         sigma = config.get("sigma_max", 16.0) if isinstance(config, dict) else None
-        sigma_max = check_forest({k: v.numpy() for k, v in tensors.items()}, info.scheme.n_classes,
-                                 sigma)
+        sigma_max = check_forest(
+            {k: v.numpy() for k, v in tensors.items()}, info.scheme.n_classes, sigma
+        )
     except ValueError as exc:
         raise BundleError(f"{path}: forest arrays are inconsistent: the forest {exc}") from None
     return PixelForest(info, {k: v.numpy() for k, v in tensors.items()}, sigma_max)

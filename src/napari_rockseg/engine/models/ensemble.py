@@ -58,8 +58,14 @@ class Ensemble(nn.Module):
     kind = "ensemble"
     reads, texture_levels = TILES, False
 
-    def __init__(self, binaries: list[UNet], multi: UNet, synth: UNet | None, info: ModelInfo,
-                 fusion: str = "mean"):
+    def __init__(
+        self,
+        binaries: list[UNet],
+        multi: UNet,
+        synth: UNet | None,
+        info: ModelInfo,
+        fusion: str = "mean",
+    ):
         super().__init__()
         self.binaries = nn.ModuleList(binaries)
         self.multi = multi
@@ -94,8 +100,12 @@ class Ensemble(nn.Module):
         return 0.5 * (binary + maps[:, k:])
 
     def config(self) -> dict:
-        return {"binary": self.binaries[0].config, "multi": self.multi.config,
-                "synth": None if self.synth is None else self.synth.config, "fusion": self.fusion}
+        return {
+            "binary": self.binaries[0].config,
+            "multi": self.multi.config,
+            "synth": None if self.synth is None else self.synth.config,
+            "fusion": self.fusion,
+        }
 
     @classmethod
     def build(cls, config: dict, info: ModelInfo) -> Ensemble:
@@ -105,8 +115,14 @@ class Ensemble(nn.Module):
         return cls(binaries, UNet(**config["multi"]), synth, info, config.get("fusion", "stacked"))
 
     @classmethod
-    def new(cls, info: ModelInfo, width: int = 16, depth: int = 4, up: str = "bilinear",
-            synth_width: int | None = None) -> Ensemble:
+    def new(
+        cls,
+        info: ModelInfo,
+        width: int = 16,
+        depth: int = 4,
+        up: str = "bilinear",
+        synth_width: int | None = None,
+    ) -> Ensemble:
         k = info.scheme.n_classes
         binaries = [UNet(1, 1, width, depth, up) for _ in range(k)]
         multi = UNet(1, k, width, depth, up)
@@ -120,16 +136,22 @@ def check_compatible(i: int, info: ModelInfo, first: ModelInfo, what: str = "mod
     from ..errors import InputError
 
     if info.scheme.names != first.scheme.names or info.scheme.labels != first.scheme.labels:
-        raise InputError(f"{what} {i} has classes ({', '.join(info.scheme.names)}); model 1 has "
-                         f"({', '.join(first.scheme.names)})")
+        raise InputError(
+            f"{what} {i} has classes ({', '.join(info.scheme.names)}); model 1 has "
+            f"({', '.join(first.scheme.names)})"
+        )
     if info.pixel_size_nm != first.pixel_size_nm:
-        raise InputError(f"{what} {i} was trained at {info.pixel_size_nm} nm per pixel, model 1 at "
-                         f"{first.pixel_size_nm}: combine models trained at the same pixel size")
-    if info.normalization != first.normalization or \
-            abs((info.contrast or 0) - (first.contrast or 0)) > \
-            0.01 * max(abs(first.contrast or 0), 1e-9):
-        raise InputError(f"{what} {i} normalises intensities differently from model 1 "
-                         "(trained on other images?); combine models trained on the same images")
+        raise InputError(
+            f"{what} {i} was trained at {info.pixel_size_nm} nm per pixel, model 1 at "
+            f"{first.pixel_size_nm}: combine models trained at the same pixel size"
+        )
+    if info.normalization != first.normalization or abs(
+        (info.contrast or 0) - (first.contrast or 0)
+    ) > 0.01 * max(abs(first.contrast or 0), 1e-9):
+        raise InputError(
+            f"{what} {i} normalises intensities differently from model 1 "
+            "(trained on other images?); combine models trained on the same images"
+        )
 
 
 class Bag(nn.Module):
@@ -146,8 +168,14 @@ class Bag(nn.Module):
     kind = "bag"
     reads, texture_levels = TILES, True
 
-    def __init__(self, members: list[UNet], info: ModelInfo, forest=None,
-                 forest_weight: float = 0.0, fused: str | None = "grouped"):
+    def __init__(
+        self,
+        members: list[UNet],
+        info: ModelInfo,
+        forest=None,
+        forest_weight: float = 0.0,
+        fused: str | None = "grouped",
+    ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.info = info
@@ -184,8 +212,10 @@ class Bag(nn.Module):
         only."""
         params = [*self.members.parameters(), *self.members.buffers()]
         # inference tensors (moved inside inference_mode) keep no version: they cannot change
-        key = (self.fused,
-               tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in params))
+        key = (
+            self.fused,
+            tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in params),
+        )
         cached = self.__dict__.get("_fused_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -193,8 +223,11 @@ class Bag(nn.Module):
         for m in self.members:
             groups.setdefault(tuple(sorted(m.config.items())), []).append(m)
         probe = self.members[0].inc[3].weight  # a 3x3 conv of width channels: its memory layout
-        layout = torch.channels_last if probe.is_contiguous(memory_format=torch.channels_last) \
-            and not probe.is_contiguous() else torch.contiguous_format
+        layout = (
+            torch.channels_last
+            if probe.is_contiguous(memory_format=torch.channels_last) and not probe.is_contiguous()
+            else torch.contiguous_format
+        )
         with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in any mode
             nets = []
             for members in groups.values():
@@ -232,8 +265,9 @@ class Bag(nn.Module):
         return cls([UNet(**c) for c in members], info)
 
     @classmethod
-    def of(cls, models: list, provenance: dict | None = None, forest=None,
-           forest_weight: float = 0.2) -> Bag:
+    def of(
+        cls, models: list, provenance: dict | None = None, forest=None, forest_weight: float = 0.2
+    ) -> Bag:
         """The bag of trained models: single U-Nets, or bags whose members join,
         blended with ``forest`` (a random forest) at ``forest_weight`` if given.
         They must share classes, pixel size and intensity normalisation, which the
@@ -246,11 +280,14 @@ class Bag(nn.Module):
         for i, m in enumerate(models):
             kind = getattr(m, "kind", None)
             if kind not in ("unet", "bag"):
-                raise InputError(f"model {i + 1} is a {kind} model; only U-Nets and bags of U-Nets "
-                                 "can be bagged")
+                raise InputError(
+                    f"model {i + 1} is a {kind} model; only U-Nets and bags of U-Nets can be bagged"
+                )
             if kind == "bag" and m.forest is not None:
-                raise InputError(f"model {i + 1} is a bag with a forest; bag its U-Nets and give "
-                                 "the forest separately (--forest)")
+                raise InputError(
+                    f"model {i + 1} is a bag with a forest; bag its U-Nets and give "
+                    "the forest separately (--forest)"
+                )
             check_compatible(i + 1, m.info, first)
             nets += [m.net] if kind == "unet" else list(m.members)
         info = copy.deepcopy(first)
@@ -258,17 +295,26 @@ class Bag(nn.Module):
         info.provenance["members"] = [m.info.provenance for m in models]
         if forest is not None:
             if getattr(forest, "kind", None) != "rf":
-                raise InputError(f"the forest given is a {getattr(forest, 'kind', None)} model; "
-                                 "give a random forest (rockseg train --method rf)")
+                raise InputError(
+                    f"the forest given is a {getattr(forest, 'kind', None)} model; "
+                    "give a random forest (rockseg train --method rf)"
+                )
             if not 0 < forest_weight < 1:
-                raise InputError(f"the forest's weight must be between 0 and 1, not "
-                                 f"{forest_weight}")
+                raise InputError(
+                    f"the forest's weight must be between 0 and 1, not {forest_weight}"
+                )
             check_compatible(len(models) + 1, forest.info, first, what="the forest, model")
             info.provenance["forest"] = forest.info.provenance
         return cls([copy.deepcopy(n) for n in nets], info, forest, forest_weight)
 
     @classmethod
-    def new(cls, info: ModelInfo, members: int = 4, width: int = 16, depth: int = 4,
-            up: str = "bilinear") -> Bag:
+    def new(
+        cls,
+        info: ModelInfo,
+        members: int = 4,
+        width: int = 16,
+        depth: int = 4,
+        up: str = "bilinear",
+    ) -> Bag:
         k = info.scheme.n_classes
         return cls([UNet(1, k, width, depth, up) for _ in range(members)], info)

@@ -1,4 +1,5 @@
-"""A random forest on multiscale pixel features (scikit-image), flattened into arrays for pickle-free storage, with numpy and torch tree walkers."""
+"""A random forest on multiscale pixel features (scikit-image), flattened into arrays for
+pickle-free storage, with numpy and torch tree walkers."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ def pixel_features(x: np.ndarray, sigma_max: float = 16.0, workers: int = 2) -> 
     strip: +550 MB against +770 MB)."""
     from skimage.feature import multiscale_basic_features
 
-    return multiscale_basic_features(np.asarray(x, np.float32), intensity=True, edges=True, texture=True,
-                                     sigma_min=1.0, sigma_max=sigma_max,
-                                     workers=workers).astype(np.float32, copy=False)
+    return multiscale_basic_features(
+        np.asarray(x, np.float32),
+        intensity=True,
+        edges=True,
+        texture=True,
+        sigma_min=1.0,
+        sigma_max=sigma_max,
+        workers=workers,
+    ).astype(np.float32, copy=False)
 
 
 #: limits of a stored forest: far above any trained one (depth 14, 60 trees, sigma_max 16)
@@ -34,15 +41,21 @@ def check_forest(a: dict, n_classes: int, sigma_max) -> float:
     number of classes and the features of ``sigma_max``; returns ``sigma_max``.  ValueError
     says what is wrong: a forest that passes walks in bounded time and memory."""
     lo, hi = SIGMA_RANGE
-    if isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or \
-            not lo <= sigma_max <= hi:
+    if (
+        isinstance(sigma_max, bool)
+        or not isinstance(sigma_max, (int, float))
+        or not lo <= sigma_max <= hi
+    ):
         raise ValueError(f"sigma_max {sigma_max!r} is not between {lo:g} and {hi:g}")
     ints = ("left", "right", "feature", "roots", "depth")
     if any(a[k].ndim != 1 or a[k].dtype.kind not in "iu" for k in ints) or a["threshold"].ndim != 1:
         raise ValueError("arrays have the wrong shapes or types")
     n = a["left"].shape[0]
-    if n == 0 or a["value"].shape != (n, n_classes) or \
-            any(a[k].shape != (n,) for k in ("right", "feature", "threshold")):
+    if (
+        n == 0
+        or a["value"].shape != (n, n_classes)
+        or any(a[k].shape != (n,) for k in ("right", "feature", "threshold"))
+    ):
         raise ValueError(f"arrays are inconsistent with each other or the {n_classes} classes")
     if not 1 <= a["roots"].size <= MAX_TREES or a["depth"].size != 1:
         raise ValueError(f"has {a['roots'].size} trees (1 to {MAX_TREES}) or no single depth")
@@ -53,8 +66,9 @@ def check_forest(a: dict, n_classes: int, sigma_max) -> float:
         if a[k].min() < 0 or a[k].max() >= n:
             raise ValueError(f"{k} points outside its {n} nodes")
     if a["feature"].min() < 0 or a["feature"].max() >= n_features(sigma_max):
-        raise ValueError(f"uses a feature outside the {n_features(sigma_max)} of sigma_max "
-                         f"{sigma_max:g}")
+        raise ValueError(
+            f"uses a feature outside the {n_features(sigma_max)} of sigma_max {sigma_max:g}"
+        )
     if np.isnan(a["threshold"]).any() or not np.isfinite(a["value"]).all():
         raise ValueError("holds NaN thresholds or non-finite class values")
     return float(sigma_max)
@@ -120,7 +134,7 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
             g0, g1 = _np_gradient(g, 2), _np_gradient(g, 3)
             hrr, hrc, hcc = _np_gradient(g0, 2), _np_gradient(g0, 3), _np_gradient(g1, 3)
             mean = (hrr + hcc) / 2
-            half = torch.sqrt(hrc ** 2 + ((hrr - hcc) / 2) ** 2)
+            half = torch.sqrt(hrc**2 + ((hrr - hcc) / 2) ** 2)
             feats += [g, edges, mean + half, mean - half]
         return torch.cat(feats, 1)[0].permute(1, 2, 0)
 
@@ -135,7 +149,9 @@ def _child_table(a: dict) -> np.ndarray:
     return np.stack([a["right"], a["left"]], 1).ravel().astype(np.int64)
 
 
-def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: int | None = None) -> np.ndarray:
+def forest_probabilities(
+    a: dict, f: np.ndarray, chunk: int = 65536, workers: int | None = None
+) -> np.ndarray:
     """(N, K) class probabilities of N feature rows ``f`` from the flat tree arrays ``a``
     (``PixelForest._flatten``).  Every row walks each tree for its full depth (a leaf
     points to itself), with flat ``take`` gathers on cache-sized chunks: 2x faster than
@@ -154,7 +170,7 @@ def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: in
     depth = int(a["depth"][0])
 
     def walk(s: int) -> None:
-        fc = np.ascontiguousarray(f[s:s + chunk], np.float32).ravel()
+        fc = np.ascontiguousarray(f[s : s + chunk], np.float32).ravel()
         n = fc.size // nf
         base = np.arange(n, dtype=np.int64) * nf
         acc = np.zeros((n, k), np.float32)
@@ -164,7 +180,7 @@ def forest_probabilities(a: dict, f: np.ndarray, chunk: int = 65536, workers: in
                 go_left = fc.take(base + feature.take(node)) <= threshold.take(node)
                 node = children.take(2 * node + go_left)
             acc += value.take(node, axis=0)
-        out[s:s + chunk] = acc / len(a["roots"])
+        out[s : s + chunk] = acc / len(a["roots"])
 
     starts = range(0, f.shape[0], chunk)
     if workers > 1 and len(starts) > 1:
@@ -187,8 +203,14 @@ def forest_probabilities_torch(t: dict, f) -> np.ndarray:
     import torch
 
     dev = t["value"].device
-    ff = torch.as_tensor(np.ascontiguousarray(f, np.float32) if isinstance(f, np.ndarray) else f,
-                         dtype=torch.float32).to(dev).contiguous()
+    ff = (
+        torch.as_tensor(
+            np.ascontiguousarray(f, np.float32) if isinstance(f, np.ndarray) else f,
+            dtype=torch.float32,
+        )
+        .to(dev)
+        .contiguous()
+    )
     n, nf = ff.shape
     flat = ff.reshape(-1)
     base = torch.arange(n, device=dev, dtype=torch.int64) * nf
@@ -213,7 +235,9 @@ class PixelForest:
     kind = "rf"
     reads, texture_levels = WHOLE_IMAGE, False
 
-    def __init__(self, info: ModelInfo | None = None, arrays: dict | None = None, sigma_max: float = 16.0):
+    def __init__(
+        self, info: ModelInfo | None = None, arrays: dict | None = None, sigma_max: float = 16.0
+    ):
         self.info = info or ModelInfo()
         self.arrays = arrays
         self.sigma_max = sigma_max
@@ -231,11 +255,21 @@ class PixelForest:
                 "feature": torch.from_numpy(a["feature"].astype(np.int64)).to(device),
                 "threshold": torch.from_numpy(a["threshold"].astype(np.float32)).to(device),
                 "value": torch.from_numpy(a["value"].astype(np.float32)).to(device),
-                "roots": [int(r) for r in a["roots"]], "depth": int(a["depth"][0])}
+                "roots": [int(r) for r in a["roots"]],
+                "depth": int(a["depth"][0]),
+            }
         return self._device_arrays[key]
 
-    def fit(self, images, labels, per_class: int = 20000, n_trees: int = 60, max_depth: int = 14,
-            seed: int = 0, progress=None) -> PixelForest:
+    def fit(
+        self,
+        images,
+        labels,
+        per_class: int = 20000,
+        n_trees: int = 60,
+        max_depth: int = 14,
+        seed: int = 0,
+        progress=None,
+    ) -> PixelForest:
         from sklearn.ensemble import RandomForestClassifier
 
         rng = np.random.default_rng(seed)
@@ -249,15 +283,23 @@ class PixelForest:
                 progress()
         xall, yall = np.concatenate(feats), np.concatenate(ys)
         if np.unique(yall).size < 2:
-            raise InputError("the training labels hold fewer than two classes; the forest needs at least two")
+            raise InputError(
+                "the training labels hold fewer than two classes; the forest needs at least two"
+            )
         pick = []
         for c in range(1, k + 1):
             idx = np.nonzero(yall == c)[0]
             if idx.size:
                 pick.append(rng.choice(idx, size=min(per_class, idx.size), replace=False))
         pick = np.concatenate(pick)
-        rf = RandomForestClassifier(n_estimators=n_trees, max_depth=max_depth, min_samples_leaf=5,
-                                    class_weight="balanced", n_jobs=-1, random_state=seed)
+        rf = RandomForestClassifier(
+            n_estimators=n_trees,
+            max_depth=max_depth,
+            min_samples_leaf=5,
+            class_weight="balanced",
+            n_jobs=-1,
+            random_state=seed,
+        )
         rf.fit(xall[pick], yall[pick])
         self.arrays = self._flatten(rf, k)
         return self
@@ -287,11 +329,15 @@ class PixelForest:
             full[:, rf.classes_.astype(int) - 1] = v
             val.append(full)
             offset += n
-        return {"left": np.concatenate(left).astype(np.int32), "right": np.concatenate(right).astype(np.int32),
-                "feature": np.concatenate(feat).astype(np.int32),
-                "threshold": np.concatenate(thr).astype(np.float32),
-                "value": np.concatenate(val).astype(np.float32), "roots": np.array(roots, np.int32),
-                "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32)}
+        return {
+            "left": np.concatenate(left).astype(np.int32),
+            "right": np.concatenate(right).astype(np.int32),
+            "feature": np.concatenate(feat).astype(np.int32),
+            "threshold": np.concatenate(thr).astype(np.float32),
+            "value": np.concatenate(val).astype(np.float32),
+            "roots": np.array(roots, np.int32),
+            "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32),
+        }
 
     def probabilities(self, x: np.ndarray, rows: int = 256, device=None) -> np.ndarray:
         """(K, H, W) class probabilities of the normalised image ``x``, computed in strips
@@ -311,10 +357,12 @@ class PixelForest:
             y1 = min(h, y0 + rows)
             a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
             if gpu:
-                feats = pixel_features_torch(x[a0:a1], self.sigma_max, device)[y0 - a0:y1 - a0]
-                p = forest_probabilities_torch(self.on_device(device), feats.reshape(-1, feats.shape[-1]))
+                feats = pixel_features_torch(x[a0:a1], self.sigma_max, device)[y0 - a0 : y1 - a0]
+                p = forest_probabilities_torch(
+                    self.on_device(device), feats.reshape(-1, feats.shape[-1])
+                )
             else:
-                feats = pixel_features(x[a0:a1], self.sigma_max)[y0 - a0:y1 - a0]
+                feats = pixel_features(x[a0:a1], self.sigma_max)[y0 - a0 : y1 - a0]
                 p = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
             out[:, y0:y1] = p.T.reshape(k, y1 - y0, w)
         return out

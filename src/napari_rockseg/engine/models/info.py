@@ -68,16 +68,23 @@ class ModelInfo:
     normalization: str = "median"
     data_bar: str | int = "auto"
     provenance: dict = field(default_factory=dict)
-    #: mean contrast (:func:`contrast_of`) of the training images; low-contrast images are stretched to it
+    #: mean contrast (:func:`contrast_of`) of the training images; low-contrast images are stretched
+    #: to it
     contrast: float | None = None
     #: mean pixel-scale texture (``predict.texture``, normalised units) of the training images at
     #: the model's scale: the reference of prediction's texture floor and pixel-noise ceiling
     texture: float | None = None
 
     def to_dict(self) -> dict:
-        return {"scheme": self.scheme.to_dict(), "pixel_size_nm": self.pixel_size_nm,
-                "normalization": self.normalization, "data_bar": self.data_bar,
-                "provenance": self.provenance, "contrast": self.contrast, "texture": self.texture}
+        return {
+            "scheme": self.scheme.to_dict(),
+            "pixel_size_nm": self.pixel_size_nm,
+            "normalization": self.normalization,
+            "data_bar": self.data_bar,
+            "provenance": self.provenance,
+            "contrast": self.contrast,
+            "texture": self.texture,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInfo:
@@ -89,14 +96,22 @@ class ModelInfo:
         if norm not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {norm!r}")
         bar = d.get("data_bar", "auto")
-        if bar != "auto" and (isinstance(bar, bool) or not isinstance(bar, int)
-                              or not 0 <= bar <= 10**6):
+        if bar != "auto" and (
+            isinstance(bar, bool) or not isinstance(bar, int) or not 0 <= bar <= 10**6
+        ):
             raise ValueError(f"the data-bar rule must be 'auto' or a number of rows, not {bar!r}")
         provenance = d.get("provenance", {})
         if not isinstance(provenance, dict):
             raise TypeError("the provenance is not a JSON object")
-        return cls(ClassScheme.from_dict(d["scheme"]), _pixel_size(d.get("pixel_size_nm")), norm,
-                   bar, dict(provenance), _optional(d, "contrast"), _optional(d, "texture"))
+        return cls(
+            ClassScheme.from_dict(d["scheme"]),
+            _pixel_size(d.get("pixel_size_nm")),
+            norm,
+            bar,
+            dict(provenance),
+            _optional(d, "contrast"),
+            _optional(d, "texture"),
+        )
 
     def stats(self, grey, rows: int | None = None) -> tuple[float, float] | None:
         """The whole-image intensity statistics the normalisation needs (computed
@@ -105,7 +120,9 @@ class ModelInfo:
         to the image above the data bar (a lazy image is sampled, never read whole)."""
         return self.stats_and_note(grey, rows)[0]
 
-    def stats_and_note(self, grey, rows: int | None = None) -> tuple[tuple[float, float] | None, str | None]:
+    def stats_and_note(
+        self, grey, rows: int | None = None
+    ) -> tuple[tuple[float, float] | None, str | None]:
         """:meth:`stats`, and a note when ``median`` stretches a low-contrast image: one
         that uses less than 1/8 of its bit depth goes to the training images' contrast,
         one below :data:`CONTRAST_FLOOR` x their contrast to that floor."""
@@ -122,9 +139,16 @@ class ModelInfo:
                 target = None
             if target is not None:
                 full = (hi - lo) / target
-                note = (f"low contrast: the image's grey values span {100 * own:.0f} % of its bit depth "
-                        f"(0.5-99.5 %), stretched {target / own:.3g}x to {100 * target:.0f} %"
-                        + (f" (the training images: {100 * self.contrast:.0f} %)" if self.contrast else ""))
+                note = (
+                    f"low contrast: the image's grey values span {100 * own:.0f} % of its bit "
+                    f"depth "
+                    f"(0.5-99.5 %), stretched {target / own:.3g}x to {100 * target:.0f} %"
+                    + (
+                        f" (the training images: {100 * self.contrast:.0f} %)"
+                        if self.contrast
+                        else ""
+                    )
+                )
             return (float(np.median(sample)), full), note
         if self.normalization == "percentile":
             return intensity_bounds(sample_grid(grey, rows=rows)), None
@@ -137,9 +161,9 @@ class ModelInfo:
         the bit depth's full scale to 4, so brightness offsets between detector
         settings vanish while the grey-level differences between phases stay as the
         microscope measured them; an image that uses less than 1/8 of its bit depth
-        is first stretched to the training images' contrast; ``percentile``: the 0.5-99.5 % range stretched to
-        [-2, 2]; ``none``: raw values. ``stats`` are the whole image's (from
-        :meth:`stats`) when ``grey`` is one block of it."""
+        is first stretched to the training images' contrast; ``percentile``: the
+        0.5-99.5 % range stretched to [-2, 2]; ``none``: raw values. ``stats`` are the
+        whole image's (from :meth:`stats`) when ``grey`` is one block of it."""
         if self.normalization == "none":
             return np.asarray(grey, np.float32)
         if self.normalization == "median":

@@ -1,4 +1,7 @@
-"""The original work's classical baseline: a linear discriminant on grey values. Fitted parameters are plain arrays (safetensors, no pickle); prediction needs numpy only."""
+"""The original work's classical baseline: a linear discriminant on grey values.
+
+Fitted parameters are plain arrays (safetensors, no pickle); prediction needs numpy only.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +48,8 @@ class GreyLDA:
         present = np.unique(y)
         if present.size < 2:
             raise InputError(
-                f"the training labels hold only class {present.tolist()}; LDA needs at least two classes"
+                f"the training labels hold only class {present.tolist()}; LDA needs at least two "
+                f"classes"
             )
         lda = LinearDiscriminantAnalysis(solver="svd").fit(x, y)
         coef, intercept = lda.coef_, lda.intercept_

@@ -28,7 +28,8 @@ class Up(nn.Module):
         if mode == "bilinear":
             self.up = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(cin, cin // 2, 1))
+                nn.Conv2d(cin, cin // 2, 1),
+            )
         elif mode == "transpose":
             self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
         else:
@@ -46,18 +47,30 @@ class UNet(nn.Module):
     """U-Net: ``depth`` poolings, ``width`` channels at full resolution doubling
     at each level, BatchNorm; outputs ``n_classes`` logits per pixel."""
 
-    def __init__(self, in_channels: int = 1, n_classes: int = 4, width: int = 16, depth: int = 4,
-                 up: str = "bilinear"):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 4,
+        width: int = 16,
+        depth: int = 4,
+        up: str = "bilinear",
+    ):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError("width and depth must be positive")
-        self.config = {"in_channels": in_channels, "n_classes": n_classes, "width": width,
-                       "depth": depth, "up": up}
+        self.config = {
+            "in_channels": in_channels,
+            "n_classes": n_classes,
+            "width": width,
+            "depth": depth,
+            "up": up,
+        }
         chans = [width * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_channels, chans[0])
         self.downs = nn.ModuleList(DoubleConv(chans[i], chans[i + 1]) for i in range(depth))
-        self.ups = nn.ModuleList(Up(chans[i + 1], chans[i], chans[i], up)
-                                 for i in reversed(range(depth)))
+        self.ups = nn.ModuleList(
+            Up(chans[i + 1], chans[i], chans[i], up) for i in reversed(range(depth))
+        )
         self.head = nn.Conv2d(chans[0], n_classes, 1)
 
     @property
@@ -89,8 +102,12 @@ def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Te
     return conv.weight * scale.view(-1, 1, 1, 1), bias
 
 
-def _stacked(parts: list[tuple[torch.Tensor, torch.Tensor]], shared_input: bool, dense: bool,
-             transpose: bool = False) -> nn.Module:
+def _stacked(
+    parts: list[tuple[torch.Tensor, torch.Tensor]],
+    shared_input: bool,
+    dense: bool,
+    transpose: bool = False,
+) -> nn.Module:
     """One convolution computing M members' convolutions side by side, member-major channels:
     grouped (``groups=M``), or ``dense`` (block-diagonal weights: M times the arithmetic, one
     plain convolution, which some GPU kernels run faster than a grouped one).  A first layer
@@ -107,7 +124,8 @@ def _stacked(parts: list[tuple[torch.Tensor, torch.Tensor]], shared_input: bool,
     elif dense:
         conv = nn.Conv2d(m * cin, m * cout, (kh, kw), padding=kh // 2)
         conv.weight.data = torch.block_diag(*[w.reshape(cout, -1) for w in weights]).reshape(
-            m * cout, m * cin, kh, kw)
+            m * cout, m * cin, kh, kw
+        )
     else:
         conv = nn.Conv2d(m * cin, m * cout, (kh, kw), padding=kh // 2, groups=m)
         conv.weight.data = torch.cat(weights)
@@ -126,8 +144,13 @@ def _member_cat(a: torch.Tensor, b: torch.Tensor, m: int) -> torch.Tensor:
     memory layout they come in (channels-last stays channels-last, with one copy as cat)."""
     n, _, h, w = a.shape
     if a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous():
-        nhwc = torch.cat([a.permute(0, 2, 3, 1).reshape(n, h, w, m, -1),
-                          b.permute(0, 2, 3, 1).reshape(n, h, w, m, -1)], dim=-1)
+        nhwc = torch.cat(
+            [
+                a.permute(0, 2, 3, 1).reshape(n, h, w, m, -1),
+                b.permute(0, 2, 3, 1).reshape(n, h, w, m, -1),
+            ],
+            dim=-1,
+        )
         return nhwc.reshape(n, h, w, -1).permute(0, 3, 1, 2)
     both = torch.cat([a.reshape(n, m, -1, h, w), b.reshape(n, m, -1, h, w)], dim=2)
     return both.reshape(n, -1, h, w)
@@ -148,18 +171,22 @@ class FusedUNets(nn.Module):
         self.m, self.config = len(members), dict(members[0].config)
         with torch.no_grad():
             self.inc = _double([u.inc for u in members], True, dense)
-            self.downs = nn.ModuleList(_double([u.downs[i] for u in members], False, dense)
-                                       for i in range(len(members[0].downs)))
+            self.downs = nn.ModuleList(
+                _double([u.downs[i] for u in members], False, dense)
+                for i in range(len(members[0].downs))
+            )
             self.ups, self.convs = nn.ModuleList(), nn.ModuleList()
             for i in range(len(members[0].ups)):
                 ups = [u.ups[i] for u in members]
                 if self.config["up"] == "bilinear":
                     one = _stacked([(u.up[1].weight, u.up[1].bias) for u in ups], False, dense)
                     up = nn.Sequential(
-                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), one)
+                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), one
+                    )
                 else:
-                    up = _stacked([(u.up.weight, u.up.bias) for u in ups], False, dense,
-                                  transpose=True)
+                    up = _stacked(
+                        [(u.up.weight, u.up.bias) for u in ups], False, dense, transpose=True
+                    )
                 self.ups.append(up)
                 self.convs.append(_double([u.conv for u in ups], False, dense))
             self.head = _stacked([(u.head.weight, u.head.bias) for u in members], False, dense)

@@ -56,7 +56,11 @@ class WeightAverage:
                 n.load_state_dict(st)
 
     def state(self) -> dict:
-        out = {f"{i}.{k}": v.detach().cpu().clone() for i, sh in enumerate(self.shadow) for k, v in sh.items()}
+        out = {
+            f"{i}.{k}": v.detach().cpu().clone()
+            for i, sh in enumerate(self.shadow)
+            for k, v in sh.items()
+        }
         out["updates"] = torch.tensor(self.updates)
         return out
 

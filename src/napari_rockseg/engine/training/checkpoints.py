@@ -19,7 +19,9 @@ def load_checkpoint(path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot resume from {path}: not a rockseg checkpoint, or corrupt ({first})") from None
+        raise InputError(
+            f"cannot resume from {path}: not a rockseg checkpoint, or corrupt ({first})"
+        ) from None
     if not isinstance(ckpt, dict) or "method" not in ckpt or "model" not in ckpt:
         raise InputError(f"cannot resume from {path}: not a rockseg checkpoint")
     return ckpt

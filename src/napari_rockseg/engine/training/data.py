@@ -13,8 +13,9 @@ from ..models.info import ModelInfo
 from .sampler import TrainImage
 
 
-def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelInfo,
-                  data_bar: int | None = None) -> list[TrainImage]:
+def prepare_items(
+    images: list[SEMImage], labels: list[np.ndarray], info: ModelInfo, data_bar: int | None = None
+) -> list[TrainImage]:
     """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
     from ..condition import resize
 
@@ -22,13 +23,15 @@ def prepare_items(images: list[SEMImage], labels: list[np.ndarray], info: ModelI
     if info.normalization == "median" and info.contrast is None and images:
         from ..models.info import contrast_of
 
-        info.contrast = float(np.mean([contrast_of(img.data[:rows])
-                                       for img, rows in zip(images, rows_above_bar)]))
+        info.contrast = float(
+            np.mean([contrast_of(img.data[:rows]) for img, rows in zip(images, rows_above_bar)])
+        )
     items = []
     for img, lab, rows in zip(images, labels, rows_above_bar):
         if img.data.shape != lab.shape:
-            raise InputError(f"{img.path}: image {img.data.shape} and labels {lab.shape} differ "
-                             f"in size")
+            raise InputError(
+                f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size"
+            )
         info.scheme.check_labels(lab, what=f"labels of {img.stem}")
         x = info.normalize(img.data[:rows]).astype(np.float32)
         y = lab[:rows].astype(np.uint8)
@@ -52,8 +55,9 @@ RESAMPLE_BYTES = 4 + 8 + 1 + 8
 FAR_FACTOR = 4.0
 
 
-def plan_pixel_size(images: list[SEMImage],
-                    requested: float | None) -> tuple[float | None, list[str]]:
+def plan_pixel_size(
+    images: list[SEMImage], requested: float | None
+) -> tuple[float | None, list[str]]:
     """The pixel size (nm) a run trains at and records, with notes for the user.
 
     ``requested`` None: the images' own, their median where they differ; 0: every image as it
@@ -69,29 +73,42 @@ def plan_pixel_size(images: list[SEMImage],
         return (float(np.median(known)) if same and not unknown else None), []
     if not known:
         asked = f" to {requested:g} nm" if requested else ""
-        return None, [f"the training images record no pixel size: they are used as they are (not "
-                      f"resampled{asked}), and the model records none, so prediction will not "
-                      f"resample images to it"]
+        return None, [
+            f"the training images record no pixel size: they are used as they are (not "
+            f"resampled{asked}), and the model records none, so prediction will not "
+            f"resample images to it"
+        ]
     target = float(requested) if requested else float(np.median(known))
     notes = []
     if requested is None and not same:
-        notes.append(f"the training images have pixel sizes from {min(known):.4g} to "
-                     f"{max(known):.4g} nm: they are resampled to their median, {target:.4g} nm, "
-                     f"which the model records (--pixel-size chooses another)")
+        notes.append(
+            f"the training images have pixel sizes from {min(known):.4g} to "
+            f"{max(known):.4g} nm: they are resampled to their median, {target:.4g} nm, "
+            f"which the model records (--pixel-size chooses another)"
+        )
     if unknown:
         names = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-        notes.append(f"{len(unknown)} training image(s) ({names}) record no pixel size: they are "
-                     f"used as they are, as if at {target:.4g} nm")
+        notes.append(
+            f"{len(unknown)} training image(s) ({names}) record no pixel size: they are "
+            f"used as they are, as if at {target:.4g} nm"
+        )
     for img in images:
         if not img.pixel_size_nm:
             continue
         f = img.pixel_size_nm / target
-        check_resample_memory(img.data.shape, f, RESAMPLE_BYTES, f"training image {img.stem}",
-                              "train at the images' own pixel size (leave out --pixel-size, or 0: "
-                              "as they are) or give a pixel size closer to theirs")
+        check_resample_memory(
+            img.data.shape,
+            f,
+            RESAMPLE_BYTES,
+            f"training image {img.stem}",
+            "train at the images' own pixel size (leave out --pixel-size, or 0: "
+            "as they are) or give a pixel size closer to theirs",
+        )
         if max(f, 1 / f) > FAR_FACTOR:
-            notes.append(f"training image {img.stem} is resampled {f:.3g}x "
-                         f"({img.pixel_size_nm:.4g} -> {target:.4g} nm per pixel)")
+            notes.append(
+                f"training image {img.stem} is resampled {f:.3g}x "
+                f"({img.pixel_size_nm:.4g} -> {target:.4g} nm per pixel)"
+            )
     return target, notes
 
 

@@ -1,4 +1,5 @@
-"""Data-parallel training (torchrun / DDP): rank and world size, agreement between ranks, RNG states across ranks."""
+"""Data-parallel training (torchrun / DDP): rank and world size, agreement between ranks,
+RNG states across ranks."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def _agree(flag: bool, dev) -> bool:
         return bool(flag)
     import torch.distributed as dist
 
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=dev if dev.type == "cuda" else "cpu")
+    t = torch.tensor(
+        [1 if flag else 0], dtype=torch.int32, device=dev if dev.type == "cuda" else "cpu"
+    )
     dist.broadcast(t, src=0)
     return bool(t.item())
 
@@ -42,8 +45,12 @@ def _rng_to_tensor(state: dict) -> torch.Tensor:
 def _rng_from_tensor(t: torch.Tensor) -> dict:
     w = [int(v) for v in t.tolist()]
     vals = [sum(w[j * 4 + i] << (32 * i) for i in range(4)) for j in range(4)]
-    return {"bit_generator": "PCG64", "state": {"state": vals[0], "inc": vals[1]},
-            "has_uint32": vals[2], "uinteger": vals[3]}
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": vals[0], "inc": vals[1]},
+        "has_uint32": vals[2],
+        "uinteger": vals[3],
+    }
 
 
 def init_distributed(device: str):

@@ -52,8 +52,12 @@ def binary_dice(logits, target, valid):
     return 1 - (2 * inter + _EPS) / (p.sum() + t.sum() + _EPS)
 
 
-def binary_focal_dice(logits, target, valid, alpha: float = 0.25, gamma: float = 2.0, dice_weight=1.0):
-    return binary_focal(logits, target, valid, alpha, gamma) + dice_weight * binary_dice(logits, target, valid)
+def binary_focal_dice(
+    logits, target, valid, alpha: float = 0.25, gamma: float = 2.0, dice_weight=1.0
+):
+    return binary_focal(logits, target, valid, alpha, gamma) + dice_weight * binary_dice(
+        logits, target, valid
+    )
 
 
 # -- multi-class ---------------------------------------------------------
@@ -70,7 +74,11 @@ def cross_entropy(logits, labels, weight=None):
     if not valid.any():
         return _zero(logits)
     t = torch.where(valid, target, torch.full_like(target, -100))
-    w = None if weight is None else torch.as_tensor(weight, dtype=logits.dtype, device=logits.device)
+    w = (
+        None
+        if weight is None
+        else torch.as_tensor(weight, dtype=logits.dtype, device=logits.device)
+    )
     return F.cross_entropy(logits.float(), t, weight=w, ignore_index=-100)
 
 
@@ -184,6 +192,7 @@ def multiclass_loss(name: str, alpha=None, gamma: float = 2.0, class_weight=None
     if name == "dice":
         return soft_dice
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
 
 def binary_alpha(alpha, k: int, freqs=None) -> list[float]:
     """Focal alpha of each binary member.  By default a rare class weighs its

@@ -80,11 +80,14 @@ class StageSteps:
             return {}
         if stage == "members":
             multi = eval_iou(lambda x: model.multi(x).argmax(1) + 1, val, k, dev)
-            binary = eval_iou(lambda x: model.probabilities(x, "binary").argmax(1) + 1, val, k,
-                              dev)
+            binary = eval_iou(lambda x: model.probabilities(x, "binary").argmax(1) + 1, val, k, dev)
             score = 0.5 * (multi.mean() + binary.mean())
-            return {"iou": multi.tolist(), "binary_iou": binary.tolist(),
-                    "miou": float(multi.mean()), "score": float(score)}
+            return {
+                "iou": multi.tolist(),
+                "binary_iou": binary.tolist(),
+                "miou": float(multi.mean()),
+                "score": float(score),
+            }
         net = None if stage == "synth" else self._stage_nets(stage, model)[0]
 
         def labels(x):
@@ -159,8 +162,9 @@ class StageSteps:
             if improved:
                 best = score
                 self.best_steps[stage] = step
-                self.best_state = {k: v.detach().cpu().clone()
-                                   for k, v in model.state_dict().items()}
+                self.best_state = {
+                    k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                }
         return metrics, improved, best
 
     def _run_stage(self, stages, index, model, sampler, val, dev, ckpt, step0, elapsed0):
@@ -169,8 +173,7 @@ class StageSteps:
         self._stage = stage
         nets = self._stage_nets(stage, model)
         params = [p for n in nets for p in n.parameters()]
-        opt, ema, best, bad_evals = self._open_stage(stage, model, nets, params, sampler, ckpt,
-                                                     dev)
+        opt, ema, best, bad_evals = self._open_stage(stage, model, nets, params, sampler, ckpt, dev)
         base_lr = c.finetune_lr if self.init is not None else c.lr
         max_steps, max_secs = self._budget(stages, index)
         loss_scaling = autocast_dtype(dev, c.precision) == torch.float16  # float16 on CUDA only
@@ -185,13 +188,15 @@ class StageSteps:
 
             # gradients are averaged over the processes; BatchNorm statistics follow rank 0
             runner = DistributedDataParallel(
-                runner, device_ids=[dev.index] if dev.type == "cuda" else None)
+                runner, device_ids=[dev.index] if dev.type == "cuda" else None
+            )
         step, t_start = step0, time.perf_counter() - elapsed0
 
         def done_fraction():
             elapsed = time.perf_counter() - t_start
-            return elapsed, max(step / max_steps if max_steps else 0.0,
-                                elapsed / max_secs if max_secs else 0.0)
+            return elapsed, max(
+                step / max_steps if max_steps else 0.0, elapsed / max_secs if max_secs else 0.0
+            )
 
         loss_avg = None
         try:
@@ -211,18 +216,29 @@ class StageSteps:
                 metrics = {}
                 last = _agree(frac >= 1.0, dev)
                 if step % c.eval_every == 0 or last:
-                    metrics, improved, best = self._evaluate(stage, model, nets, val, dev, ema,
-                                                             step, lv, best)
+                    metrics, improved, best = self._evaluate(
+                        stage, model, nets, val, dev, ema, step, lv, best
+                    )
                     bad_evals = 0 if improved else bad_evals + 1
-                    self.history.append({"stage": stage, "step": step, "loss": loss_avg,
-                                         **metrics})
+                    self.history.append({"stage": stage, "step": step, "loss": loss_avg, **metrics})
                 stop_early = _agree(bool(c.patience) and bad_evals >= c.patience, dev)
-                if c.checkpoint and rank == 0 and (step % c.checkpoint_every == 0 or last
-                                                   or stop_early):
-                    self._save_checkpoint(model, opt, sampler, index, step, elapsed, best,
-                                          bad_evals, ema)
-                yield Progress(stage, step, total, loss_avg, metrics, eta,
-                               message=f"stage {index + 1}/{len(stages)}: {stage}")
+                if (
+                    c.checkpoint
+                    and rank == 0
+                    and (step % c.checkpoint_every == 0 or last or stop_early)
+                ):
+                    self._save_checkpoint(
+                        model, opt, sampler, index, step, elapsed, best, bad_evals, ema
+                    )
+                yield Progress(
+                    stage,
+                    step,
+                    total,
+                    loss_avg,
+                    metrics,
+                    eta,
+                    message=f"stage {index + 1}/{len(stages)}: {stage}",
+                )
                 if stop_early:
                     break
         finally:
@@ -235,16 +251,20 @@ class StageSteps:
             self.best_state = None
             self._save_checkpoint(model, None, sampler, index + 1, 0, 0.0, -1.0, 0)
 
-    def _save_checkpoint(self, model, opt, sampler, stage, step, elapsed, best, bad_evals,
-                         ema=None):
+    def _save_checkpoint(
+        self, model, opt, sampler, stage, step, elapsed, best, bad_evals, ema=None
+    ):
         data = {
             "method": self.config.method,
-            "stage": stage, "step": step, "elapsed": elapsed,
+            "stage": stage,
+            "step": step,
+            "elapsed": elapsed,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict() if opt is not None else {},
             "sampler_rng": _rng_to_tensor(sampler.rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
-            "best": best, "bad_evals": bad_evals,
+            "best": best,
+            "bad_evals": bad_evals,
             "best_state": self.best_state or {},
             "history": self.history,
             "best_steps": dict(self.best_steps),

@@ -1,4 +1,9 @@
-"""The trainer: stages, steps, validation, early stopping and checkpoints, as a generator of progress events. A caller may stop iterating at any time (cancel); trainer.result() then gives the best model validated so far. Checkpoints are written atomically and resume continues a killed run."""
+"""The trainer: a run of one method as a generator of progress events.
+
+A caller may stop iterating at any time (cancel); ``trainer.result()`` then gives the best
+model validated so far.  The steps of each stage live in :mod:`.steps`; checkpoints are
+written atomically and ``resume`` continues a killed run.
+"""
 
 from __future__ import annotations
 
@@ -31,25 +36,43 @@ from .validation import quality_warnings
 class Trainer(StageSteps):
     """Trains a model of ``config.method`` on images and label masks."""
 
-    def __init__(self, config: TrainConfig, images: list[SEMImage], labels: list[np.ndarray],
-                 scheme: ClassScheme, init=None, resume: str | None = None, data_source: str = "",
-                 command: str | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        images: list[SEMImage],
+        labels: list[np.ndarray],
+        scheme: ClassScheme,
+        init=None,
+        resume: str | None = None,
+        data_source: str = "",
+        command: str | None = None,
+    ):
         if config.method not in METHODS:
             raise InputError(f"unknown method {config.method!r}; choose {', '.join(METHODS)}")
         if not 0 <= config.forest_weight < 1:
-            raise InputError(f"the forest's weight must be at least 0 and below 1, not {config.forest_weight}")
+            raise InputError(
+                f"the forest's weight must be at least 0 and below 1, not {config.forest_weight}"
+            )
         if not 0 <= config.ema < 1:
-            raise InputError(f"the weight average's decay (--ema) must be at least 0 (off) and below 1, "
-                             f"not {config.ema}")
+            raise InputError(
+                f"the weight average's decay (--ema) must be at least 0 (off) and below 1, "
+                f"not {config.ema}"
+            )
         if not 0 <= config.balance <= 1:
-            raise InputError(f"the share of class-centred crops (--balance) must be between 0 and 1, "
-                             f"not {config.balance}")
+            raise InputError(
+                f"the share of class-centred crops (--balance) must be between 0 and 1, "
+                f"not {config.balance}"
+            )
         if not 0 <= config.noise <= 1:
-            raise InputError(f"the noise augmentation's sigma must be between 0 (off) and 1 normalised unit "
-                             f"(64 grey levels of an 8-bit image; --noise), not {config.noise}")
+            raise InputError(
+                f"the noise augmentation's sigma must be between 0 (off) and 1 normalised unit "
+                f"(64 grey levels of an 8-bit image; --noise), not {config.noise}"
+            )
         if not 0 <= config.contrast <= 2:
-            raise InputError(f"the contrast augmentation's range (--contrast) must be between 0 (off) and 2 "
-                             f"(exp(+-2): 0.14-7.4x), not {config.contrast}")
+            raise InputError(
+                f"the contrast augmentation's range (--contrast) must be between 0 (off) and 2 "
+                f"(exp(+-2): 0.14-7.4x), not {config.contrast}"
+            )
         if not images:
             raise InputError("no training images given")
         if len(images) != len(labels):
@@ -86,17 +109,25 @@ class Trainer(StageSteps):
         present = set()
         for img, lab in zip(self.images, self.labels):
             if img.data.shape != lab.shape:
-                raise InputError(f"{img.stem}: image {img.data.shape} and labels {lab.shape} differ in size")
+                raise InputError(
+                    f"{img.stem}: image {img.data.shape} and labels {lab.shape} differ in size"
+                )
             self.scheme.check_labels(lab, what=f"labels of {img.stem}")
             present |= set(np.unique(lab).tolist())
         present.discard(0)
         if not present:
-            raise InputError("the training labels are all unlabelled (0); paint or load some labels first")
+            raise InputError(
+                "the training labels are all unlabelled (0); paint or load some labels first"
+            )
         if len(present) < 2:
             name = self.scheme.names[min(present) - 1]
-            raise InputError(f"the training labels hold only one class ({name}); label at least two classes")
+            raise InputError(
+                f"the training labels hold only one class ({name}); label at least two classes"
+            )
         missing = [n for c, n in zip(self.scheme.labels, self.scheme.names) if c not in present]
-        return [f"class '{n}' has no labelled pixel; the model will never predict it" for n in missing]
+        return [
+            f"class '{n}' has no labelled pixel; the model will never predict it" for n in missing
+        ]
 
     def _check_pixel_sizes(self) -> list[str]:
         """Settle the pixel size the run trains at (data.plan_pixel_size: by default the images'
@@ -119,8 +150,12 @@ class Trainer(StageSteps):
                 info.normalization = "none"
                 info.pixel_size_nm = None
         settings = {k: v for k, v in asdict(c).items() if k not in ("checkpoint", "device")}
-        info.provenance = provenance(data=self.data_source, settings=settings, command=self.command,
-                                     fine_tuned_from=self.init.info.provenance if self.init else None)
+        info.provenance = provenance(
+            data=self.data_source,
+            settings=settings,
+            command=self.command,
+            fine_tuned_from=self.init.info.provenance if self.init else None,
+        )
         return info
 
     def run(self):
@@ -140,14 +175,29 @@ class Trainer(StageSteps):
             strokes = prepare_items(self.images, self.labels, info, c.data_bar)
             focus = [(s.labels > 0) & (t.labels > 0) for s, t in zip(strokes, train_items)]
         rank, _ = dist_info()
-        sampler = TileSampler(train_items, c.tile, self.scheme.n_classes, c.seed + rank, c.balance, c.cutout,
-                              c.sampling, c.stride, scale_jitter=c.scale_jitter, noise=c.noise,
-                              blur=c.blur, focus=focus, focus_share=c.stroke_share, lowmag=c.lowmag,
-                              contrast=c.contrast)
+        sampler = TileSampler(
+            train_items,
+            c.tile,
+            self.scheme.n_classes,
+            c.seed + rank,
+            c.balance,
+            c.cutout,
+            c.sampling,
+            c.stride,
+            scale_jitter=c.scale_jitter,
+            noise=c.noise,
+            blur=c.blur,
+            focus=focus,
+            focus_share=c.stroke_share,
+            lowmag=c.lowmag,
+            contrast=c.contrast,
+        )
         model = self._new_model(info)
         self.model = model.to(dev)
-        counts = sum(np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
-                     for it in train_items)
+        counts = sum(
+            np.bincount(it.labels.ravel(), minlength=self.scheme.n_classes + 1)[1:]
+            for it in train_items
+        )
         self.class_freqs = counts / max(1, counts.sum())
         stages = self._stages(model)
         state = {"stage": 0, "step": 0, "elapsed": 0.0}
@@ -155,20 +205,36 @@ class Trainer(StageSteps):
         if ckpt is not None:
             self._check_resume(ckpt)
             model.load_state_dict(ckpt["model"])
-            state = {"stage": int(ckpt["stage"]), "step": int(ckpt["step"]), "elapsed": float(ckpt["elapsed"])}
+            state = {
+                "stage": int(ckpt["stage"]),
+                "step": int(ckpt["step"]),
+                "elapsed": float(ckpt["elapsed"]),
+            }
             self.history = list(ckpt.get("history", []))
         for index in range(state["stage"], len(stages)):
             resume_here = ckpt if (ckpt is not None and index == int(ckpt["stage"])) else None
-            yield from self._run_stage(stages, index, model, sampler, val, dev, resume_here,
-                                       state["step"] if resume_here else 0,
-                                       state["elapsed"] if resume_here else 0.0)
+            yield from self._run_stage(
+                stages,
+                index,
+                model,
+                sampler,
+                val,
+                dev,
+                resume_here,
+                state["step"] if resume_here else 0,
+                state["elapsed"] if resume_here else 0.0,
+            )
         model.info.provenance["steps"] = dict(self.stage_steps)
         model.info.provenance["best_steps"] = dict(self.best_steps)
         model.cpu().eval()
         if model.kind == "bag" and self.init is None and c.forest_weight > 0:
             yield Progress("forest", 0, 1, message="pixel features and forest")
-            model.forest = PixelForest(model.info).fit([it.image for it in items], [it.labels for it in items],
-                                                       n_trees=c.trees or 20, seed=c.seed)
+            model.forest = PixelForest(model.info).fit(
+                [it.image for it in items],
+                [it.labels for it in items],
+                n_trees=c.trees or 20,
+                seed=c.seed,
+            )
             model.forest_weight = c.forest_weight
             yield Progress("forest", 1, 1, message="forest fitted")
         self._finished = True
@@ -206,8 +272,9 @@ class Trainer(StageSteps):
     def _quality(self, model, train_items, val):
         """Generator: fill :attr:`warnings` when the model learned little (see
         :func:`.validation.quality_warnings`)."""
-        self.warnings = yield from quality_warnings(model, self.scheme, train_items, val,
-                                                    self.init is None, self.config.seed)
+        self.warnings = yield from quality_warnings(
+            model, self.scheme, train_items, val, self.init is None, self.config.seed
+        )
 
     def _with_kept_predictions(self, dev):
         """Generator: the training labels, where fine-tuning on sparse labels, with the
@@ -223,19 +290,27 @@ class Trainer(StageSteps):
         out = []
         n = len(self.images)
         for j, (img, lab) in enumerate(zip(self.images, self.labels)):
-            yield Progress("keep", j, n, message="the starting model's predictions for unpainted pixels")
-            seg = drain(segment(self.init, img, data_bar=c.data_bar, device=dev, probabilities=True))
+            yield Progress(
+                "keep", j, n, message="the starting model's predictions for unpainted pixels"
+            )
+            seg = drain(
+                segment(self.init, img, data_bar=c.data_bar, device=dev, probabilities=True)
+            )
             sure = (lab == 0) & (seg.labels > 0) & (seg.probabilities.max(0) >= thr)
             filled = lab.copy()
             filled[sure] = seg.labels[sure]
             out.append(filled)
-        yield Progress("keep", n, n, message="the starting model's predictions for unpainted pixels")
+        yield Progress(
+            "keep", n, n, message="the starting model's predictions for unpainted pixels"
+        )
         return out
 
     def _run_lda(self):
         yield Progress("lda", 0, 1, message="fitting LDA on grey values")
-        masks = [valid_mask(img.data.shape, resolve_data_bar(img.data, self.config.data_bar))
-                 for img in self.images]
+        masks = [
+            valid_mask(img.data.shape, resolve_data_bar(img.data, self.config.data_bar))
+            for img in self.images
+        ]
         model = GreyLDA(info=self.info()).fit([i.data for i in self.images], self.labels, masks)
         self.model = model
         yield Progress("lda", 1, 1)
@@ -253,8 +328,13 @@ class Trainer(StageSteps):
             events.append(Progress("rf", done[0], n + 1, message="pixel features"))
 
         yield Progress("rf", 0, n + 1, message="pixel features")
-        model = PixelForest(info).fit([it.image for it in items], [it.labels for it in items],
-                                      n_trees=self.config.trees or 60, seed=self.config.seed, progress=tick)
+        model = PixelForest(info).fit(
+            [it.image for it in items],
+            [it.labels for it in items],
+            n_trees=self.config.trees or 60,
+            seed=self.config.seed,
+            progress=tick,
+        )
         yield from events
         self.model = model
         yield Progress("rf", n + 1, n + 1, message="forest fitted")
@@ -266,7 +346,9 @@ class Trainer(StageSteps):
             model = copy.deepcopy(self.init)
             model.info = info
             if c.method != model.kind:
-                raise InputError(f"--init is a {model.kind} model; fine-tune it with --method {model.kind}")
+                raise InputError(
+                    f"--init is a {model.kind} model; fine-tune it with --method {model.kind}"
+                )
             return model
         k = self.scheme.n_classes
         if c.method == "ensemble":

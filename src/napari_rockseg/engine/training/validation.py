@@ -20,8 +20,11 @@ def eval_iou(model_fn, val: list[TrainImage], n_classes: int, dev) -> np.ndarray
             x = torch.from_numpy(it.image[None, None]).to(dev)
             preds.append(model_fn(x)[0].cpu().numpy())
             truths.append(it.labels)
-    return per_class_iou(np.concatenate([p.ravel() for p in preds]),
-                         np.concatenate([t.ravel() for t in truths]), n_classes)
+    return per_class_iou(
+        np.concatenate([p.ravel() for p in preds]),
+        np.concatenate([t.ravel() for t in truths]),
+        n_classes,
+    )
 
 
 #: a labelled class below this validation IoU was not learned
@@ -45,24 +48,37 @@ def quality_warnings(model, scheme, train_items, val, from_scratch: bool, seed: 
     present = sorted(set(np.unique(np.concatenate([v.labels.ravel() for v in val]))) - {0})
     if not present:
         return []
-    warnings = [f"class '{scheme.names[c - 1]}' was not learned (validation IoU "
-                f"{iou[c - 1]:.2f}): train longer (--minutes), label more pixels of it, or "
-                f"try --method rf" for c in present if iou[c - 1] < NOT_LEARNED]
+    warnings = [
+        f"class '{scheme.names[c - 1]}' was not learned (validation IoU "
+        f"{iou[c - 1]:.2f}): train longer (--minutes), label more pixels of it, or "
+        f"try --method rf"
+        for c in present
+        if iou[c - 1] < NOT_LEARNED
+    ]
     mean = float(np.mean([iou[c - 1] for c in present]))
     pixels = sum(it.image.size for it in train_items)
     if from_scratch and pixels <= FOREST_CHECK_PIXELS:
         yield Progress("check", 0, 1, message="a quick random forest to compare with")
-        forest = PixelForest(model.info).fit([it.image for it in train_items],
-                                             [it.labels for it in train_items], n_trees=10,
-                                             seed=seed)
+        forest = PixelForest(model.info).fit(
+            [it.image for it in train_items],
+            [it.labels for it in train_items],
+            n_trees=10,
+            seed=seed,
+        )
         pred = [forest.probabilities(v.image).argmax(0) + 1 for v in val]
-        rf = per_class_iou(np.concatenate([p.ravel() for p in pred]),
-                           np.concatenate([v.labels.ravel() for v in val]), k)
+        rf = per_class_iou(
+            np.concatenate([p.ravel() for p in pred]),
+            np.concatenate([v.labels.ravel() for v in val]),
+            k,
+        )
         rf_mean = float(np.mean([rf[c - 1] for c in present]))
         if mean < rf_mean - FOREST_MARGIN:
-            warnings.append(f"validation mean IoU {mean:.2f} is far below a quick random "
-                            f"forest's {rf_mean:.2f} on the same blocks: train longer "
-                            f"(--minutes) or use --method rf")
-    yield Progress("check", 1, 1,
-                   message="; ".join(f"warning: {w}" for w in warnings) or "model checked")
+            warnings.append(
+                f"validation mean IoU {mean:.2f} is far below a quick random "
+                f"forest's {rf_mean:.2f} on the same blocks: train longer "
+                f"(--minutes) or use --method rf"
+            )
+    yield Progress(
+        "check", 1, 1, message="; ".join(f"warning: {w}" for w in warnings) or "model checked"
+    )
     return warnings

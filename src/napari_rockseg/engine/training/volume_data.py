@@ -29,8 +29,10 @@ def training_slices(volume: Volume, labels_volume, axes=AXES) -> tuple[list, lis
     lab = labels_volume.data if isinstance(labels_volume, Volume) else labels_volume
     lab = np.asarray(lab)
     if lab.shape != volume.shape:
-        raise InputError(f"the labels volume has shape {lab.shape} but the image volume "
-                         f"{volume.shape}; paint labels on the volume itself")
+        raise InputError(
+            f"the labels volume has shape {lab.shape} but the image volume "
+            f"{volume.shape}; paint labels on the volume itself"
+        )
     unknown = [a for a in axes if a not in AXES]
     if unknown or not axes:
         raise InputError(f"axes must be a selection of {AXES}, not {tuple(axes)!r}")
@@ -46,8 +48,11 @@ def training_slices(volume: Volume, labels_volume, axes=AXES) -> tuple[list, lis
         plane_labels = lab[where].astype(np.uint8, copy=False)
         sizes = [s for ax, s in enumerate(volume.voxel_size_nm) if ax != axis]
         grey, plane_labels, pixel = _square(grey, plane_labels, sizes)
-        meta = {"volume": str(volume.path) if volume.path else None,
-                "axis": AXES[axis], "index": int(index)}
+        meta = {
+            "volume": str(volume.path) if volume.path else None,
+            "axis": AXES[axis],
+            "index": int(index),
+        }
         images.append(SEMImage(grey, pixel, volume.path, meta))
         labels.append(plane_labels)
     return images, labels
@@ -84,15 +89,22 @@ def _square(grey, labels, sizes):
     from skimage.transform import resize
 
     shape = tuple(max(1, int(round(n * s / fine))) for n, s in zip(grey.shape, sizes))
-    grey = resize(grey.astype(np.float32), shape, order=1, preserve_range=True,
-                  anti_aliasing=False).astype(grey.dtype)
-    labels = resize(labels, shape, order=0, preserve_range=True,
-                    anti_aliasing=False).astype(np.uint8)
+    grey = resize(
+        grey.astype(np.float32), shape, order=1, preserve_range=True, anti_aliasing=False
+    ).astype(grey.dtype)
+    labels = resize(labels, shape, order=0, preserve_range=True, anti_aliasing=False).astype(
+        np.uint8
+    )
     return grey, labels, float(fine)
 
 
-def load_pairs(image_paths, label_paths, scheme, pixel_size_nm: float | None = None,
-               voxel_depth_nm: float | None = None) -> tuple[list, list]:
+def load_pairs(
+    image_paths,
+    label_paths,
+    scheme,
+    pixel_size_nm: float | None = None,
+    voxel_depth_nm: float | None = None,
+) -> tuple[list, list]:
     """Matching image and label files -> (images, labels); a pair whose image is a volume
     (``io.is_volume``) gives its painted slices (:func:`training_slices`), a 2-D pair
     itself (``data.load_training_pairs``)."""
