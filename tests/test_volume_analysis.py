@@ -8,12 +8,11 @@ import pytest
 from napari_rockseg.engine.analysis.volume import (
     AXES,
     MILLIDARCY_M2,
-    export_network,
     local_thickness,
-    summary_row_3d,
     volume_report,
     volume_report_steps,
 )
+from napari_rockseg.engine.analysis.volume_export import export_network, summary_row_3d
 from napari_rockseg.engine.classes import SHALE, ClassScheme
 from napari_rockseg.engine.errors import InputError, SchemeError
 from napari_rockseg.engine.events import Progress

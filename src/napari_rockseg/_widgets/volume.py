@@ -12,7 +12,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 
 from .._layers import scheme_of_layer
 from ..engine.align import align_steps
-from ..engine.analysis.volume import summary_row_3d, volume_report_steps
+from ..engine.analysis.volume import volume_report_steps
+from ..engine.analysis.volume_export import summary_row_3d
 from ..engine.errors import InputError
 from ..engine.inference.volume import MODES, segment_volume
 from ..engine.io import Volume, write_text, write_volume

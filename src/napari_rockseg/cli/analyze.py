@@ -139,7 +139,7 @@ def cmd_analyze(args):
 
     from ..engine import io
     from ..engine.analysis.rock import rock_report, summary_row
-    from ..engine.analysis.volume import summary_row_3d
+    from ..engine.analysis.volume_export import summary_row_3d
 
     scheme = _scheme(args.classes)
     out = Path(args.out)

@@ -36,7 +36,6 @@ need more than ``max_memory_gb`` they run on its central crop and say so in ``no
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -44,12 +43,10 @@ from ..errors import InputError
 from ..events import Progress, drain
 from .transport import (
     AXES,
-    BYTES_NETWORK,
     BYTES_TORTUOSITY,
     MILLIDARCY_M2,
     isotropic_copy,
     network_permeability,
-    snow_network,
     tortuosity_factor,
 )
 
@@ -249,50 +246,6 @@ def surface_area(pore, spacing=(1.0, 1.0, 1.0), slab=32):
     return area
 
 
-def export_network(labels, scheme, path, voxel_size_nm=None, *, max_memory_gb=8.0) -> dict:
-    """Extract the SNOW2 pore network of the pore class and write it as an OpenPNM CSV file
-    (``openpnm.io.network_from_csv(path)`` loads it).  Lengths are in metres when the voxel
-    size is known (OpenPNM's SI convention), else in voxels."""
-    import openpnm as op
-    import pandas as pd
-
-    from ..io import atomic_path
-
-    path = Path(path)
-    if path.suffix.lower() != ".csv":
-        raise InputError(f"{path}: pore networks are written as OpenPNM CSV; give a .csv path")
-    labels, pore_label, spacing = _inputs(labels, scheme, voxel_size_nm)
-    pore = labels == pore_label
-    iso, step, notes = isotropic_copy(
-        pore, spacing, BYTES_NETWORK, max_memory_gb * 2**30, "pore network"
-    )
-    if not iso.any():
-        raise InputError("the volume has no pore voxels, so there is no pore network to export")
-    net = snow_network(iso, step * 1e-9 if spacing else 1.0)
-    if len(net["throat.conns"]) == 0:
-        raise InputError(
-            "the pore network has no throats (no two pores touch): there is "
-            "nothing to simulate, and OpenPNM cannot read such a CSV file"
-        )
-    pn = op.io.network_from_porespy(net)
-    try:
-        frames = op.io.network_to_pandas(pn, join=False)
-        # Side by side on the row index: OpenPNM's own join keeps only Nt rows and would
-        # drop pores of networks with more pores than throats.
-        table = pd.concat([frames["throat"], frames["pore"]], axis=1)
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
-        return {
-            "path": str(path),
-            "pores": int(pn.Np),
-            "throats": int(pn.Nt),
-            "length_unit": "m" if spacing else "voxel",
-            "notes": notes,
-        }
-    finally:
-        op.Workspace().close_project(pn.project)
-
-
 # -- the report ------------------------------------------------------------------------
 def volume_report_steps(
     labels,
@@ -341,15 +294,7 @@ def volume_report_steps(
     sizes = None
     if pore_sizes:
         yield progress("pore sizes")
-        _check_memory(
-            labels.size * _BYTES_THICKNESS,
-            budget,
-            "local thickness",
-            "pore_sizes=False (--no-pore-sizes)",
-        )
-        diameters = 2.0 * local_thickness(pore, spacing or (1.0, 1.0, 1.0))[pore]
-        sizes = _size_stats(diameters, report["unit"], bins)
-        sizes["method"] = "local thickness (anisotropic edt), diameter = 2 x radius"
+        sizes = _pore_size_part(labels, pore, spacing, budget, report["unit"], bins)
     report["pore_sizes"] = sizes
     d50 = None if sizes is None else sizes["d50"]
     report["pore_diameter_d50_nm"] = d50 if spacing else None
@@ -364,6 +309,27 @@ def volume_report_steps(
     report["tortuosity_method"] = None
     if tortuosity:
         yield from _tortuosity_part(report, pore, spacing, spanning, budget, progress)
+    if network:
+        yield progress("network")
+    _network_part(report, pore, spacing, spanning, budget, network)
+    return _plain(report)
+
+
+def _pore_size_part(labels, pore, spacing, budget, unit, bins):
+    _check_memory(
+        labels.size * _BYTES_THICKNESS,
+        budget,
+        "local thickness",
+        "pore_sizes=False (--no-pore-sizes)",
+    )
+    diameters = 2.0 * local_thickness(pore, spacing or (1.0, 1.0, 1.0))[pore]
+    sizes = _size_stats(diameters, unit, bins)
+    sizes["method"] = "local thickness (anisotropic edt), diameter = 2 x radius"
+    return sizes
+
+
+def _network_part(report, pore, spacing, spanning, budget, network):
+    """The pore network and permeability entries of ``report`` (None when not computed)."""
     report.update(
         {
             "network": None,
@@ -373,21 +339,18 @@ def volume_report_steps(
             "permeability_assumptions": None,
         }
     )
-    if network:
-        yield progress("network")
-        report["network"], perm, notes = network_permeability(pore, spacing, spanning, budget)
-        report["notes"] += notes
-        report["permeability_assumptions"] = list(PERMEABILITY_ASSUMPTIONS)
-        if spacing:
-            report["permeability_m2"] = {
-                a: None if k is None else k * 1e-18 for a, k in perm.items()
-            }
-            report["permeability_mD"] = {
-                a: None if k is None else k * 1e-18 / MILLIDARCY_M2 for a, k in perm.items()
-            }
-        else:
-            report["permeability_voxel2"] = perm
-    return _plain(report)
+    if not network:
+        return
+    report["network"], perm, notes = network_permeability(pore, spacing, spanning, budget)
+    report["notes"] += notes
+    report["permeability_assumptions"] = list(PERMEABILITY_ASSUMPTIONS)
+    if spacing:
+        report["permeability_m2"] = {a: None if k is None else k * 1e-18 for a, k in perm.items()}
+        report["permeability_mD"] = {
+            a: None if k is None else k * 1e-18 / MILLIDARCY_M2 for a, k in perm.items()
+        }
+    else:
+        report["permeability_voxel2"] = perm
 
 
 def _tortuosity_part(report, pore, spacing, spanning, budget, progress):
@@ -424,33 +387,3 @@ def _plain(value):
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-def summary_row_3d(report: dict) -> dict:
-    """One flat row of scalar quantities of a volume report (for CSV tables)."""
-    row = {
-        k: report.get(k)
-        for k in (
-            "porosity",
-            "connected_porosity",
-            "isolated_porosity",
-            "enclosed_porosity",
-            "organic_fraction",
-            "organic_hosted_pore_share",
-            "specific_surface_per_um",
-            "specific_surface_per_voxel",
-            "volume_um3",
-        )
-    }
-    for i, a in enumerate(AXES):
-        row[f"voxel_size_{a}_nm"] = (report["voxel_size_nm"] or [None] * 3)[i]
-        row[f"connected_porosity_{a}"] = report["connected_porosity_axes"][a]
-        row[f"tortuosity_{a}"] = report["tortuosity"][a]
-        row[f"permeability_{a}_mD"] = report["permeability_mD"][a]
-        row[f"permeability_{a}_voxel2"] = report["permeability_voxel2"][a]
-    sizes = report.get("pore_sizes") or {}
-    for k in ("d10", "d50", "d90", "mean"):
-        row[f"pore_{k}_{report['unit']}"] = sizes.get(k)
-    for name, c in report["classes"].items():
-        row[f"{name.replace(' ', '_')}_fraction"] = c["fraction"]
-    return row
