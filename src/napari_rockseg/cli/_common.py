@@ -102,3 +102,36 @@ def _print_report(path, report):
     share = report.get("organic_hosted_pore_share")
     if share is not None:
         print(f"  organic-hosted share of pore area: {100 * share:.1f} %")
+
+
+def add_arguments(parser, options: dict, skip=()) -> None:
+    """Add ``--kebab-case`` arguments for ``options`` (except those named in ``skip``) to an
+    argparse parser, with the range, unit and default in their help.  Values are parsed with
+    the option's type and checked by :func:`engine.options.check_all` (one line, exit 2),
+    not by argparse."""
+    for opt in options.values():
+        if opt.name in skip:
+            continue
+        if opt.type is bool:
+            if opt.default:  # on by default: the flag turns it off
+                parser.add_argument(
+                    "--no-" + opt.flag[2:],
+                    dest=opt.name,
+                    action="store_false",
+                    help=opt.help_text(),
+                )
+            else:
+                parser.add_argument(
+                    opt.flag, dest=opt.name, action="store_true", help=opt.help_text()
+                )
+            continue
+        metavar = opt.unit.split()[0].upper() if opt.unit and opt.type is not str else None
+        parser.add_argument(
+            opt.flag,
+            dest=opt.name,
+            type=opt.type,
+            default=opt.default,
+            choices=list(opt.choices) if opt.choices else None,
+            metavar=metavar,
+            help=opt.help_text(),
+        )

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..engine.options import PREDICT, add_arguments, check_all
-from ._common import _bar, _clean, _fractions_table, _load, _print_report
+from ..engine.options import PREDICT, check_all
+from ._common import _bar, _clean, _fractions_table, _load, _print_report, add_arguments
 
 
 def _check_inputs(args):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..engine import options
 from ..engine.errors import InputError, RockSegError
-from ._common import _bar, _load, _scheme
+from ._common import _bar, _load, _scheme, add_arguments
 
 #: options of TRAIN that are not TrainConfig fields of the same name (converted in _config)
 _CONVERTED = ("pixel_size", "threads", "half", "alpha", "noise", "device")
@@ -215,5 +215,5 @@ def add_parser(sub) -> None:
     )
     t.add_argument("--resume", type=Path, help="continue a run from its checkpoint")
     t.add_argument("--init", type=Path, help="fine-tune this model bundle")
-    options.add_arguments(t, options.TRAIN)
+    add_arguments(t, options.TRAIN)
     t.set_defaults(func=cmd_train)

@@ -1,9 +1,9 @@
 """The one source of the training and prediction options: default, type, range, unit and help.
 
-``rockseg train`` / ``rockseg predict`` build their parsers from :data:`TRAIN` / :data:`PREDICT`
-(:func:`add_arguments`) and validate with :func:`check_all`; ``TrainConfig`` takes its defaults
-from :data:`TRAIN`; the widgets read them.  Imports nothing heavy, so ``rockseg --help`` loads
-no torch.
+``rockseg train`` / ``rockseg predict`` build their parsers from :data:`TRAIN` /
+:data:`PREDICT` (``cli._common.add_arguments``) and validate with :func:`check_all`;
+``TrainConfig`` takes its defaults from :data:`TRAIN`; the widgets read them.  Imports
+nothing heavy, so ``rockseg --help`` loads no torch.
 """
 
 from __future__ import annotations
@@ -407,38 +407,6 @@ PREDICT: dict[str, Option] = _opts(
     _o("uncertainty", False, bool, "also write a per-pixel entropy map"),
     _o("threads", None, int, "CPU threads for torch", min=1, max=1024),
 )
-
-
-def add_arguments(parser, options: dict[str, Option], skip=()) -> None:
-    """Add ``--kebab-case`` arguments for ``options`` (except those named in ``skip``) to an
-    argparse parser, with the range, unit and default in their help.  Values are parsed with
-    the option's type and checked by :func:`check_all` (one line, exit 2), not by argparse."""
-    for opt in options.values():
-        if opt.name in skip:
-            continue
-        if opt.type is bool:
-            if opt.default:  # on by default: the flag turns it off
-                parser.add_argument(
-                    "--no-" + opt.flag[2:],
-                    dest=opt.name,
-                    action="store_false",
-                    help=opt.help_text(),
-                )
-            else:
-                parser.add_argument(
-                    opt.flag, dest=opt.name, action="store_true", help=opt.help_text()
-                )
-            continue
-        metavar = opt.unit.split()[0].upper() if opt.unit and opt.type is not str else None
-        parser.add_argument(
-            opt.flag,
-            dest=opt.name,
-            type=opt.type,
-            default=opt.default,
-            choices=list(opt.choices) if opt.choices else None,
-            metavar=metavar,
-            help=opt.help_text(),
-        )
 
 
 def check_all(values: dict, options: dict[str, Option]) -> dict:
