@@ -31,3 +31,20 @@ def option_widget(option: Option, label: str, default=None, step=None, tooltip: 
             **kw,
         )
     return LineEdit(label=label, value="" if value is None else str(value), tooltip=tip)
+
+
+def parse_alpha(text: str, n_classes: int):
+    """The focal alpha field: empty, one number, or one per class; a plain message otherwise."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        vals = [float(a) for a in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"alpha must be empty, one number, or {n_classes} numbers separated by "
+            f"commas; '{text}' is not"
+        ) from None
+    if len(vals) not in (1, n_classes):
+        raise ValueError(f"alpha has {len(vals)} values; give one, or one per class ({n_classes})")
+    return vals[0] if len(vals) == 1 else vals

@@ -12,7 +12,6 @@ from magicgui.widgets import (
     FloatSpinBox,
     Label,
     PushButton,
-    SpinBox,
     create_widget,
 )
 
@@ -20,7 +19,9 @@ from ..engine.inference.device import resolve_device
 from ..engine.inference.segment import segment
 from ..engine.inference.stream import lazy_labels
 from ..engine.models.ensemble import FUSIONS
+from ..engine.options import PREDICT
 from ._layerio import gui_note, image_of_layer, is_huge, pixel_size_of, put_labels
+from ._options import option_widget
 from ._state import STORE
 from ._worker import RunPanel, notify_error
 from .volume import VolumeTools, is_volume_layer
@@ -31,9 +32,45 @@ if TYPE_CHECKING:
 
 class SegmentWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
-        import napari
 
         self.viewer = viewer
+        self._make_controls()
+        super().__init__(
+            widgets=[
+                self.image,
+                self.model,
+                self.model_file,
+                self.load_button,
+                self.fusion,
+                self.device,
+                self.device_used,
+                self.tile,
+                self.overlap,
+                self.tta,
+                self.rescale,
+                self.pixel_size,
+                self.want_probabilities,
+                self.want_uncertainty,
+                self.volume,
+                self.panel,
+            ]
+        )
+        self.panel.run_button.changed.connect(self.run)
+        self.load_button.changed.connect(self.load_file)
+        self.device.changed.connect(self._show_device)
+        self.model.changed.connect(self._show_fusion)
+        self.model.changed.connect(self._select_model)
+        self.image.changed.connect(self._show_pixel_size)
+        self.pixel_size.changed.connect(lambda v: self.volume.set_pixel_size(v or None))
+        STORE.subscribe(self, self._models_changed)
+        self._show_fusion()
+        self._show_pixel_size()
+        self.result = None
+
+    def _make_controls(self):
+        """The sub-widgets, as attributes (tests set their values and call the actions)."""
+        import napari
+
         self.image = create_widget(
             annotation=napari.layers.Image,
             label="image",
@@ -71,19 +108,15 @@ class SegmentWidget(Container):
         self.device_used = Label(
             value=f"uses: {resolve_device('auto').type}", tooltip="the device the model runs on"
         )
-        self.tile = SpinBox(
-            label="tile size",
-            value=512,
-            min=32,
-            max=4096,
+        self.tile = option_widget(
+            PREDICT["tile"],
+            "tile size",
             step=32,
             tooltip="pixels per window; smaller uses less memory",
         )
-        self.overlap = SpinBox(
-            label="overlap",
-            value=64,
-            min=0,
-            max=1024,
+        self.overlap = option_widget(
+            PREDICT["overlap"],
+            "overlap",
             step=8,
             tooltip="pixels shared by neighbouring windows (blended)",
         )
@@ -115,39 +148,8 @@ class SegmentWidget(Container):
             value=True,
             tooltip="bright where the model is unsure (hidden)",
         )
-        self.volume = VolumeTools(viewer, self.image)
+        self.volume = VolumeTools(self.viewer, self.image)
         self.panel = RunPanel("Segment", "segmentation", tooltip="segment the image")
-        super().__init__(
-            widgets=[
-                self.image,
-                self.model,
-                self.model_file,
-                self.load_button,
-                self.fusion,
-                self.device,
-                self.device_used,
-                self.tile,
-                self.overlap,
-                self.tta,
-                self.rescale,
-                self.pixel_size,
-                self.want_probabilities,
-                self.want_uncertainty,
-                self.volume,
-                self.panel,
-            ]
-        )
-        self.panel.run_button.changed.connect(self.run)
-        self.load_button.changed.connect(self.load_file)
-        self.device.changed.connect(self._show_device)
-        self.model.changed.connect(self._show_fusion)
-        self.model.changed.connect(self._select_model)
-        self.image.changed.connect(self._show_pixel_size)
-        self.pixel_size.changed.connect(lambda v: self.volume.set_pixel_size(v or None))
-        STORE.subscribe(self, self._models_changed)
-        self._show_fusion()
-        self._show_pixel_size()
-        self.result = None
 
     def _models_changed(self):
         self.model.reset_choices()

@@ -25,7 +25,7 @@ from ..engine.options import TRAIN
 from ..engine.training.config import TrainConfig
 from ..engine.training.trainer import Trainer
 from ._layerio import gui_note, image_of_layer
-from ._options import option_widget
+from ._options import option_widget, parse_alpha
 from ._plot import TrainingPlot
 from ._progress import OverallProgress, stroke_feedback
 from ._state import STORE
@@ -68,28 +68,62 @@ def describe(name: str, model) -> str:
     return f"fine-tunes '{name}': {METHODS[model.kind]}{extra}"
 
 
-def parse_alpha(text: str, n_classes: int):
-    """The focal alpha field: empty, one number, or one per class; a plain message otherwise."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        vals = [float(a) for a in text.split(",")]
-    except ValueError:
-        raise ValueError(
-            f"alpha must be empty, one number, or {n_classes} numbers separated by "
-            f"commas; '{text}' is not"
-        ) from None
-    if len(vals) not in (1, n_classes):
-        raise ValueError(f"alpha has {len(vals)} values; give one, or one per class ({n_classes})")
-    return vals[0] if len(vals) == 1 else vals
-
-
 class TrainWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
-        import napari
 
         self.viewer = viewer
+        self._make_controls()
+        pair_buttons = Container(
+            widgets=[self.add_pair_button, self.clear_pairs_button],
+            layout="horizontal",
+            labels=False,
+        )
+        super().__init__(
+            widgets=[
+                self.image,
+                self.labels_layer,
+                pair_buttons,
+                self.pairs_label,
+                self.new_layer_button,
+                self.start_from,
+                self.start_info,
+                self.method,
+                self.keep_unpainted,
+                self.loss,
+                self.alpha,
+                self.gamma,
+                self.tile,
+                self.minutes,
+                self.steps,
+                self.batch_size,
+                self.device,
+                self.panel,
+                self.plot,
+                Label(value="painted pixels reproduced"),
+                self.feedback,
+                self.save_path,
+                self.save_button,
+            ]
+        )
+        self.pairs: list[tuple] = []
+        self.trainer = None
+        self.model = None
+        self.warnings: list[str] = []
+        self.start_from.changed.connect(self._show_start)
+        STORE.subscribe(self, self._show_start)
+        self._show_start()
+        self.add_pair_button.changed.connect(self.add_pair)
+        self.clear_pairs_button.changed.connect(self.clear_pairs)
+        self.new_layer_button.changed.connect(self.new_corrections_layer)
+        self.panel.run_button.changed.connect(self.run)
+        self.save_button.changed.connect(self.save)
+
+    # -- pairs ----------------------------------------------------------------
+
+    def _make_controls(self):
+        """The sub-widgets, as attributes (tests set their values and call the actions)."""
+        import napari
+
         self.image = create_widget(
             annotation=napari.layers.Image,
             label="image",
@@ -167,52 +201,7 @@ class TrainWidget(Container):
         self.save_button = PushButton(
             text="Save model", enabled=False, tooltip="write the trained model to the file above"
         )
-        pair_buttons = Container(
-            widgets=[self.add_pair_button, self.clear_pairs_button],
-            layout="horizontal",
-            labels=False,
-        )
-        super().__init__(
-            widgets=[
-                self.image,
-                self.labels_layer,
-                pair_buttons,
-                self.pairs_label,
-                self.new_layer_button,
-                self.start_from,
-                self.start_info,
-                self.method,
-                self.keep_unpainted,
-                self.loss,
-                self.alpha,
-                self.gamma,
-                self.tile,
-                self.minutes,
-                self.steps,
-                self.batch_size,
-                self.device,
-                self.panel,
-                self.plot,
-                Label(value="painted pixels reproduced"),
-                self.feedback,
-                self.save_path,
-                self.save_button,
-            ]
-        )
-        self.pairs: list[tuple] = []
-        self.trainer = None
-        self.model = None
-        self.warnings: list[str] = []
-        self.start_from.changed.connect(self._show_start)
-        STORE.subscribe(self, self._show_start)
-        self._show_start()
-        self.add_pair_button.changed.connect(self.add_pair)
-        self.clear_pairs_button.changed.connect(self.clear_pairs)
-        self.new_layer_button.changed.connect(self.new_corrections_layer)
-        self.panel.run_button.changed.connect(self.run)
-        self.save_button.changed.connect(self.save)
 
-    # -- pairs ----------------------------------------------------------------
     def add_pair(self, *_):
         if self.image.value is None or self.labels_layer.value is None:
             notify_error("pick an image layer and a labels layer first")
