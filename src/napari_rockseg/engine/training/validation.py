@@ -50,8 +50,8 @@ def quality_warnings(model, scheme, train_items, val, from_scratch: bool, seed: 
         return []
     warnings = [
         f"class '{scheme.names[c - 1]}' was not learned (validation IoU "
-        f"{iou[c - 1]:.2f}): train longer (--minutes), label more pixels of it, or "
-        f"try --method rf"
+        f"{iou[c - 1]:.2f}): give training more time, label more pixels of it, or "
+        f"try the random-forest method (rf)"
         for c in present
         if iou[c - 1] < NOT_LEARNED
     ]
@@ -75,8 +75,8 @@ def quality_warnings(model, scheme, train_items, val, from_scratch: bool, seed: 
         if mean < rf_mean - FOREST_MARGIN:
             warnings.append(
                 f"validation mean IoU {mean:.2f} is far below a quick random "
-                f"forest's {rf_mean:.2f} on the same blocks: train longer "
-                f"(--minutes) or use --method rf"
+                f"forest's {rf_mean:.2f} on the same blocks: give training more time or use "
+                f"the random-forest method (rf)"
             )
     yield Progress(
         "check", 1, 1, message="; ".join(f"warning: {w}" for w in warnings) or "model checked"
