@@ -15,7 +15,3 @@ class SchemeError(RockSegError):
 
 class BundleError(RockSegError):
     """A model file that is missing, corrupt or inconsistent."""
-
-
-class CancelledError(RockSegError):
-    """Long-running work stopped on request."""

@@ -88,10 +88,6 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
 def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of ``conv`` followed by ``bn`` in eval mode: one affine map, so the
     fused network runs no batch-norm at all."""

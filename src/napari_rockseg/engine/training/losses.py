@@ -2,7 +2,7 @@
 those pixels contribute nothing, so sparse painted labels train correctly.
 
 Functional cores take logits, integer targets (0 = ignore, 1..K = class) and
-return a scalar; the ``nn.Module`` wrappers only hold the parameters.
+return a scalar.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import InputError
 
@@ -151,25 +150,6 @@ def lovasz_softmax(logits, labels):
 
 def focal_dice_lovasz(logits, labels, alpha=None, gamma: float = 2.0):
     return focal_dice(logits, labels, alpha, gamma) + lovasz_softmax(logits, labels)
-
-
-# -- thin modules ----------------------------------------------------------
-class FocalDiceLoss(nn.Module):
-    def __init__(self, alpha=None, gamma=2.0, dice_weight=1.0):
-        super().__init__()
-        self.alpha, self.gamma, self.dice_weight = alpha, gamma, dice_weight
-
-    def forward(self, logits, labels):
-        return focal_dice(logits, labels, self.alpha, self.gamma, self.dice_weight)
-
-
-class BinaryFocalDiceLoss(nn.Module):
-    def __init__(self, alpha=0.25, gamma=2.0, dice_weight=1.0):
-        super().__init__()
-        self.alpha, self.gamma, self.dice_weight = alpha, gamma, dice_weight
-
-    def forward(self, logits, target, valid):
-        return binary_focal_dice(logits, target, valid, self.alpha, self.gamma, self.dice_weight)
 
 
 #: the names ``multiclass_loss`` knows (``rockseg train --loss``, the Train widget)
