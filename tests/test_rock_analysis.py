@@ -1,6 +1,7 @@
 """Rock measurements on synthetic label images of known geometry, and on the real ground truth."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,21 @@ def test_ground_truth_report_in_nm_from_cli(test_pair, tmp_path, capsys):
     assert rep["pores"]["unit"] == "nm" and rep["pores"]["count"] > 10
     csv_text = (tmp_path / "report.csv").read_text()
     assert "porosity" in csv_text.splitlines()[0] and "pore_d50_nm" in csv_text.splitlines()[0]
+
+
+def test_analyze_never_replaces_an_earlier_result_without_overwrite(tmp_path):
+    """`analyze --out r/<stem>` would land on predict's r/<stem>.json: refused, untouched."""
+    from napari_rockseg.models import LDA, model_path
+
+    out = tmp_path / "r"
+    image = Path(__file__).resolve().parents[1] / "src/napari_rockseg/data/shale_test.tif"
+    assert (
+        main(["predict", str(image), "--out", str(out), "--model", str(model_path(LDA)), "--quiet"])
+        == 0
+    )
+    before = (out / "shale_test.json").read_bytes()
+    labels = str(out / "shale_test_labels.tif")
+    assert main(["analyze", labels, "--out", str(out / "shale_test")]) == 2
+    assert (out / "shale_test.json").read_bytes() == before
+    assert main(["analyze", labels, "--out", str(out / "shale_test"), "--overwrite"]) == 0
+    assert (out / "shale_test.json").read_bytes() != before
