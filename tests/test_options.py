@@ -100,7 +100,7 @@ def test_train_config_defaults_are_the_options_defaults():
         elif name in config:
             assert config[name] == opt.default, name
     # the one default the three places used to disagree on (#27): one U-Net, no early stopping
-    assert (config["method"], config["patience"], config["pixel_size_nm"]) == ("unet", 0, None)
+    assert (config["method"], config["patience"], config["pixel_size_nm"]) == ("bag", 0, None)
 
 
 def test_the_train_parser_is_built_from_the_options():

@@ -118,11 +118,11 @@ def _o(name, default, type_, help_, **kw) -> Option:
 TRAIN: dict[str, Option] = _opts(
     _o(
         "method",
-        "unet",
+        "bag",
         str,
-        "unet: one focal-dice U-Net (default: best of the deep methods on held-out images at a "
-        "10-minute CPU budget, 0.59 mean IoU against the ensemble's 0.54-0.56; "
-        "research/README.md); bag: several U-Nets trained in turn + a forest; ensemble: the "
+        "bag (default): focal-dice U-Nets trained in turn and averaged, blended with a random "
+        "forest: the one method that beat the forest on both a shale SEM and a battery nano-CT "
+        "set at 15 CPU minutes (research/README.md); unet: one focal-dice U-Net; ensemble: the "
         "Paw-Net stack; rf: random forest on multiscale features; lda: the grey-value baseline",
         choices=METHODS,
     ),
