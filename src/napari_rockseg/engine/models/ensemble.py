@@ -174,7 +174,7 @@ class Bag(nn.Module):
         info: ModelInfo,
         forest=None,
         forest_weight: float = 0.0,
-        fused: str | None = "grouped",
+        fused: str | None = "auto",
     ):
         super().__init__()
         self.members = nn.ModuleList(members)
@@ -183,9 +183,9 @@ class Bag(nn.Module):
         self.forest = forest
         self.forest_weight = float(forest_weight) if forest is not None else 0.0
         #: how eval-mode probabilities run the members: "grouped" (one pass of grouped
-        #: convolutions per configuration; 1.3-1.9x faster than the loop on a 2-core CPU,
-        #: benchmarks/speed.py), "dense" (block-diagonal convolutions) or None (one member
-        #: after another, as training does)
+        #: convolutions per configuration), "dense" (block-diagonal convolutions), None (one
+        #: member after another, as training does) or "auto": grouped on GPUs, the loop on
+        #: CPUs, where it measured faster on a quiet 2-core machine (benchmarks/speed.py)
         self.fused = fused
 
     @property
@@ -197,7 +197,9 @@ class Bag(nn.Module):
         return max(m.multiple for m in self.members)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused and not self.training and not torch.is_grad_enabled():
+        fuse = self.fused if self.fused != "auto" else (None if x.device.type == "cpu" else
+                                                          "grouped")
+        if fuse and not self.training and not torch.is_grad_enabled():
             total = sum(net.m * net(x) for net in self._fused_nets())
             return total / len(self.members)
         total = 0
