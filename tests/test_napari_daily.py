@@ -343,3 +343,23 @@ def test_export_results_writes_everything_in_one_action(viewer, tmp_path):
         "seg.classes.json",
         "seg.tif",
     ]
+
+
+def test_an_image_the_model_was_not_made_for_gives_one_plain_message(viewer, qtbot):
+    """Micro-CT at 2231 nm per pixel with the shipped 11 nm model: one plain error, no layer,
+    the widget usable (it was two toasts of 'Unable to allocate 138. GiB')."""
+    from napari_rockseg._widgets.segment import SegmentWidget
+
+    rng = np.random.default_rng(0)
+    layer = viewer.add_image(rng.normal(100, 20, (64, 64)).astype(np.float32), name="ct")
+    s = SegmentWidget(viewer)
+    s.image.value = layer
+    s.pixel_size.value = 2231.0
+    n, layers = len(errors()), len(viewer.layers)
+    s.run()
+    wait_for(qtbot, s.panel)
+    qtbot.wait(50)
+    new = errors()[n:]
+    assert len(new) == 1 and "coarser than the model's" in new[0], new
+    assert "MemoryError" not in new[0] and "GiB" not in new[0]
+    assert len(viewer.layers) == layers and s.panel.run_button.enabled
