@@ -9,9 +9,9 @@ TORCH ?= torch==2.13.0
 PIP_QUIET := 2> >(grep -v "^WARNING: Location" >&2)
 DEMO_OUT ?= demo-output
 
-.PHONY: setup demo test napari screenshots benchmark clean
+.PHONY: setup demo test lint napari screenshots benchmark clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" $(PIP_QUIET)
 	$(PY) -m pip install -q -e ".[qt,testing]" $(PIP_QUIET)
@@ -27,7 +27,14 @@ demo: setup
 	@echo
 	@echo "Outputs (labels TIFF, overlay PNG, JSON report) are in $(DEMO_OUT)/"
 
-test: setup
+# ruff (the configured rules and line length, formatting), no import cycles, the size limits
+lint: setup
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
+	$(PY) scripts/check_imports.py src
+	$(PY) scripts/check_size.py src
+
+test: setup lint
 	bash scripts/ensure-display-packages.sh
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

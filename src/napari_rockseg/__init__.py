@@ -1,3 +1,4 @@
-"""napari-rockseg: segmentation of SEM images of rock into imbalanced phases."""
+"""napari-rockseg: segmentation of microscope images and volumes of rock into imbalanced
+phases, and their rock physics."""
 
 __version__ = "0.1.0"
