@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import synthetic_scene
+from helpers import synthetic_scene, tiny_config
 
 from napari_rockseg.cli import align as align_cli
 from napari_rockseg.cli import main
@@ -15,7 +15,6 @@ from napari_rockseg.engine.errors import InputError, RockSegError
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.inference.volume import predict_volume_file
 from napari_rockseg.engine.io import SEMImage, is_volume, read_volume, write_volume
-from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME = ClassScheme(
@@ -35,23 +34,7 @@ def run_align(argv):
 def tiny_model():
     torch.set_num_threads(1)  # torch's threads spin-wait for each other on a loaded machine
     image, labels = synthetic_scene(64, seed=1)
-    config = TrainConfig(
-        method="unet",
-        tile=32,
-        batch_size=8,
-        width=8,
-        depth=2,
-        steps=60,
-        eval_every=30,
-        lr=1e-2,
-        val_fraction=0.0,
-        patience=None,
-        device="cpu",
-        scale_jitter=0.0,
-        noise=0.0,
-        data_bar=0,
-        seed=0,
-    )
+    config = tiny_config(steps=60, eval_every=30)
     return drain(Trainer(config, [SEMImage(image, 10.0)], [labels], SCHEME).run())
 
 

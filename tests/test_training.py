@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import synthetic_scene
+from helpers import tiny_config as small_config
 
 from napari_rockseg.engine.analysis.metrics import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
@@ -16,34 +17,11 @@ from napari_rockseg.engine.models import bundle
 from napari_rockseg.engine.models.nets import UNet
 from napari_rockseg.engine.training.average import WeightAverage
 from napari_rockseg.engine.training.checkpoints import checkpoint_info
-from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME = ClassScheme(
     ("background", "blob", "pore"), ((200, 200, 200), (255, 0, 0), (0, 255, 0)), rest=0
 )
-
-
-def small_config(**kw):
-    base = dict(
-        method="unet",
-        tile=32,
-        batch_size=8,
-        width=8,
-        depth=2,
-        steps=150,
-        eval_every=50,
-        lr=1e-2,
-        val_fraction=0.0,
-        patience=None,
-        device="cpu",
-        scale_jitter=0.0,
-        noise=0.0,
-        data_bar=0,
-        seed=0,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def fit(config, image, labels, **kw):

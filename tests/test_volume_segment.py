@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from helpers import synthetic_scene
+from helpers import synthetic_scene, tiny_config
 
 from napari_rockseg.engine.analysis.metrics import per_class_iou
 from napari_rockseg.engine.classes import ClassScheme
@@ -15,7 +15,6 @@ from napari_rockseg.engine.inference import volume as vseg
 from napari_rockseg.engine.inference.segment import segment
 from napari_rockseg.engine.inference.volume import segment_volume
 from napari_rockseg.engine.io import SEMImage, Volume, read_volume, write_volume
-from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 from napari_rockseg.engine.training.volume_data import load_pairs, training_slices
 
@@ -41,27 +40,6 @@ def synthetic_volume(n=24, size=64, seed=0):
     means = np.array([0, 120, 200, 30], np.float32)
     grey = np.clip(means[labels] + rng.normal(0, 12, labels.shape), 0, 255).astype(np.uint8)
     return grey, labels
-
-
-def tiny_config(**kw):
-    base = dict(
-        method="unet",
-        tile=32,
-        batch_size=8,
-        width=8,
-        depth=2,
-        steps=150,
-        eval_every=50,
-        lr=1e-2,
-        val_fraction=0.0,
-        patience=None,
-        device="cpu",
-        scale_jitter=0.0,
-        noise=0.0,
-        data_bar=0,
-        seed=0,
-    )
-    return TrainConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
