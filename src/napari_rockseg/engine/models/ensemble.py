@@ -197,8 +197,9 @@ class Bag(nn.Module):
         return max(m.multiple for m in self.members)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        fuse = self.fused if self.fused != "auto" else (None if x.device.type == "cpu" else
-                                                          "grouped")
+        fuse = (
+            self.fused if self.fused != "auto" else (None if x.device.type == "cpu" else "grouped")
+        )
         if fuse and not self.training and not torch.is_grad_enabled():
             total = sum(net.m * net(x) for net in self._fused_nets())
             return total / len(self.members)
