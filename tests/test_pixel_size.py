@@ -170,7 +170,7 @@ def test_ctrl_c_before_any_validation_leaves_an_existing_out_untouched(
 def test_ctrl_c_later_saves_the_best_validated_model_with_its_own_step(data_dir, monkeypatch):
     out = data_dir / "m.safetensors"
     interrupt_at(monkeypatch, 56)  # validations at steps 50, 100, ...: the best is step 50
-    code = main(train_args(data_dir, "--out", str(out), "--steps", "200"))
+    code = main(train_args(data_dir, "--out", str(out), "--steps", "200", "--method", "unet"))
     assert code == 130
     assert load_model(out).info.provenance["steps"] == {"unet": 50}
 

@@ -26,18 +26,14 @@ def test_coarser_pixels_than_the_models_get_a_note(shipped, pixel_nm, noted):
     assert factor == pytest.approx(pixel_nm / 11.16)
     assert (note is not None) == noted
     if noted:
-        assert (
-            f"{factor:.2g}x the model's" in note
-            and "Lower magnifications" in note
-            and "--pixel-size" in note
-        )
+        assert f"{factor:.2g}x the model's" in note and "train a model at their pixel size" in note
 
 
 def test_the_note_reaches_the_segmentation_and_rescale_off_silences_it(shipped, test_pair):
     grey = io.read_image(test_pair[0]).data[:96, :128]
     seg = drain(segment(shipped, io.SEMImage(grey, 25.0), data_bar=0, device="cpu"))
     assert seg.scale == pytest.approx(25.0 / 11.16) and seg.labels.shape == grey.shape
-    assert len(seg.notes) == 1 and "Lower magnifications" in seg.notes[0]
+    assert len(seg.notes) == 1 and "train a model at their pixel size" in seg.notes[0]
     plain = drain(
         segment(shipped, io.SEMImage(grey, 25.0), data_bar=0, device="cpu", rescale=False)
     )
