@@ -623,7 +623,7 @@ def test_a_model_that_learned_nothing_is_reported_with_what_to_try():
     events = list(trainer.run())
     assert trainer.warnings
     assert any("not learned" in w or "random forest" in w for w in trainer.warnings)
-    assert any("--method rf" in w for w in trainer.warnings)
+    assert any("random-forest method (rf)" in w for w in trainer.warnings)
     assert events[-1].stage == "check" and "warning" in events[-1].message
     # a model that did learn gets no warning
     learned = Trainer(
