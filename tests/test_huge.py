@@ -188,7 +188,10 @@ def test_streaming_a_lower_magnification_restores_texture_block_by_block(
     lazy.pixel_size_nm = 20.0
     out = tmp_path / "low.tif"
     summary = drain(segment_to_file(model, lazy, out, data_bar=0, block=256, tile=64, overlap=16))
-    assert summary["scale"] == pytest.approx(2.0) and "train a model at their pixel size" in summary["notes"][0]
+    assert (
+        summary["scale"] == pytest.approx(2.0)
+        and "train a model at their pixel size" in summary["notes"][0]
+    )
     blocks = len(calls)
     assert (
         blocks >= 4 and max(h * w for h, w in calls) < 1400 * 2600 / 2
