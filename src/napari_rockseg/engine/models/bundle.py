@@ -119,6 +119,8 @@ def read_bundle(path):
     for key in ("format", "kind", "info"):
         if key not in meta:
             raise BundleError(f"{path}: metadata lacks {key!r}")
+    if not isinstance(meta.get("config", {}), dict):
+        raise BundleError(f"{path}: its metadata's config is not a mapping")
     if meta["format"] != FORMAT:
         raise BundleError(
             f"{path} has bundle format {meta['format']}; this version reads format {FORMAT}"
