@@ -95,6 +95,10 @@ def _read_quota(path: Path, parse, period_path: Path | None = None) -> float | N
 def dask_share() -> tuple[int, int] | None:
     """(worker processes on this machine, tasks each runs at once) when this process is a
     dask worker; None otherwise."""
+    import sys
+
+    if "distributed" not in sys.modules:  # a dask worker has imported it; importing it costs 0.2 s
+        return None
     try:
         from distributed import get_worker
 
