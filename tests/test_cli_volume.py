@@ -136,3 +136,18 @@ def test_analyze_labels_volume_of_closed_spheres(tmp_path, capsys):
     assert main(argv) == 2  # an existing report is kept
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
+
+
+def test_analyze_a_0_255_mask_volume_with_a_value_scheme(tmp_path, capsys):
+    # a micro-CT segmentation from another tool: pores 255, grains 0, classes given as values
+    pores = closed_spheres() == SHALE.find("pore")
+    src = write_volume(tmp_path / "mask.tif", np.where(pores, 255, 0).astype(np.uint8))
+    scheme = tmp_path / "values.json"
+    scheme.write_text(
+        json.dumps({"classes": [{"name": "grain", "value": 0}, {"name": "pore", "value": 255}]})
+    )
+    argv = ["analyze", str(src), "--classes", str(scheme), "--out", str(tmp_path / "r")]
+    argv += ["--voxel-size", "8", "8", "8", "--no-network", "--no-tortuosity"]
+    assert main(argv) == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "r.json").read_text())[str(src)]
+    assert rep["porosity"] == pytest.approx(pores.mean())

@@ -12,7 +12,7 @@ from PIL import Image
 
 from napari_rockseg.engine.errors import InputError
 from napari_rockseg.engine.io import to_grey
-from napari_rockseg.engine.io import volume as volume_mod
+from napari_rockseg.engine.io import volume_base
 from napari_rockseg.engine.io.volume import Volume, is_volume, read_volume
 from napari_rockseg.engine.io.volume_write import write_volume
 
@@ -249,7 +249,7 @@ def test_big_volumes_stay_lazy_and_memory_stays_flat(tmp_path, monkeypatch):
     tracemalloc.stop()
     assert peak_write < 16 * 2**20  # a few slices, not the 64 MiB volume
 
-    monkeypatch.setattr(volume_mod, "LAZY_BYTES", 4 * 2**20)
+    monkeypatch.setattr(volume_base, "LAZY_BYTES", 4 * 2**20)
     read_volume(tmp_path / "warm.tif", lazy=True).data.sum().compute()
     tracemalloc.start()
     got = read_volume(path)

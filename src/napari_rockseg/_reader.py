@@ -62,9 +62,21 @@ def get_reader(path):
             return None
         path = path[0]
     p = Path(path)
-    if p.suffix.lower() in (".tif", ".tiff") or (p.is_dir() and io.is_volume(p)):
+    if p.suffix.lower() in (".tif", ".tiff") or (p.is_dir() and _volume_folder(p)):
         return read
     return None
+
+
+def _volume_folder(path: Path) -> bool:
+    """A zarr store or a folder of two or more image files: ours to read, so that one
+    that cannot be read as a volume (slices of mixed sizes, a channel axis) gets our
+    message that says what to do rather than another reader's failure."""
+    from .engine.io.volume_sources import _is_zarr, _slice_files
+
+    try:
+        return _is_zarr(path) or len(_slice_files(path)) >= 2
+    except OSError:
+        return False
 
 
 def _pixel_size(path) -> float | None:
@@ -89,20 +101,48 @@ def _labels_layer(labels, scheme, path):
     return labels, kw, "labels"
 
 
-def _volume_layer(path):
+def _display_scale(voxel) -> tuple[tuple, bool]:
+    """napari's scale for a voxel size (z, y, x) nm with unknown entries, and whether it
+    is in nm: an unknown slice spacing shows as the pixel size (cubic voxels), since a
+    scale of 1 beside pixels of e.g. 2000 nm would flatten the 3-D view to a sheet."""
+    z, y, x = voxel
+    if y is None or x is None:
+        return (1.0, 1.0, 1.0), False
+    return (z if z is not None else x, y, x), True
+
+
+def _looks_like_label_volume(data) -> bool:
+    """Integer voxels holding only a few small values (the 2-D rule of looks_like_labels)."""
+    if data.dtype.kind not in "iu" or not isinstance(data, np.ndarray):
+        return False
+    sample = data[:, ::4, ::4]
+    return int(sample.max()) <= 64 and np.unique(sample).size <= 32
+
+
+def _volume_layer(path, scheme):
     vol = io.read_volume(path)
-    voxel = tuple(v or 1.0 for v in vol.voxel_size_nm)
-    kw = {
-        "name": vol.stem,
-        "scale": voxel,
-        "metadata": {
-            "pixel_size_nm": vol.voxel_size_nm[-1],
-            "voxel_size_nm": vol.voxel_size_nm,
-            "source": str(path),
-        },
+    scale, in_nm = _display_scale(vol.voxel_size_nm)
+    metadata = {
+        "pixel_size_nm": vol.voxel_size_nm[-1],
+        "voxel_size_nm": vol.voxel_size_nm,
+        "source": str(path),
     }
-    if any(vol.voxel_size_nm):
-        kw["units"] = ("nm",) * 3
+    units = ("nm",) * 3 if in_nm else None
+    if _looks_like_label_volume(vol.data):
+        from ._layers import labels_kwargs
+        from .engine.io.volume import read_label_volume
+
+        try:
+            labels = read_label_volume(vol, scheme)
+        except RockSegError:
+            pass  # integer grey values outside the scheme: shown as an image
+        else:
+            metadata["rockseg_painted"] = True
+            kw = labels_kwargs(scheme, vol.stem, scale=scale, units=units, metadata=metadata)
+            return labels.data, kw, "labels"
+    kw = {"name": vol.stem, "scale": scale, "metadata": metadata}
+    if units:
+        kw["units"] = units
     return vol.data, kw, "image"
 
 
@@ -115,7 +155,7 @@ def read(path):
         try:
             scheme = scheme_for(p)
             if Path(p).is_dir() or io.is_volume(p):
-                layers.append(_volume_layer(p))
+                layers.append(_volume_layer(p, scheme))
             elif looks_like_labels(p):
                 layers.append(_labels_layer(io.read_labels(p, scheme), scheme, p))
             elif (mask := colour_mask(p, scheme)) is not None:

@@ -62,14 +62,10 @@ def _volume_report(path: Path, scheme, args):
     from ..engine import io
     from ..engine.analysis.volume import volume_report_steps
 
-    vol = io.read_volume(path, args.pixel_size, args.voxel_depth, lazy=False)
+    # values decoded through the scheme (0/255 masks, 16-bit label maps), checked against it
+    given = (args.voxel_depth, args.pixel_size, args.pixel_size)
+    vol = io.read_label_volume(path, scheme, given)
     labels = vol.data
-    if labels.dtype.kind not in "iu":
-        raise RockSegError(
-            f"{path} holds {labels.dtype} values, not integer labels; give the "
-            "labels volume (e.g. <stem>_labels.tif from rockseg predict)"
-        )
-    scheme.check_labels(labels, what=f"labels of {path.name}")
     voxel = _voxel_size(path, vol.voxel_size_nm, args)
     report = _bar(
         volume_report_steps(

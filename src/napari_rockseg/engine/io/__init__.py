@@ -16,7 +16,7 @@ from .images import (
     to_grey,
 )
 from .labels import read_labels
-from .volume import LAZY_BYTES, Volume, is_volume, read_volume
+from .volume import LAZY_BYTES, Volume, is_volume, read_label_volume, read_volume
 from .volume_write import write_volume
 from .write import (
     atomic_path,

@@ -9,75 +9,30 @@ compressed ImageJ TIFF (or a zarr store) slice by slice.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tifffile
 
 from ..errors import InputError
 from .images import (
-    _UNIT_TO_NM,
-    IMAGE_SUFFIXES,
     _check_file,
     _is_tiff,
     _open_tiff,
     _pixel_size,
-    read_image,
-    to_grey,
+)
+from .volume_base import (  # noqa: F401 - Volume, Voxel and LAZY_BYTES are read from here
+    _STACK_AXES,
+    _UNIT_NM,
+    LAZY_BYTES,
+    Volume,
+    Voxel,
+    _grey_slice,
+    _want_lazy,
+    natural_key,
 )
 
-#: volumes whose grey pixels need more memory than this are read lazily (dask)
-LAZY_BYTES = 512 * 2**20
-#: OME-XML also allows ångström
-_UNIT_NM = {**_UNIT_TO_NM, "Å": 0.1, "angstrom": 0.1}
-#: tifffile's names for an axis of planes: Z slices, T frames (ImageJ stacks are
-#: often saved as frames instead of slices), I / Q generic pages
-_STACK_AXES = "ZTIQ"
-_TILE = 256
 
-Voxel = tuple[float | None, float | None, float | None]
-
-
-@dataclass
-class Volume:
-    """A grey volume (z, y, x) and what is known about it."""
-
-    data: Any
-    voxel_size_nm: Voxel = (None, None, None)
-    path: Path | None = None
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(n) for n in self.data.shape)
-
-    @property
-    def stem(self) -> str:
-        if self.path is None:
-            return "volume"
-        return re.sub(r"\.ome$", "", self.path.stem, flags=re.IGNORECASE)
-
-    @property
-    def lazy(self) -> bool:
-        return not isinstance(self.data, np.ndarray)
-
-    def is_isotropic(self, tol: float = 0.1) -> bool:
-        """True when all three voxel sizes are known and differ by at most ``tol`` (relative)."""
-        sizes = self.voxel_size_nm
-        if any(s is None for s in sizes):
-            return False
-        return max(sizes) / min(sizes) - 1.0 <= tol + 1e-12
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that puts slice2 before slice10."""
-    return tuple(int(p) if p.isdigit() else p.casefold() for p in re.split(r"(\d+)", name))
-
-
-# -- reading ---------------------------------------------------------------
 def read_volume(
     path,
     pixel_size_nm: float | None = None,
@@ -94,6 +49,8 @@ def read_volume(
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    from .volume_sources import _is_zarr, _read_folder, _read_zarr
+
     if _is_zarr(path):
         vol = _read_zarr(path, lazy)
     elif path.is_dir():
@@ -112,7 +69,62 @@ def read_volume(
     if voxel_depth_nm is not None:
         z = _positive(voxel_depth_nm, "voxel_depth_nm")
     vol.voxel_size_nm = (z, y, x)
+    if vol.data.dtype.kind == "f":
+        vol.data = _fill_blank_slices(vol)
     return vol
+
+
+def _fill_blank_slices(vol: Volume):
+    """Slices with no finite value (a NaN slice of a reconstruction) take the median of
+    the volume's finite values, so they cannot turn its statistics (and every label
+    normalised by them) into NaN; the other non-finite voxels took their slice's median
+    in ``_grey_slice``.  A lazy volume's median comes from up to 5 slices."""
+    data = vol.data
+    if vol.lazy:
+        sample = np.asarray(data[:: max(1, data.shape[0] // 5)][:5])
+    else:
+        bad = ~np.isfinite(data)
+        if not bad.any():
+            return data
+        sample = data[~bad]
+    finite = sample[np.isfinite(sample)]
+    if not finite.size:
+        raise InputError(
+            f"{vol.path} holds no finite value (all NaN or infinite); check the export"
+        )
+    fill = np.asarray(np.median(finite), data.dtype)
+    if vol.lazy:
+        return data.map_blocks(lambda b: np.where(np.isfinite(b), b, fill), dtype=data.dtype)
+    data[bad] = fill
+    vol.meta.setdefault("notes", []).append(
+        f"{int(bad.all(axis=(1, 2)).sum())} slice(s) with no finite value set to the "
+        f"volume's median ({float(fill):.4g})"
+    )
+    return data
+
+
+def read_label_volume(path, scheme, voxel_size_nm: Voxel | None = None) -> Volume:
+    """A labels volume as labels 0..K (uint8) of ``scheme``: integer values decoded
+    through the scheme's ``value`` entries (0/255 masks, 16-bit label maps) when it has
+    them, else used as they are and checked against its classes.  ``path``: a file,
+    folder or store, or a Volume already read.  ``voxel_size_nm`` (z, y, x; None
+    entries keep the file's) overrides the metadata."""
+    z, y, x = voxel_size_nm or (None, None, None)
+    vol = path if isinstance(path, Volume) else read_volume(path, lazy=False)
+    path = vol.path
+    lab = np.asarray(vol.data)
+    if lab.dtype.kind not in "biu":
+        raise InputError(
+            f"{path} holds {lab.dtype} values, not integer labels; give the labels volume "
+            "(e.g. <stem>_labels.tif from rockseg predict)"
+        )
+    what = f"labels of {path.name if path else 'the volume'}"
+    if scheme.values is not None:
+        lab = scheme.decode_values(lab, what=what).reshape(lab.shape)
+    else:
+        scheme.check_labels(lab, what=what)
+    voxel = tuple(a if a is not None else b for a, b in zip((z, y, x), vol.voxel_size_nm))
+    return Volume(lab.astype(np.uint8, copy=False), voxel, path, dict(vol.meta))
 
 
 def _positive(value, name: str) -> float:
@@ -123,23 +135,6 @@ def _positive(value, name: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number of nanometres, not {value}")
     return value
-
-
-def _want_lazy(lazy: bool | None, nbytes: int) -> bool:
-    return nbytes > LAZY_BYTES if lazy is None else bool(lazy)
-
-
-def _grey_slice(plane: np.ndarray, colormap=None) -> np.ndarray:
-    """One plane -> 2-D grey as ``read_image`` makes it: RGB / palette to grey,
-    booleans to 0/255, non-finite values to the plane's median."""
-    grey = to_grey(plane, colormap)
-    if grey.dtype == bool:
-        return grey.astype(np.uint8) * 255
-    if grey.dtype.kind == "f":
-        bad = ~np.isfinite(grey)
-        if bad.any() and not bad.all():
-            grey = np.where(bad, np.median(grey[~bad]), grey).astype(grey.dtype)
-    return grey
 
 
 def _stack_layout(path: Path, axes: str, shape) -> tuple[tuple, list[int]]:
@@ -163,9 +158,15 @@ def _stack_layout(path: Path, axes: str, shape) -> tuple[tuple, list[int]]:
             )
     stack = [a for a in kept if a in _STACK_AXES]
     if len(stack) > 1:
+        n = dict(zip(axes, shape))
+        what = (
+            f"{n['T']} time points of {n['Z']} slices"
+            if set(stack) == {"T", "Z"}
+            else f"more than one stack axis ({''.join(stack)})"
+        )
         raise InputError(
-            f"{path} has shape {tuple(shape)} (axes {axes}), more than one stack "
-            "axis; save one 3-D grey stack (z, y, x) per file"
+            f"{path} has shape {tuple(shape)} (axes {axes}): {what}; save one 3-D grey "
+            "stack (z, y, x) per file (Fiji: Image > Duplicate..., one frame)"
         )
     wanted = stack + ["Y", "X"] + (["S"] if "S" in kept else [])
     return tuple(index), [kept.index(a) for a in wanted]
@@ -174,7 +175,8 @@ def _stack_layout(path: Path, axes: str, shape) -> tuple[tuple, list[int]]:
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
     with _open_tiff(path) as tif:
         series = tif.series[0]
-        axes, shape = series.axes, tuple(series.shape)
+        shape = tuple(series.shape)
+        axes = _series_axes(tif, series)
         index, order = _stack_layout(path, axes, shape)
         page = series.pages[0] if series.pages else tif.pages[0]
         colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
@@ -216,7 +218,25 @@ def _read_tiff(path: Path, lazy: bool | None) -> Volume:
         data = np.empty(stack.shape[:3], grey_dtype)
         for i, plane in enumerate(stack):
             data[i] = _grey_slice(plane, colormap)
-    return Volume(data, voxel, path, {"format": kind, "axes": axes, "shape": shape})
+    meta = {"format": kind, "axes": axes, "shape": shape}
+    if axes != series.axes:
+        meta["notes"] = [
+            f"the file's {shape[series.axes.index('C')]} grey channels are read as slices"
+        ]
+    return Volume(data, voxel, path, meta)
+
+
+def _series_axes(tif: tifffile.TiffFile, series) -> str:
+    """The series' axes, with the channels of a grey ImageJ hyperstack that has no other
+    stack axis read as slices: ``tifffile.imwrite(path, zyx, imagej=True)`` labels the
+    planes of any 3-D array as channels, and rock volumes have no channels; a colour
+    or composite hyperstack keeps its channels (refused)."""
+    axes = series.axes
+    stacked = any(a in _STACK_AXES and n > 1 for a, n in zip(axes, series.shape))
+    mode = str((tif.imagej_metadata or {}).get("mode", "grayscale")).lower()
+    if tif.is_imagej and "C" in axes and not stacked and mode == "grayscale":
+        return axes.replace("C", "Z")
+    return axes
 
 
 def _grey_block(block: np.ndarray, colormap) -> np.ndarray:
@@ -260,152 +280,20 @@ def _ome_voxel_size(xml: str | None) -> Voxel:
     return (size("Z"), size("Y"), size("X"))
 
 
-def _slice_files(folder: Path) -> list[Path]:
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    return sorted(files, key=lambda p: natural_key(p.name))
-
-
-_PILLOW_DTYPES = {
-    "I;16": np.uint16,
-    "I;16L": np.uint16,
-    "I;16B": np.uint16,
-    "I": np.int32,
-    "F": np.float32,
-}
-
-
-def _slice_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
-    """(height, width) and grey dtype of a 2-D image from its header alone."""
-    try:
-        if _is_tiff(path):
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                shape = (page.imagelength, page.imagewidth)
-                if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
-                    return shape, np.dtype(np.uint8)
-                sample = np.zeros(
-                    (1, 1, page.samplesperpixel) if page.samplesperpixel > 1 else (1, 1), page.dtype
-                )
-                return shape, _grey_slice(sample).dtype
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return (im.height, im.width), np.dtype(_PILLOW_DTYPES.get(im.mode, np.uint8))
-    except Exception as exc:  # noqa: BLE001 - any reader error: the file is not a usable slice
-        raise InputError(f"{path} is not a readable image: {exc}") from None
-
-
-def _read_slice(path: Path, shape, dtype) -> np.ndarray:
-    grey = read_image(path).data
-    if grey.shape != tuple(shape):
-        raise InputError(
-            f"{path} is {grey.shape[1]} x {grey.shape[0]} pixels, not "
-            f"{shape[1]} x {shape[0]}; all slices must have one size"
-        )
-    return grey.astype(dtype, copy=False)
-
-
-def _read_folder(folder: Path, lazy: bool | None) -> Volume:
-    files = _slice_files(folder)
-    if not files:
-        raise InputError(
-            f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}); give a "
-            "folder of 2-D slices"
-        )
-    headers = [_slice_header(f) for f in files]
-    shape = headers[0][0]
-    for f, (other, _) in zip(files, headers):
-        if other != shape:
-            raise InputError(
-                f"{f.name} is {other[1]} x {other[0]} pixels but {files[0].name} is "
-                f"{shape[1]} x {shape[0]}: all slices in {folder} must have the same size "
-                "(crop or pad them to one size)"
-            )
-    dtype = np.result_type(*{d for _, d in headers})
-    first = read_image(files[0])
-    voxel = (None, first.pixel_size_nm, first.pixel_size_nm)
-    meta = {"format": "folder", "files": [f.name for f in files]}
-    if _want_lazy(lazy, len(files) * shape[0] * shape[1] * dtype.itemsize):
-        import dask
-        import dask.array as da
-
-        slices = [
-            da.from_delayed(dask.delayed(_read_slice)(f, shape, dtype), shape, dtype) for f in files
-        ]
-        return Volume(da.stack(slices), voxel, folder, meta)
-    data = np.empty((len(files), *shape), dtype)
-    data[0] = first.data
-    for i, f in enumerate(files[1:], 1):
-        data[i] = _read_slice(f, shape, dtype)
-    return Volume(data, voxel, folder, meta)
-
-
-def _is_zarr(path: Path) -> bool:
-    return path.is_dir() and (
-        path.suffix.lower() == ".zarr"
-        or any((path / name).exists() for name in (".zarray", ".zgroup", "zarr.json"))
-    )
-
-
-def _open_zarr_array(path: Path):
-    """The array at ``path`` (or array ``0`` / the only array of a group) and its attributes."""
-    import zarr
-
-    try:
-        node = zarr.open(str(path), mode="r")
-    except Exception as exc:  # noqa: BLE001 - zarr raises many types on a broken store
-        raise InputError(f"{path} is not a readable zarr store: {exc}") from None
-    if isinstance(node, zarr.Group):
-        arrays = dict(node.arrays())
-        name = "0" if "0" in arrays else next(iter(arrays)) if len(arrays) == 1 else None
-        if name is None:
-            raise InputError(
-                f"{path} is a zarr group with arrays {sorted(arrays)}; give the "
-                "path of the array to read (e.g. store.zarr/name)"
-            )
-        return arrays[name], {**node.attrs, **arrays[name].attrs}
-    return node, dict(node.attrs)
-
-
-def _read_zarr(path: Path, lazy: bool | None) -> Volume:
-    arr, attrs = _open_zarr_array(path)
-    if arr.ndim not in (2, 3):
-        raise InputError(
-            f"{path} holds an array of shape {arr.shape}; a volume is a 3-D grey array (z, y, x)"
-        )
-    voxel = attrs.get("voxel_size_nm")
-    if isinstance(voxel, (list, tuple)) and len(voxel) == 3:
-        voxel = tuple(float(v) if isinstance(v, (int, float)) and v > 0 else None for v in voxel)
-    else:
-        pixel = attrs.get("pixel_size_nm")
-        depth = attrs.get("voxel_depth_nm")
-        pixel = float(pixel) if isinstance(pixel, (int, float)) and pixel > 0 else None
-        depth = float(depth) if isinstance(depth, (int, float)) and depth > 0 else None
-        voxel = (depth, pixel, pixel)
-    if _want_lazy(lazy, arr.nbytes):
-        import dask.array as da
-
-        data = da.from_zarr(arr)
-    else:
-        data = np.asarray(arr[...])
-    if data.ndim == 2:
-        data = data[None]
-    return Volume(data, voxel, path, {"format": "zarr"})
-
-
 def is_volume(path) -> bool:
     """True for what ``read_volume`` reads as a stack of several slices, judged from
     metadata only: a multi-page TIFF of same-shape planes (not a pyramid, not one
     RGB image), an ImageJ / OME stack with several slices, a folder of two or more
     same-size images, a 3-D zarr array."""
+    from .volume_sources import _is_zarr, _open_zarr_array, _slice_files, _slice_header, _zarr_index
+
     path = Path(path)
     try:
         if _is_zarr(path):
-            return _open_zarr_array(path)[0].ndim == 3
+            arr, axes, _ = _open_zarr_array(path)
+            index = _zarr_index(path, arr.shape, axes)
+            kept = [n for i, n in zip(index, arr.shape) if isinstance(i, slice)]
+            return len(kept) == 3 and kept[0] > 1
         if path.is_dir():
             files = _slice_files(path)
             return len(files) >= 2 and len({_slice_header(f)[0] for f in files}) == 1
@@ -413,6 +301,7 @@ def is_volume(path) -> bool:
             return False
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return any(a in _STACK_AXES and n > 1 for a, n in zip(series.axes, series.shape))
+            axes = _series_axes(tif, series)
+            return any(a in _STACK_AXES and n > 1 for a, n in zip(axes, series.shape))
     except Exception:  # noqa: BLE001 - anything unreadable is not a volume we can open
         return False

@@ -13,7 +13,9 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
-from .volume import _TILE, Voxel, _is_zarr, _positive
+from .volume import _positive
+from .volume_base import _TILE, Voxel
+from .volume_sources import _is_zarr
 from .write import atomic_path
 
 

@@ -163,10 +163,12 @@ def write_image(path, image: np.ndarray, **kwargs) -> Path:
 
 
 def write_png(path, rgb: np.ndarray) -> Path:
-    from skimage.io import imsave
+    from PIL import Image
 
+    # Pillow directly: scikit-image's imsave imports imageio and matplotlib (0.1 s); a
+    # low compression level: the overlay is a preview, written on every prediction
     with atomic_path(path, suffix=".png") as tmp:
-        imsave(tmp, rgb, check_contrast=False)
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=1)
     return Path(path)
 
 

@@ -108,7 +108,7 @@ def load_pairs(
     """Matching image and label files -> (images, labels); a pair whose image is a volume
     (``io.is_volume``) gives its painted slices (:func:`training_slices`), a 2-D pair
     itself (``data.load_training_pairs``)."""
-    from ..io import is_volume, read_volume
+    from ..io import is_volume, read_label_volume, read_volume
     from .data import load_training_pairs
 
     if len(image_paths) != len(label_paths):
@@ -117,8 +117,7 @@ def load_pairs(
     for ip, lp in zip(image_paths, label_paths):
         if is_volume(ip):
             vol = read_volume(ip, pixel_size_nm, voxel_depth_nm, lazy=False)
-            lab = read_volume(lp, lazy=False).data
-            scheme.check_labels(lab, what=f"labels of {lp}")
+            lab = read_label_volume(lp, scheme).data  # 0/255 or 16-bit masks decoded
             more = training_slices(vol, lab)
         else:
             more = load_training_pairs([ip], [lp], scheme)
