@@ -181,9 +181,9 @@ def test_predict_that_fails_while_writing_keeps_the_earlier_set(tmp_path, monkey
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    import skimage.io
+    from PIL import Image
 
-    monkeypatch.setattr(skimage.io, "imsave", full)  # the overlay, written after the labels
+    monkeypatch.setattr(Image.Image, "save", full)  # the overlay, written after the labels
     assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

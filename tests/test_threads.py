@@ -78,3 +78,33 @@ def test_predict_proba_channels_last_is_a_parameter_with_the_same_numbers():
     b = drain(predict_proba(bag, x, tile=32, overlap=8, device="cpu", channels_last=False))
     assert a.shape == (4, 40, 48)
     assert abs(a - b).max() < 2e-2
+
+
+def _wait_policy(code: str, **env) -> str:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_the_cli_makes_openmp_wait_passively_before_torch_loads():
+    # what libgomp reads when torch is imported: the CLI's entry sets it first
+    probe = (
+        "import os, sys; from napari_rockseg.cli import main; "
+        "sys.argv = ['rockseg', 'predict', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    assert _wait_policy(probe).endswith("PASSIVE False")
+    assert _wait_policy(probe, OMP_WAIT_POLICY="ACTIVE").endswith("ACTIVE False")  # user's wins
+    late = "import torch, os; from napari_rockseg.engine.threads import wait_passively; "
+    late += "print(wait_passively(), os.environ.get('OMP_WAIT_POLICY'))"
+    assert _wait_policy(late) == "False None"  # too late once torch is loaded: left alone
+    widgets = "import os, napari_rockseg._widgets; print(os.environ.get('OMP_WAIT_POLICY'))"
+    assert _wait_policy(widgets) == "PASSIVE"

@@ -117,5 +117,5 @@ def add_parser(sub) -> None:
         help="slice spacing (z) in nm (overrides metadata)",
     )
     al.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    al.add_argument("--quiet", action="store_true")
+    al.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     al.set_defaults(func=cmd_align)

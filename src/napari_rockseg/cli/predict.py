@@ -206,5 +206,5 @@ def add_parser(sub) -> None:
         metavar="NM",
         help="volumes: the slice spacing in nm, for files that do not record it",
     )
-    pr.add_argument("--quiet", action="store_true")
+    pr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     pr.set_defaults(func=cmd_predict)

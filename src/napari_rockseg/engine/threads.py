@@ -11,9 +11,22 @@ import math
 import os
 from pathlib import Path
 
-#: set when a process should wait passively (OpenMP threads sleep instead of spinning between
-#: parallel regions); read by libgomp when torch is first imported, so the CLI sets it first
+#: OpenMP threads that sleep instead of spinning between parallel regions; read by libgomp
+#: when torch is first imported, so the CLI and the plugin set it before that
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def wait_passively() -> bool:
+    """Make torch's OpenMP threads wait passively in this process, unless the user set
+    ``OMP_WAIT_POLICY`` or torch is already loaded (then it is too late); True when set.
+    Spinning threads of two processes on shared cores wait for each other: measured in
+    benchmarks/concurrency.py (results in benchmarks/results/concurrency_cpu.md)."""
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ.update(PASSIVE_ENV)
+    return True
 
 
 def choose_threads(

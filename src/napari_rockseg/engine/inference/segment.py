@@ -84,34 +84,44 @@ def region_probabilities(
     tta: bool = False,
 ):
     """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
-    ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds."""
+    ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds.  A
+    stack of planes (N, h, w) gives (N, K, h, w): each plane is conditioned alone, and
+    their tiles share the network's batches."""
+    planes = region if region.ndim == 3 else region[None]
     if reads(model) == RAW_GREY:  # the original baseline: no normalisation, no resampling
-        probs = model.probabilities(region)
+        probs = np.stack([model.probabilities(p) for p in planes])
         yield Progress("predict", 1, 1)
-        return probs
-    x = model.info.normalize(region, bounds)
-    if abs(factor - 1.0) > 0.02:
-        shape = tuple(
-            max(getattr(model, "multiple", 1), int(round(s * factor))) for s in region.shape
-        )
-        x = resize(x, shape, order=1)
-    target = _texture_target(model, factor)
-    if target is not None:  # pixel noise smoothed down, missing texture given back
-        x = restore_texture(smooth_texture(x, TEXTURE_CEILING * _texture_scale(model)), target)
+        return probs if region.ndim == 3 else probs[0]
+    x = np.stack([_condition(model, p, factor, bounds) for p in planes])
     dev = resolve_device(device) if isinstance(device, str) else device
     if reads(model) == WHOLE_IMAGE:
         yield Progress("predict", 0, 1, message="pixel features and forest")
-        probs = model.probabilities(x, device=dev)
+        probs = np.stack([model.probabilities(p, device=dev) for p in x])
         yield Progress("predict", 1, 1)
     else:
         probs = yield from predict_proba(model, x, tile, overlap, batch_size, dev, tta)
         if getattr(model, "forest", None) is not None:
             yield Progress("forest", 0, 1, message="pixel features and forest")
-            probs = model.blend(probs, x, dev)
+            probs = np.stack([model.blend(p, xi, dev) for p, xi in zip(probs, x)])
             yield Progress("forest", 1, 1, message="pixel features and forest")
-    if probs.shape[1:] != region.shape:
-        probs = np.stack([resize(p, region.shape, order=1) for p in probs])
-    return probs
+    if probs.shape[2:] != planes.shape[1:]:
+        probs = np.stack([[resize(c, planes.shape[1:], order=1) for c in p] for p in probs])
+    return probs if region.ndim == 3 else probs[0]
+
+
+def _condition(model, plane: np.ndarray, factor: float, bounds) -> np.ndarray:
+    """One grey plane as the model's input: normalised, zoomed by ``factor``, its
+    pixel-scale texture brought to what the model was trained on."""
+    x = model.info.normalize(plane, bounds)
+    if abs(factor - 1.0) > 0.02:
+        shape = tuple(
+            max(getattr(model, "multiple", 1), int(round(s * factor))) for s in plane.shape
+        )
+        x = resize(x, shape, order=1)
+    target = _texture_target(model, factor)
+    if target is not None:  # pixel noise smoothed down, missing texture given back
+        x = restore_texture(smooth_texture(x, TEXTURE_CEILING * _texture_scale(model)), target)
+    return x
 
 
 def segment(

@@ -13,6 +13,7 @@ import json
 import math
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
 
 
 def _plane_probs(model, plane, pixel_size_nm, bounds, opts):
-    """Generator: (K, h, w) probabilities of one grey plane as the 2-D path makes them."""
+    """Generator: (K, h, w) probabilities of one grey plane as the 2-D path makes them, or
+    (N, K, h, w) of a stack of N planes (their tiles batched through the network together)."""
     factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), opts["rescale"])
     return (
         yield from region_probabilities(
@@ -200,21 +202,26 @@ def _slices(
     probs_all = np.zeros((k, n, h, w), np.float32) if probabilities else None
     counts = np.zeros(k, np.int64)
     t0 = time.perf_counter()
-    for a in range(0, n, batch_slices):
-        chunk = np.asarray(data[a : a + batch_slices])  # one read per chunk of a lazy volume
-        for j, plane in enumerate(chunk):
-            i = a + j
-            probs = yield from _plane_probs(model, plane, voxel[2], bounds, opts)
-            lab = (np.argmax(probs, axis=0) + 1).astype(np.uint8)
-            counts += np.bincount(lab.ravel(), minlength=k + 1)[1:]
-            (labels if out is None else out)[i] = lab
-            if uncertainty:
-                (unc if uncertainty_out is None else uncertainty_out)[i] = _entropy(probs)
-            if probs_all is not None:
-                probs_all[:, i] = probs
+    with ThreadPoolExecutor(1) as reader:  # the next chunk is read while this one is segmented
+        ahead = reader.submit(np.asarray, data[0:batch_slices])
+        for a in range(0, n, batch_slices):
+            chunk = ahead.result()  # one read per chunk of a lazy volume
+            if a + batch_slices < n:
+                ahead = reader.submit(np.asarray, data[a + batch_slices : a + 2 * batch_slices])
+            stack = yield from _plane_probs(model, chunk, voxel[2], bounds, opts)
+            for j, probs in enumerate(stack):
+                i = a + j
+                lab = (np.argmax(probs, axis=0) + 1).astype(np.uint8)
+                counts += np.bincount(lab.ravel(), minlength=k + 1)[1:]
+                (labels if out is None else out)[i] = lab
+                if uncertainty:
+                    (unc if uncertainty_out is None else uncertainty_out)[i] = _entropy(probs)
+                if probs_all is not None:
+                    probs_all[:, i] = probs
+            done = min(n, a + batch_slices)
             el = time.perf_counter() - t0
             yield Progress(
-                "slices", i + 1, n, eta_s=el / (i + 1) * (n - i - 1), message=f"slice {i + 1}/{n}"
+                "slices", done, n, eta_s=el / done * (n - done), message=f"slice {done}/{n}"
             )
     return VolumeSegmentation(labels, "slices", counts, unc, probs_all)
 
@@ -296,6 +303,7 @@ def predict_volume_file(
         pixel_size_nm = predict_opts.pop("pixel_size", None)  # predict_file's name for it
     predict_opts.pop("pixel_size", None)
     vol = read_volume(path, pixel_size_nm, voxel_depth_nm, lazy=lazy)
+    notes += list(vol.meta.get("notes", []))  # e.g. channels read as slices, NaN slices filled
     paths = _outputs(vol.stem, out_dir, vol.lazy, uncertainty)
     taken = [str(p) for p in paths.values() if p.exists()]
     if taken and not overwrite:

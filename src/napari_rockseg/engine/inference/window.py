@@ -100,12 +100,16 @@ def predict_proba(
     channels_last: bool = True,
 ):
     """Generator: yields Progress per batch, returns (K, H, W) float32 probabilities
-    of the normalised 2-D input ``x``.  ``tile`` / ``batch_size`` None: chosen by
-    :func:`choose_tiling` (whole images on a GPU when they fit).  ``channels_last``:
-    the memory layout of the activations (faster convolutions on CPUs, same numbers)."""
+    of the normalised 2-D input ``x``, or (N, K, H, W) of a stack of N planes (the slices
+    of a volume: their tiles share the network's batches).  ``tile`` / ``batch_size``
+    None: chosen by :func:`choose_tiling` (whole images on a GPU when they fit).
+    ``channels_last``: the memory layout of the activations (faster convolutions on CPUs,
+    same numbers)."""
     dev = resolve_device(device) if isinstance(device, str) else device
     mult = model.multiple
-    h, w = x.shape
+    stack = x.ndim == 3
+    x = x if stack else x[None]
+    h, w = x.shape[1:]
     # reflect-pad so no image pixel lies in the low-weight margin of every tile
     m = overlap // 2
     ph, pw = -(-(h + 2 * m) // mult) * mult, -(-(w + 2 * m) // mult) * mult
@@ -118,15 +122,18 @@ def predict_proba(
         raise InputError(
             f"overlap ({overlap}) must be at least 0 and smaller than the tile size ({tile})"
         )
-    pad = ((m, ph - h - m), (m, pw - w - m))
-    xp = np.pad(x, pad, mode="reflect" if min(h, w) > max(pad[0][1], pad[1][1], m) else "edge")
+    pad = ((0, 0), (m, ph - h - m), (m, pw - w - m))
+    xp = np.pad(x, pad, mode="reflect" if min(h, w) > max(pad[1][1], pad[2][1], m) else "edge")
     k = model.info.scheme.n_classes
-    acc = np.zeros((k, ph, pw), np.float32)
+    acc = np.zeros((len(x), k, ph, pw), np.float32)
     wsum = np.zeros((ph, pw), np.float32)
     th, ys = fit_tiles(ph, tile, overlap, mult)
     tw, xs = fit_tiles(pw, tile, overlap, mult)
     weight = blend_weights((th, tw), overlap, blend)
-    coords = [(y, xx) for y in ys for xx in xs]
+    for y in ys:  # every plane is tiled alike
+        for xx in xs:
+            wsum[y : y + th, xx : xx + tw] += weight
+    coords = [(z, y, xx) for z in range(len(x)) for y in ys for xx in xs]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(dev, memory_format=fmt).eval()
     t0 = time.perf_counter()
@@ -134,16 +141,16 @@ def predict_proba(
     with torch.inference_mode():
         for i in range(0, len(coords), batch_size):
             chunk = coords[i : i + batch_size]
-            batch = np.stack([xp[y : y + th, xx : xx + tw] for y, xx in chunk])[:, None]
+            batch = np.stack([xp[z, y : y + th, xx : xx + tw] for z, y, xx in chunk])[:, None]
             xb = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(dev)
             xb = xb.contiguous(memory_format=fmt)
             with amp:
                 probs = tile_probabilities(model, xb, tta).float().cpu().numpy()
-            for (y, xx), p in zip(chunk, probs):
-                acc[:, y : y + th, xx : xx + tw] += p * weight
-                wsum[y : y + th, xx : xx + tw] += weight
+            for (z, y, xx), p in zip(chunk, probs):
+                acc[z, :, y : y + th, xx : xx + tw] += p * weight
             done = min(i + batch_size, len(coords))
             el = time.perf_counter() - t0
             yield Progress("predict", done, len(coords), eta_s=el / done * (len(coords) - done))
     acc /= wsum
-    return acc[:, m : m + h, m : m + w]
+    out = acc[:, :, m : m + h, m : m + w]
+    return out if stack else out[0]

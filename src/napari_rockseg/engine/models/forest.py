@@ -81,6 +81,12 @@ def _gaussian_taps(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
+def torch_taps(taps, dtype):
+    import torch
+
+    return torch.from_numpy(np.asarray(taps, np.float32)).to(dtype)
+
+
 def _np_gradient(a, dim: int):
     """numpy.gradient along ``dim`` of a torch tensor: central differences inside,
     one-sided at the two ends."""
@@ -94,8 +100,15 @@ def _np_gradient(a, dim: int):
 
 
 def _correlate(t, taps, dim: int):
-    """``t`` (padded by the taps' radius along ``dim``) correlated with ``taps`` as a sum of
-    shifted slices: plain float32 arithmetic, where a convolution on a GPU may run in TF32."""
+    """``t`` (padded by the taps' radius along ``dim``) correlated with ``taps``: on a GPU as
+    a sum of shifted slices (plain float32 arithmetic, where a convolution may run in TF32),
+    on the CPU as one float32 convolution (a sum of 129 slices is 129 parallel regions,
+    which crawl when other processes hold the cores)."""
+    if t.device.type == "cpu":
+        import torch.nn.functional as F
+
+        k = torch_taps(taps, t.dtype).view(1, 1, *((-1, 1) if dim == 2 else (1, -1)))
+        return F.conv2d(t, k)
     n = t.shape[dim] - len(taps) + 1
     out = t.narrow(dim, 0, n) * float(taps[0])
     for i in range(1, len(taps)):
