@@ -267,3 +267,146 @@ def test_a_volume_with_2d_labels_is_refused_in_plain_words(viewer, qtbot):
     train.image.value, train.labels_layer.value = image, flat
     assert train.run() is None
     assert "is 2-D" in train.panel.status.value and not train.panel.running
+
+
+# -- lazy and big volumes: labels in a zarr store --------------------------------------------
+def big_rock(shape=(64, 256, 256)):
+    """``grains`` tiled in y and x: the same dark channel and pores every 64 pixels."""
+    return np.tile(grains((shape[0], 64, 64)), (1, shape[1] // 64, shape[2] // 64))
+
+
+def traced_run(seg, qtbot, layer) -> int:
+    """Peak bytes that Python and numpy allocate while ``seg`` segments ``layer``: from Run
+    until the result reaches the GUI thread (napari's drawing of the new layers is not the
+    segmentation's, and its cost does not grow with the volume either)."""
+    import tracemalloc
+
+    start, peaks = seg.panel.start, []
+
+    def traced_start(job, done, *args, **kw):
+        def traced_done(result):
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            done(result)
+
+        return start(job, traced_done, *args, **kw)
+
+    seg.reset_choices()
+    seg.image.value = layer
+    seg.panel.start = traced_start
+    qtbot.wait(200)  # napari draws the new image layer (and re-slices the others) first
+    tracemalloc.start()
+    try:
+        seg.run()
+        wait_for(qtbot, seg.panel)
+    finally:
+        tracemalloc.stop()
+        seg.panel.start = start
+    assert seg.panel.last_error is None, seg.panel.status.value
+    return peaks[0]
+
+
+def test_a_dask_volume_is_segmented_into_a_zarr_backed_paintable_labels_layer(viewer, qtbot):
+    import dask.array as da
+    import zarr
+
+    from napari_rockseg._widgets._layerio import work_folder
+    from napari_rockseg._widgets._state import SHIPPED_LDA, STORE
+
+    vol = big_rock()  # 64 x 256 x 256: labels 4 MiB, uncertainty 16 MiB
+
+    def lazy_layer(z, name):
+        return viewer.add_image(
+            da.from_array(vol[:z], chunks=(8, 256, 256)), name=name, scale=ANISO
+        )
+
+    seg, _ = segment_widget(viewer, da.from_array(grains((2, 64, 64))), name="warm")
+    seg.run()  # loads the model and what a run imports, untraced (tracing slows imports)
+    wait_for(qtbot, seg.panel)
+    half = traced_run(seg, qtbot, lazy_layer(32, "half"))  # new layers, as below: like for like
+    peak = traced_run(seg, qtbot, lazy_layer(64, "lazy"))
+    assert "on disk" in seg.panel.status.value
+    out = viewer.layers["lazy segmentation"]
+    assert isinstance(out.data, zarr.Array) and out.data.shape == vol.shape
+    assert seg.result.labels is None  # nothing of the volume was kept in memory
+    assert str(out.data.store.root).startswith(str(work_folder()))
+    assert tuple(out.scale) == ANISO and out.metadata["voxel_size_nm"] == ANISO
+    scheme = STORE.get(SHIPPED_LDA).info.scheme
+    assert out.metadata["rockseg_scheme"] == scheme.to_dict()
+    assert list(out.features["class"]) == ["unlabelled", *scheme.names]
+    unc = viewer.layers["lazy uncertainty"]
+    assert isinstance(unc.data, zarr.Array) and unc.data.dtype == np.float32
+
+    mem_layer = viewer.add_image(vol, name="mem", scale=ANISO, units=("nm",) * 3)
+    in_memory = traced_run(seg, qtbot, mem_layer)
+    mem = viewer.layers["mem segmentation"]
+    assert isinstance(mem.data, np.ndarray)  # small and in memory: as before
+    np.testing.assert_array_equal(out.data[:], mem.data)
+    np.testing.assert_allclose(unc.data[:], viewer.layers["mem uncertainty"].data, atol=1e-6)
+    # flat memory: the engine's working set is a few slices (read ahead, segmented together),
+    # so twice the slices cost less than a tenth of the labels volume more, while the run in
+    # memory holds the labels and uncertainty volumes (4 + 16 MiB) on top of that working set
+    print(
+        f"peak MiB: 32 slices {half / 2**20:.2f}, 64 slices {peak / 2**20:.2f}, "
+        f"64 in memory {in_memory / 2**20:.2f}"
+    )
+    assert abs(peak - half) < vol.size / 10
+    assert in_memory - peak > 0.9 * 5 * vol.size
+
+    before = int(out.data[5, 100, 100])
+    out.selected_label = new = 1 + before % 4
+    out.paint((5, 100, 100), new, refresh=True)  # a brush stroke, as the user paints
+    assert out.data[5, 100, 100] == new and out.metadata["rockseg_painted"]
+    assert zarr.open_array(out.data.store.root, mode="r")[5, 100, 100] == new  # on disk
+
+
+def test_a_zarr_backed_labels_layer_saves_and_exports_and_a_rerun_frees_its_store(
+    viewer, qtbot, tmp_path
+):
+    import dask.array as da
+
+    from napari_rockseg._widgets.volume import export_volume_results
+    from napari_rockseg.engine.analysis.volume import volume_report_steps
+    from napari_rockseg.engine.events import drain
+    from napari_rockseg.engine.io import read_volume
+
+    vol = grains((6, 64, 64))
+    seg, _ = segment_widget(viewer, da.from_array(vol, chunks=(2, 64, 64)), name="lazy")
+    seg.want_probabilities.value = True  # a volume on disk keeps no probabilities
+    assert seg.run() is None and "untick 'probability maps'" in seg.panel.status.value
+    seg.want_probabilities.value = False
+    seg.run()
+    wait_for(qtbot, seg.panel)
+    out = viewer.layers["lazy segmentation"]
+    store = out.data.store.root
+    lab = out.data[:]
+    # the plugin's writer: one labels layer selected
+    viewer.layers.selection = {out}
+    saved = viewer.layers.save(str(tmp_path / "saved.tif"), selected=True, plugin="napari-rockseg")
+    assert saved and (tmp_path / "saved.classes.json").exists()
+    np.testing.assert_array_equal(read_volume(tmp_path / "saved.tif").data, lab)
+    report = drain(volume_report_steps(lab, SHALE, ANISO, pore_sizes=False, tortuosity=False))
+    paths = export_volume_results(tmp_path / "all", out, report)
+    back = read_volume(tmp_path / "all" / "lazy segmentation.tif")
+    np.testing.assert_array_equal(back.data, lab)
+    assert back.voxel_size_nm == pytest.approx(ANISO) and len(paths) == 4
+    seg.run()  # again: the layer shows the new store, the old one is deleted
+    wait_for(qtbot, seg.panel)
+    assert out.data.store.root != store and not store.exists()
+    np.testing.assert_array_equal(out.data[:], lab)
+
+
+def test_a_cancelled_volume_run_leaves_no_store_behind(viewer, qtbot):
+    import dask.array as da
+
+    from napari_rockseg._widgets._layerio import work_folder
+
+    seg, _ = segment_widget(viewer, da.from_array(grains((40, 64, 64)), chunks=(1, 64, 64)))
+    seg.tile.value, seg.overlap.value = 32, 16  # many windows per slice: time to cancel
+    before = set(work_folder().iterdir())
+    seg.run()
+    qtbot.waitUntil(lambda: seg.panel.progress.value > 0, timeout=30_000)
+    seg.panel.cancel()
+    wait_for(qtbot, seg.panel)
+    assert seg.panel.status.value == "cancelled"
+    assert set(work_folder().iterdir()) == before
+    assert "stack segmentation" not in viewer.layers

@@ -11,8 +11,7 @@ import zarr
 from PIL import Image
 
 from napari_rockseg.engine.errors import InputError
-from napari_rockseg.engine.io import to_grey
-from napari_rockseg.engine.io import volume_base
+from napari_rockseg.engine.io import to_grey, volume_base
 from napari_rockseg.engine.io.volume import Volume, is_volume, read_volume
 from napari_rockseg.engine.io.volume_write import write_volume
 
@@ -288,3 +287,16 @@ def test_real_fibsem_folder_reads_as_a_volume():
     assert vol.voxel_size_nm == (None, None, None)  # the README: no physical pixel size
     lazy = read_volume(FIBSEM, lazy=True)
     np.testing.assert_array_equal(np.asarray(lazy.data[5]), vol.data[5])
+
+
+def test_the_napari_writer_keeps_a_labels_volume_and_its_voxel_size(tmp_path):
+    from napari_rockseg._writer import write_labels
+
+    labels = zarr.zeros((5, 32, 40), chunks=(1, 32, 40), dtype="u1")  # a lazy layer's store
+    labels[:, 4:20, 8:30] = 2
+    labels[3, 0, 0] = 1
+    meta = {"scale": (30.0, 10.0, 10.0), "metadata": {}}
+    (written,) = write_labels(str(tmp_path / "seg.tif"), labels, meta)
+    back = read_volume(written, lazy=False)
+    np.testing.assert_array_equal(back.data, labels[:])
+    assert back.voxel_size_nm == pytest.approx((30.0, 10.0, 10.0))

@@ -225,3 +225,38 @@ def test_lazy_volume_is_segmented_with_flat_memory(volume_model, tmp_path):
     # 4x the slices: the peak grows only by the lazy reader's per-slice bookkeeping (dask
     # tasks, ~5 kB a slice); holding even the uint8 labels in memory would add a byte a voxel
     assert big - small < (big_voxels - small_voxels) / 3, (small, big)
+
+
+# -- field of view ----------------------------------------------------------------------
+def _in_a_cylinder(grey):
+    """The volume as a micro-CT reconstruction shows it: a cylinder of rock, 0 outside."""
+    n, h, w = grey.shape
+    yy, xx = np.mgrid[:h, :w]
+    outside = (yy - h / 2 + 0.5) ** 2 + (xx - w / 2 + 0.5) ** 2 > (h / 2 - 3) ** 2
+    ct = grey.copy()
+    ct[:, outside] = 0
+    return ct, outside
+
+
+def test_outside_a_ct_field_of_view_is_unlabelled_in_volumes_and_slices(volume_model, scene_volume):
+    ct, outside = _in_a_cylinder(scene_volume[0][:6])
+    res = drain(segment_volume(volume_model, ct, (VOXEL,) * 3, "slices", device="cpu"))
+    assert (res.labels[:, outside] == 0).all()  # not "pore", as the dark outside looked
+    assert (res.labels[:, ~outside] > 0).all()
+    assert res.counts.sum() == 6 * (~outside).sum()  # fractions of the view only
+    assert any("outside the field of view" in n for n in res.notes)
+    plain = drain(segment_volume(volume_model, scene_volume[0][:6], (VOXEL,) * 3, "slices"))
+    same = (res.labels[:, ~outside] == plain.labels[:, ~outside]).mean()
+    assert same > 0.97  # the view segmented as the uncut volume was (context differs at the rim)
+    tri = drain(segment_volume(volume_model, ct, (VOXEL,) * 3, "triplanar", device="cpu"))
+    assert (tri.labels[:, outside] == 0).all() and (tri.labels[:, ~outside] > 0).all()
+
+    one = drain(segment(volume_model, SEMImage(ct[2], VOXEL), data_bar=0, device="cpu"))
+    assert (one.labels[outside] == 0).all() and (one.labels[~outside] > 0).all()
+    assert any("outside the field of view" in n for n in one.notes)
+
+
+def test_no_field_of_view_is_found_in_an_ordinary_volume(volume_model, scene_volume):
+    res = drain(segment_volume(volume_model, scene_volume[0][:4], (VOXEL,) * 3, "slices"))
+    assert (res.labels > 0).all()
+    assert not any("field of view" in n for n in res.notes)

@@ -1,9 +1,13 @@
 """Layers in and out of the widgets: an image layer as an engine image with its pixel size,
-result layers with the class scheme, engine notes in the GUI's words."""
+result layers with the class scheme (in memory or backed by a zarr store on disk), engine
+notes in the GUI's words."""
 
 from __future__ import annotations
 
+import math
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +20,10 @@ from .legend import bind_class_keys
 
 if TYPE_CHECKING:
     pass
+
+#: a labels volume above this many bytes (one per voxel) is segmented into a zarr store on
+#: disk and shown from there, as is the volume of any lazy (dask, zarr) image layer
+STORE_LABELS_BYTES = 512 * 2**20
 
 
 def pixel_size_of(layer) -> float | None:
@@ -69,7 +77,119 @@ def output_name(viewer, base: str) -> str:
     return name
 
 
-def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta):
+# -- result layers backed by zarr stores ----------------------------------------------------
+_WORK: tempfile.TemporaryDirectory | None = None
+
+
+def wants_store(data) -> bool:
+    """Whether the labels of this image volume go to a zarr store rather than memory: lazy
+    (dask, zarr) data, or a labels volume above :data:`STORE_LABELS_BYTES`."""
+    return not isinstance(data, np.ndarray) or math.prod(data.shape) > STORE_LABELS_BYTES
+
+
+def work_folder() -> Path:
+    """The session's folder of zarr stores behind result layers, removed when Python exits.
+
+    A temporary directory (``TMPDIR`` picks its disk), not a folder beside the source file:
+    the source may be read-only, remote or not a file at all (a dask array made in the
+    console), and scratch stores beside the user's data would stay there after a crash. The
+    layers are working copies until saved (File > Save Selected Layers, or Export). Labels
+    compress well in zarr, so even a /tmp held in memory takes a fraction of their size."""
+    global _WORK
+    if _WORK is None:
+        _WORK = tempfile.TemporaryDirectory(prefix="rockseg-layers-")
+    return Path(_WORK.name)
+
+
+def new_store(shape, dtype, what: str):
+    """An empty (zero) zarr array in the work folder, one chunk per slice of up to
+    1024 x 1024: napari reads and paints a slice at a time."""
+    import zarr
+
+    folder = tempfile.mkdtemp(prefix=f"{what}-", suffix=".zarr", dir=work_folder())
+    h, w = shape[-2:]
+    chunks = (1,) * (len(shape) - 2) + (min(h, 1024), min(w, 1024))
+    return zarr.open_array(folder, mode="w", shape=shape, dtype=dtype, chunks=chunks, fill_value=0)
+
+
+def drop_store(data) -> None:
+    """Delete the store behind ``data`` if it is one of :func:`new_store`'s (else nothing)."""
+    root = getattr(getattr(data, "store", None), "root", None)
+    if root is not None and _WORK is not None and Path(root).parent == Path(_WORK.name):
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def into_stores(run, shape, uncertainty: bool):
+    """Generator: ``run(out, uncertainty_out)`` (an engine generator that writes each slice
+    into them) on new zarr stores; returns (its result, labels store, uncertainty store or
+    None). A failed or cancelled run deletes its stores: nothing half written stays."""
+    labels = new_store(shape, np.uint8, "labels")
+    unc = new_store(shape, np.float32, "uncertainty") if uncertainty else None
+    try:
+        result = yield from run(labels, unc)
+    except BaseException:  # also GeneratorExit: the panel closes a cancelled job
+        drop_store(labels)
+        drop_store(unc)
+        raise
+    return result, labels, unc
+
+
+def _replace_data(layer, data) -> None:
+    old = layer.data
+    layer.data = data
+    if old is not data:
+        drop_store(old)
+
+
+def done_text(head: str, notes) -> str:
+    """A panel's status after a run: ``head`` and the engine's notes in the GUI's words."""
+    notes = [gui_note(n) for n in notes]
+    return head + ("; " + "; ".join(notes) if notes else "")
+
+
+def put_result(viewer, like_layer, scheme, labels, uncertainty=None, probabilities=None, **meta):
+    """The layers of a segmentation of ``like_layer`` (numpy or zarr-backed, 2-D or 3-D):
+    labels with the scheme's names and colours, and the uncertainty and class probabilities
+    (hidden) when given; ``meta`` goes into the labels layer's metadata."""
+    name = like_layer.name
+    out = put_labels(viewer, f"{name} segmentation", labels, scheme, like_layer, **meta)
+    if uncertainty is not None:
+        put_image(
+            viewer,
+            f"{name} uncertainty",
+            uncertainty,
+            like_layer,
+            colormap="magma",
+            contrast_limits=(0, 1),
+            blending="additive",
+            visible=False,
+        )
+    if probabilities is not None:
+        put_image(
+            viewer,
+            f"{name} probabilities",
+            probabilities,
+            like_layer,
+            colormap="viridis",
+            contrast_limits=(0, 1),
+            visible=False,
+        )
+    return out
+
+
+def put_image(viewer, name: str, data, like, **kw):
+    """Add or update an image layer over ``like`` (a leading class axis is not scaled)."""
+    if name in viewer.layers:
+        _replace_data(viewer.layers[name], data)
+        return viewer.layers[name]
+    extra = data.ndim - like.ndim  # probabilities: a leading class axis
+    scale = (1,) * extra + tuple(like.scale)
+    translate = (0,) * extra + tuple(like.translate)
+    units = ("pixel",) * extra + tuple(like.units)
+    return viewer.add_image(data, name=name, scale=scale, translate=translate, units=units, **kw)
+
+
+def put_labels(viewer, name: str, labels, scheme, like_layer, **meta):
     """Add or update a tool-made labels layer; never one the user painted."""
     name = output_name(viewer, name)
     kw = labels_kwargs(
@@ -82,7 +202,7 @@ def put_labels(viewer, name: str, labels: np.ndarray, scheme, like_layer, **meta
     )
     if name in viewer.layers:
         layer = viewer.layers[name]
-        layer.data = labels
+        _replace_data(layer, labels)
         layer.colormap = kw["colormap"]
         layer.features = kw["features"]
         layer.metadata.update(kw["metadata"])

@@ -20,7 +20,7 @@ from ..engine.inference.segment import segment
 from ..engine.inference.stream import lazy_labels
 from ..engine.models.ensemble import FUSIONS
 from ..engine.options import PREDICT
-from ._layerio import gui_note, image_of_layer, is_huge, pixel_size_of, put_labels
+from ._layerio import done_text, image_of_layer, is_huge, pixel_size_of, put_labels, put_result
 from ._options import option_widget
 from ._state import STORE
 from ._worker import RunPanel, notify_error
@@ -222,36 +222,17 @@ class SegmentWidget(Container):
 
         def done(seg):
             self.result = seg
-            put_labels(
+            put_result(
                 self.viewer,
-                f"{layer.name} segmentation",
-                seg.labels,
-                scheme,
                 layer,
+                scheme,
+                seg.labels,
+                seg.uncertainty,
+                seg.probabilities,
                 model=self.model.value,
                 data_bar_rows=seg.data_bar,
             )
-            if seg.uncertainty is not None:
-                self._put_image(
-                    f"{layer.name} uncertainty",
-                    seg.uncertainty,
-                    layer,
-                    colormap="magma",
-                    contrast_limits=(0, 1),
-                    blending="additive",
-                    visible=False,
-                )
-            if seg.probabilities is not None:
-                self._put_image(
-                    f"{layer.name} probabilities",
-                    seg.probabilities,
-                    layer,
-                    colormap="viridis",
-                    contrast_limits=(0, 1),
-                    visible=False,
-                )
-            notes = [gui_note(n) for n in seg.notes]
-            self.panel.status.value = "done" + ("; " + "; ".join(notes) if notes else "")
+            self.panel.status.value = done_text("done", seg.notes)
 
         return self.panel.start(job, done)
 
@@ -280,15 +261,3 @@ class SegmentWidget(Container):
         )
         self.panel.status.value = "lazy: blocks are segmented as you view them"
         return None
-
-    def _put_image(self, name, data, like, **kw):
-        extra = data.ndim - like.ndim  # probabilities: a leading class axis
-        scale = (1,) * extra + tuple(like.scale)
-        translate = (0,) * extra + tuple(like.translate)
-        if name in self.viewer.layers:
-            self.viewer.layers[name].data = data
-            return self.viewer.layers[name]
-        units = ("pixel",) * extra + tuple(like.units)
-        return self.viewer.add_image(
-            data, name=name, scale=scale, translate=translate, units=units, **kw
-        )

@@ -15,7 +15,7 @@ from ..engine.align import align_steps
 from ..engine.analysis.volume import volume_report_steps
 from ..engine.analysis.volume_export import summary_row_3d
 from ..engine.errors import InputError
-from ..engine.inference.volume import MODES, segment_volume
+from ..engine.inference.volume import MODES, resolve_mode, segment_volume
 from ..engine.io import Volume, write_text, write_volume
 from ._state import STORE
 from ._worker import RunPanel, fit_table, notify_error, show_table, wrap_label
@@ -132,8 +132,11 @@ class VolumeTools(Container):
 
     # -- segmentation ----------------------------------------------------------------
     def segment(self, seg, layer, model, device):
-        """Run ``segment_volume`` on ``layer`` in ``seg``'s panel (a SegmentWidget)."""
-        from ._layerio import gui_note, put_labels
+        """Run ``segment_volume`` on ``layer`` in ``seg``'s panel (a SegmentWidget). The labels
+        (and uncertainty) of a lazy or big volume go slice by slice into zarr stores on disk
+        and the new layers show those stores: memory stays flat, and the labels stay
+        paintable (zarr is writable)."""
+        from ._layerio import done_text, into_stores, put_result, wants_store
 
         data = layer.data[0] if layer.multiscale else layer.data
         voxel, mode = self.voxel(), self.mode.value
@@ -146,45 +149,41 @@ class VolumeTools(Container):
             "probabilities": seg.want_probabilities.value,
             "uncertainty": seg.want_uncertainty.value,
         }
+        stored = wants_store(data) and _runs_slices(mode, voxel, data)
+        if stored and opts["probabilities"]:
+            seg.panel.status.value = notify_error(
+                "probability maps of a volume this big do not fit in memory; "
+                "untick 'probability maps'"
+            )
+            return None
+
+        def run(out=None, uncertainty_out=None):
+            return segment_volume(
+                model, data, voxel, mode, out=out, uncertainty_out=uncertainty_out, **opts
+            )
 
         def job():
-            return (yield from segment_volume(model, data, voxel, mode, **opts))
+            if stored:
+                return (yield from into_stores(run, data.shape, opts["uncertainty"]))
+            result = yield from run()
+            return result, result.labels, result.uncertainty
 
-        def done(result):
+        def done(ret):
+            result, labels, unc = ret
             seg.result = result
-            put_labels(
+            put_result(
                 seg.viewer,
-                f"{layer.name} segmentation",
-                result.labels,
-                model.info.scheme,
                 layer,
+                model.info.scheme,
+                labels,
+                unc,
+                result.probabilities,
                 model=seg.model.value,
                 voxel_size_nm=voxel,
                 volume_mode=result.mode,
             )
-            if result.uncertainty is not None:
-                seg._put_image(
-                    f"{layer.name} uncertainty",
-                    result.uncertainty,
-                    layer,
-                    colormap="magma",
-                    contrast_limits=(0, 1),
-                    blending="additive",
-                    visible=False,
-                )
-            if result.probabilities is not None:
-                seg._put_image(
-                    f"{layer.name} probabilities",
-                    result.probabilities,
-                    layer,
-                    colormap="viridis",
-                    contrast_limits=(0, 1),
-                    visible=False,
-                )
-            notes = [gui_note(n) for n in result.notes]
-            seg.panel.status.value = f"done ({result.mode})" + (
-                "; " + "; ".join(notes) if notes else ""
-            )
+            where = "; labels kept on disk (zarr), not in memory" if stored else ""
+            seg.panel.status.value = done_text(f"done ({result.mode}){where}", result.notes)
 
         return seg.panel.start(job, done)
 
@@ -245,6 +244,15 @@ class VolumeTools(Container):
         if self.image_choice is not None:
             self.image_choice.reset_choices()
             self.image_choice.value = new
+
+
+def _runs_slices(mode: str, voxel, data) -> bool:
+    """Whether ``mode`` runs slice by slice (the only mode that writes into a store); a mode
+    the volume cannot take is refused by ``segment_volume`` in the run, in its words."""
+    try:
+        return resolve_mode(mode, voxel, not isinstance(data, np.ndarray))[0] == "slices"
+    except InputError:
+        return False
 
 
 # -- training --------------------------------------------------------------------------
@@ -384,9 +392,9 @@ def export_volume_results(folder, layer, report: dict) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     stem = layer.name.replace("/", "_")
     labels = folder / f"{stem}.tif"
-    paths = [
-        str(write_volume(labels, np.asarray(layer.data).astype(np.uint8), voxel_size_of(layer)))
-    ]
+    data = layer.data  # a zarr store's uint8 labels are written slice by slice as they are
+    data = data if data.dtype == np.uint8 else np.asarray(data).astype(np.uint8)
+    paths = [str(write_volume(labels, data, voxel_size_of(layer)))]
     scheme = scheme_of_layer(layer, STORE.scheme)
     paths.append(
         str(write_text(scheme_path(labels), json.dumps(scheme.to_dict(), indent=1) + "\n"))

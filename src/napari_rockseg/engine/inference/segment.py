@@ -17,6 +17,8 @@ from ..condition import (
     smooth_texture,
 )
 from ..events import Progress
+from ..fov import outside_view
+from ..fov import view_note as fov_note
 from ..io import SEMImage, detect_data_bar, resolve_data_bar, to_grey
 from ..models.protocol import RAW_GREY, WHOLE_IMAGE, reads
 from .device import resolve_device
@@ -47,15 +49,23 @@ class Preparation:
     factor: float
     bounds: object
     notes: list = field(default_factory=list)
+    #: (valid_rows, W) pixels outside a CT / aligned stack's field of view (None: none)
+    outside: np.ndarray | None = None
 
 
 def prepare(
-    model, data, pixel_size_nm=None, data_bar: int | None = None, rescale: bool = True
+    model,
+    data,
+    pixel_size_nm=None,
+    data_bar: int | None = None,
+    rescale: bool = True,
+    find_view: bool = False,
 ) -> Preparation:
     """The one preparation step of :func:`segment`, :func:`.stream.segment_to_file` and
     :func:`.stream.lazy_labels`: ``data`` may be in memory or lazy (only a bottom strip
     and a sparse sample are read).  ``data_bar``: None detects it (unless the model
-    records a fixed height), a number of rows is checked and used."""
+    records a fixed height), a number of rows is checked and used.  ``find_view``: look for
+    a field of view (:func:`..fov.outside_view`) in an image held in memory."""
     h = data.shape[0]
     if data_bar is None and model.info.data_bar != "auto":
         data_bar = int(model.info.data_bar)
@@ -66,10 +76,20 @@ def prepare(
     else:
         bar = resolve_data_bar(data, data_bar)
     factor, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
+    outside = view_note = None
+    if isinstance(
+        data, np.ndarray
+    ):  # in memory; huge images streamed block by block: not looked for
+        outside = outside_view(data[: h - bar])
+        view_note = None if outside is None else fov_note(outside, data[: h - bar])
     bounds, contrast_note = (None, None)
     if reads(model) != RAW_GREY:
-        bounds, contrast_note = model.info.stats_and_note(data, h - bar)
-    return Preparation(bar, h - bar, factor, bounds, [n for n in (scale_note, contrast_note) if n])
+        if outside is None:
+            bounds, contrast_note = model.info.stats_and_note(data, h - bar)
+        else:  # the view's own statistics: the constant outside would move the median
+            bounds, contrast_note = model.info.stats_and_note(data[: h - bar][~outside][None])
+    notes = [n for n in (scale_note, view_note, contrast_note) if n]
+    return Preparation(bar, h - bar, factor, bounds, notes, outside)
 
 
 def region_probabilities(
@@ -139,7 +159,7 @@ def segment(
 ):
     """Generator: yields Progress, returns a :class:`Segmentation` of ``image``."""
     grey = image.data
-    prep = prepare(model, grey, image.pixel_size_nm, data_bar, rescale)
+    prep = prepare(model, grey, image.pixel_size_nm, data_bar, rescale, find_view=True)
     region = grey[: prep.valid_rows]
     k = model.info.scheme.n_classes
     check_resample_memory(
@@ -154,6 +174,8 @@ def segment(
     )
     labels = np.zeros(grey.shape, np.uint8)
     labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1
+    if prep.outside is not None:  # unlabelled, so out of every fraction, like the data bar
+        labels[: region.shape[0]][prep.outside] = 0
     out = Segmentation(labels, prep.data_bar, prep.factor, notes=prep.notes)
     if probabilities:
         full = np.zeros((k,) + grey.shape, np.float32)
@@ -164,5 +186,7 @@ def segment(
         ent = -(p * np.log(p)).sum(axis=0) / np.log(k)
         full = np.zeros(grey.shape, np.float32)
         full[: region.shape[0]] = ent
+        if prep.outside is not None:
+            full[: region.shape[0]][prep.outside] = 0
         out.uncertainty = full
     return out

@@ -22,6 +22,7 @@ import numpy as np
 from ..condition import SAMPLE_PIXELS, sample_grid, scale_factor
 from ..errors import InputError
 from ..events import Progress
+from ..fov import outside_view_volume, view_note
 from ..io import SEMImage, read_volume, write_text, write_volume
 from ..models.protocol import RAW_GREY, reads
 from .segment import region_probabilities
@@ -51,16 +52,25 @@ class VolumeSegmentation:
     notes: list = field(default_factory=list)
 
 
-def volume_stats(model, data) -> tuple[tuple | None, str | None]:
+def volume_stats(model, data, view=None) -> tuple[tuple | None, str | None]:
     """The model's intensity statistics of a whole (possibly lazy) volume, from a grid
-    sample of at most ``STATS_SLICES`` evenly spaced slices, and a low-contrast note."""
+    sample of at most ``STATS_SLICES`` evenly spaced slices, and a low-contrast note.
+    ``view``: the volume's field of view (:func:`..fov.outside_view_volume`), whose
+    outside is left out of the sample."""
     if reads(model) == RAW_GREY:  # the LDA classifies raw grey values
         return None, None
     z = int(data.shape[0])
     picks = np.unique(np.linspace(0, z - 1, min(z, STATS_SLICES)).round().astype(int))
     per_slice = max(1, SAMPLE_PIXELS // len(picks))
-    sample = np.concatenate([sample_grid(data[int(i)], per_slice) for i in picks])
-    return model.info.stats_and_note(sample)
+    parts = []
+    for i in picks:
+        plane = np.asarray(data[int(i)])
+        if view is not None:
+            inside = plane[~view.plane(int(i), plane)]
+            parts.append(inside[:: max(1, inside.size // per_slice)].astype(np.float32))
+        else:
+            parts.append(sample_grid(plane, per_slice).ravel())
+    return model.info.stats_and_note(np.concatenate(parts)[None])
 
 
 def resolve_mode(mode: str, voxel_size_nm, lazy: bool) -> tuple[str, list[str]]:
@@ -156,8 +166,10 @@ def segment_volume(
     mode, notes = resolve_mode(mode, voxel, lazy)
     if mode == "triplanar" and (out is not None or uncertainty_out is not None):
         raise InputError("tri-planar segmentation returns its volumes in memory; give no out=")
+    view = outside_view_volume(data)  # a CT cylinder, an aligned stack's borders: unlabelled
+    notes += [view_note(view)] if view is not None else []
     if bounds is None:
-        bounds, contrast_note = volume_stats(model, data)
+        bounds, contrast_note = volume_stats(model, data, view)
         notes += [contrast_note] if contrast_note else []
     _, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), voxel[2]), rescale)
     notes += [scale_note] if scale_note else []
@@ -171,7 +183,7 @@ def segment_volume(
     }
     if mode == "triplanar":
         result = yield from _triplanar(
-            model, np.asarray(data), voxel, bounds, opts, probabilities, uncertainty
+            model, np.asarray(data), voxel, bounds, opts, probabilities, uncertainty, view
         )
     else:
         result = yield from _slices(
@@ -185,13 +197,24 @@ def segment_volume(
             uncertainty,
             out,
             uncertainty_out,
+            view,
         )
     result.notes = notes + result.notes
     return result
 
 
 def _slices(
-    model, data, voxel, bounds, opts, batch_slices, probabilities, uncertainty, out, uncertainty_out
+    model,
+    data,
+    voxel,
+    bounds,
+    opts,
+    batch_slices,
+    probabilities,
+    uncertainty,
+    out,
+    uncertainty_out,
+    view=None,
 ):
     n, h, w = (int(s) for s in data.shape)
     k = model.info.scheme.n_classes
@@ -212,10 +235,16 @@ def _slices(
             for j, probs in enumerate(stack):
                 i = a + j
                 lab = (np.argmax(probs, axis=0) + 1).astype(np.uint8)
+                outside = None if view is None else view.plane(i, chunk[j])
+                if outside is not None:
+                    lab[outside] = 0  # out of the counts and of every fraction
                 counts += np.bincount(lab.ravel(), minlength=k + 1)[1:]
                 (labels if out is None else out)[i] = lab
                 if uncertainty:
-                    (unc if uncertainty_out is None else uncertainty_out)[i] = _entropy(probs)
+                    ent = _entropy(probs)
+                    if outside is not None:
+                        ent[outside] = 0
+                    (unc if uncertainty_out is None else uncertainty_out)[i] = ent
                 if probs_all is not None:
                     probs_all[:, i] = probs
             done = min(n, a + batch_slices)
@@ -226,7 +255,7 @@ def _slices(
     return VolumeSegmentation(labels, "slices", counts, unc, probs_all)
 
 
-def _triplanar(model, data, voxel, bounds, opts, probabilities, uncertainty):
+def _triplanar(model, data, voxel, bounds, opts, probabilities, uncertainty, view=None):
     n, h, w = data.shape
     k = model.info.scheme.n_classes
     need = k * data.size * 4
@@ -253,8 +282,13 @@ def _triplanar(model, data, voxel, bounds, opts, probabilities, uncertainty):
             )
     acc /= len(_ORIENTATIONS)
     labels = (np.argmax(acc, axis=0) + 1).astype(np.uint8)
-    counts = np.bincount(labels.ravel(), minlength=k + 1)[1:]
     unc = _entropy(acc) if uncertainty else None
+    for z in range(n) if view is not None else ():
+        outside = view.plane(z, data[z])
+        labels[z][outside] = 0
+        if unc is not None:
+            unc[z][outside] = 0
+    counts = np.bincount(labels.ravel(), minlength=k + 1)[1:]
     return VolumeSegmentation(labels, "triplanar", counts, unc, acc if probabilities else None)
 
 
