@@ -7,10 +7,12 @@ Each row starts N identical processes together and reports their mean wall time 
 one process alone with the same setting (on a 2-core machine 2x is a fair share for two
 processes; threads that spin while they wait for each other cost more).  Settings:
 
-* ``rockseg``: the command as shipped (it sets ``OMP_WAIT_POLICY=PASSIVE`` unless the
-  variable is set, before torch loads OpenMP);
-* ``OpenMP default``: the same command with torch imported before the CLI starts, so that
-  libgomp keeps its default (threads spin for a while between parallel regions).
+* ``rockseg``: the command as shipped: its processes share the cores (each counts the
+  rockseg processes beside it and takes its share of threads, again every few seconds),
+  and their OpenMP threads spin only briefly before they sleep (``GOMP_SPINCOUNT``);
+* ``every core each, OpenMP default``: as before both: ``--threads`` = the machine's
+  cores in every process, torch imported before the CLI starts so that libgomp keeps its
+  default (threads spin for a long while between parallel regions).
 
 ``predict``: the bundled sample, whole process.  ``train``: ``rockseg train --method unet
 --steps S`` on the bundled sample, whole process.  ``dask``: ``rockseg predict --cluster
@@ -39,7 +41,10 @@ RESULTS = ROOT / "benchmarks/results"
 # the CLI with torch (and so libgomp) loaded first: OpenMP's own default wait policy
 DEFAULT_OMP = "import sys, torch; from napari_rockseg.cli import main; sys.exit(main())"
 SHIPPED = "import sys; from napari_rockseg.cli import main; sys.exit(main())"
-SETTINGS = {"rockseg": SHIPPED, "OpenMP default": DEFAULT_OMP}
+SETTINGS = {
+    "rockseg": (SHIPPED, []),
+    "every core each, OpenMP default": (DEFAULT_OMP, ["--threads", str(os.cpu_count() or 1)]),
+}
 
 
 def _run_together(commands: list[list[str]], env: dict) -> list[float]:
@@ -89,10 +94,10 @@ def train_args(work: Path, i: int, steps: int) -> list[str]:
 
 def table(part: str, make_args, processes, work: Path, say) -> list[dict]:
     rows = []
-    for setting, code in SETTINGS.items():
+    for setting, (code, extra) in SETTINGS.items():
         alone = None
         for n in processes:
-            commands = [[sys.executable, "-c", code, *make_args(work, i)] for i in range(n)]
+            commands = [[sys.executable, "-c", code, *make_args(work, i), *extra] for i in range(n)]
             secs = _run_together(commands, _env())
             mean = float(np.mean(secs))
             alone = alone or mean

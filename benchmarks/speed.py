@@ -277,9 +277,11 @@ def case_cli() -> dict:
 
 def case_train_steps(steps: int) -> dict:
     """Seconds of ``steps`` training steps of the default U-Net (width 16, 8 crops of 128 x 128,
-    AdamW, focal-dice), after one warm-up step: the unit of the concurrency table."""
+    AdamW, focal-dice), after one warm-up step: the bare network step that the trainer's
+    steps are compared with."""
     import torch
 
+    from napari_rockseg.engine.inference.device import autocast
     from napari_rockseg.engine.models.nets import UNet
     from napari_rockseg.engine.training.losses import focal_dice
 
@@ -290,11 +292,32 @@ def case_train_steps(steps: int) -> dict:
     for i in range(steps + 1):
         if i == 1:
             t0 = time.perf_counter()
-        loss = focal_dice(net(x), y)
+        with autocast(torch.device("cpu")):  # the trainer's precision (bfloat16 where native)
+            loss = focal_dice(net(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return {"seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()}
+
+
+def case_trainer_steps(steps: int) -> dict:
+    """Seconds per step of the real trainer (``rockseg train --method unet`` defaults: the
+    default U-Net, 8 crops of 128 x 128) on the bundled sample, from its progress events:
+    sampling, augmentation, the step, the weight average and the validations every
+    ``eval_every`` steps; set-up and the final checks left out."""
+    from napari_rockseg.engine.classes import SHALE
+    from napari_rockseg.engine.events import Progress
+    from napari_rockseg.engine.training.config import TrainConfig
+    from napari_rockseg.engine.training.data import load_training_pairs
+    from napari_rockseg.engine.training.trainer import Trainer
+
+    data = HERE.parents[1] / "src/napari_rockseg/data"
+    pairs = load_training_pairs([data / "shale_test.tif"], [data / "shale_test_labels.tif"], SHALE)
+    trainer = Trainer(TrainConfig(method="unet", steps=steps + 1, seed=0), *pairs, SHALE)
+    events = trainer.run()
+    stamps = [time.perf_counter() for e in events if isinstance(e, Progress) and e.stage == "unet"]
+    stamps = stamps[-(steps + 1) :]  # the steps' events (the first one: a warm-up)
+    return {"seconds_per_step": (stamps[-1] - stamps[0]) / steps, "rss_mb": peak_rss_mb()}
 
 
 def case_breakdown(mp: float) -> dict:
@@ -522,14 +545,7 @@ def main(argv=None):
         "--parts",
         nargs="+",
         default=["predict", "train", "stream"],
-        choices=["predict", "train", "stream", "breakdown", "concurrency"],
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=[1, 2, 4],
-        help="processes run at once in the concurrency table",
+        choices=["predict", "train", "stream", "breakdown"],
     )
     p.add_argument(
         "--device",
@@ -564,7 +580,6 @@ def main(argv=None):
         "train": train_table,
         "stream": stream_table,
         "breakdown": breakdown_table,
-        "concurrency": concurrency_table,
     }
     for part in args.parts:
         RESULTS[part] = tables[part](args)
@@ -598,6 +613,7 @@ def _run_case_here(case) -> int:
         "first_pixel": case_first_pixel,
         "cli": case_cli,
         "train_steps": lambda: case_train_steps(int(rest[0])),
+        "trainer_steps": lambda: case_trainer_steps(int(rest[0])),
         "stream": lambda: case_predict_stream(float(rest[0])),
         "breakdown": lambda: case_breakdown(float(rest[0])),
         "original": lambda: case_predict_original(float(rest[0])),
@@ -699,51 +715,6 @@ def predict_table(args) -> dict:
     return {"rows": [{"name": n, **r} for n, r, _ in rows], "nets": nets, "first_pixel": first}
 
 
-def concurrency_table(args) -> dict:
-    """N processes of training steps started together, per thread setting: each one's
-    seconds against one process alone with the same setting (2x is a fair share of 2 cores
-    for 2 processes; spinning threads cost more)."""
-    from napari_rockseg.engine.threads import PASSIVE_ENV
-
-    steps = max(5, args.train_steps * 4)
-    cores = os.cpu_count() or 1
-    settings = [
-        ("torch default", {}),
-        ("OMP_WAIT_POLICY=PASSIVE", PASSIVE_ENV),
-        ("threads split (cores / processes)", {}),
-        ("threads split + PASSIVE", PASSIVE_ENV),
-    ]
-    _say(
-        f"\n## Concurrent processes ({steps} training steps of the default U-Net each, "
-        f"{cores} CPUs)\n"
-    )
-    _say("| threads | processes | seconds each (mean) | vs one alone |\n|---|---|---|---|")
-    out = []
-    for name, env in settings:
-        alone = None
-        for n in args.concurrency:
-            extra = dict(env)
-            if "split" in name:
-                extra["OMP_NUM_THREADS"] = str(max(1, cores // n))
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, str(HERE), "--case", "train_steps", str(steps)],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env=dict(os.environ, **extra),
-                )
-                for _ in range(n)
-            ]
-            secs = [
-                json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in procs
-            ]
-            mean = float(np.mean(secs))
-            alone = alone or mean
-            out.append({"setting": name, "processes": n, "seconds": secs})
-            _say(f"| {name} | {n} | {mean:.1f} | {mean / alone:.2f}x |")
-    return {"steps": steps, "runs": out}
-
-
 def train_table(args):
     print("\n## Training throughput (one step of the 5 ensemble members, 8 tiles of 128 x 128)\n")
     print("| approach | seconds per step | peak RSS (MB) | speed-up |")
@@ -755,6 +726,19 @@ def train_table(args):
             f"| {name} | {r['seconds_per_step']:.2f} | {r['rss_mb']:.0f} | "
             f"{to['seconds_per_step'] / r['seconds_per_step']:.1f}x |"
         )
+    steps = max(20, 4 * args.train_steps)
+    bare = run_case(["train_steps", steps], args.threads)
+    real = run_case(["trainer_steps", steps], args.threads)
+    per_bare, per_real = bare["seconds"] / steps, real["seconds_per_step"]
+    print(f"\n## The trainer against the bare network step (default U-Net, {steps} steps)\n")
+    print("| what | seconds per step | steps per second |\n|---|---|---|")
+    bare_row = "bare step: forward, backward, AdamW on one batch"
+    print(f"| {bare_row} | {per_bare:.3f} | {1 / per_bare:.2f} |")
+    print(
+        f"| `rockseg train --method unet` (sampling, augmentation, validation, average) | "
+        f"{per_real:.3f} | {1 / per_real:.2f} |"
+    )
+    print(f"| trainer overhead | {per_real / per_bare:.2f}x the bare step | |")
 
 
 def breakdown_table(args):

@@ -80,12 +80,12 @@ def test_predict_proba_channels_last_is_a_parameter_with_the_same_numbers():
     assert abs(a - b).max() < 2e-2
 
 
-def _wait_policy(code: str, **env) -> str:
+def _spin(code: str, **env) -> str:
     import os
     import subprocess
     import sys
 
-    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     run = subprocess.run(
         [sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True
     )
@@ -93,18 +93,54 @@ def _wait_policy(code: str, **env) -> str:
     return run.stdout.strip()
 
 
-def test_the_cli_makes_openmp_wait_passively_before_torch_loads():
+def test_the_cli_makes_openmp_spin_briefly_before_torch_loads():
     # what libgomp reads when torch is imported: the CLI's entry sets it first
     probe = (
         "import os, sys; from napari_rockseg.cli import main; "
         "sys.argv = ['rockseg', 'predict', '--help']\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+        "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)"
     )
-    assert _wait_policy(probe).endswith("PASSIVE False")
-    assert _wait_policy(probe, OMP_WAIT_POLICY="ACTIVE").endswith("ACTIVE False")  # user's wins
-    late = "import torch, os; from napari_rockseg.engine.threads import wait_passively; "
-    late += "print(wait_passively(), os.environ.get('OMP_WAIT_POLICY'))"
-    assert _wait_policy(late) == "False None"  # too late once torch is loaded: left alone
-    widgets = "import os, napari_rockseg._widgets; print(os.environ.get('OMP_WAIT_POLICY'))"
-    assert _wait_policy(widgets) == "PASSIVE"
+    assert _spin(probe).endswith("10000 False")
+    assert _spin(probe, GOMP_SPINCOUNT="5").endswith("5 False")  # the user's wins
+    assert _spin(probe, OMP_WAIT_POLICY="ACTIVE").endswith("None False")  # and the policy too
+    late = "import torch, os; from napari_rockseg.engine.threads import spin_briefly; "
+    late += "print(spin_briefly(), os.environ.get('GOMP_SPINCOUNT'))"
+    assert _spin(late) == "False None"  # too late once torch is loaded: left alone
+    widgets = "import os, napari_rockseg._widgets; print(os.environ.get('GOMP_SPINCOUNT'))"
+    assert _spin(widgets) == "10000"
+
+
+def test_rockseg_processes_on_one_machine_share_its_cores(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(threads, "registry", lambda: tmp_path)
+    monkeypatch.setattr(threads, "_registered", False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        threads.register_process()
+        assert (tmp_path / str(os.getpid())).exists()
+        assert threads.active_processes() == 1
+        (tmp_path / str(other.pid)).write_text(threads._start_time(other.pid) or "")
+        (tmp_path / "999999999").write_text("1")  # a process that is gone
+        (tmp_path / str(os.getppid())).write_text("-1")  # a live id, reused since: not counted
+        assert threads.active_processes() == 2
+        assert not (tmp_path / "999999999").exists()
+        cores = threads.choose_threads(threads.affinity_cores(), threads.cgroup_quota())
+        assert threads.configure_threads() == max(1, cores // 2)
+        assert threads.configure_threads(3) == 3  # --threads wins
+        other.kill()
+        other.wait()
+        assert threads.active_processes() == 1
+        threads._checked = 0.0  # as if REFRESH_SECONDS had passed
+        assert threads.refresh_threads() == 3  # the request is kept
+        threads._requested, threads._checked = None, 0.0
+        assert threads.refresh_threads() == cores  # alone again: every core
+    finally:
+        other.kill()
+        torch.set_num_threads(before)
+        threads._applied = None

@@ -55,9 +55,9 @@ def _error(message) -> int:
 
 
 def main(argv=None) -> int:
-    from ..engine.threads import wait_passively
+    from ..engine.threads import spin_briefly
 
-    wait_passively()  # before anything loads torch
+    spin_briefly()  # before anything loads torch
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = [

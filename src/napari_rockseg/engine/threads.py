@@ -11,21 +11,22 @@ import math
 import os
 from pathlib import Path
 
-#: OpenMP threads that sleep instead of spinning between parallel regions; read by libgomp
-#: when torch is first imported, so the CLI and the plugin set it before that
-PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: how long torch's OpenMP threads (libgomp) spin before they sleep between parallel regions:
+#: 10,000 turns instead of libgomp's 300,000.  `rockseg train --steps 40` on the sample, 2 cores
+#: (research/README.md): alone 15.7 s (libgomp's default 15.5 s, OMP_WAIT_POLICY=PASSIVE 18.8 s);
+#: beside a busy process 46.6 s (default 77.0 s, PASSIVE 42.6 s)
+SPIN_ENV = {"GOMP_SPINCOUNT": "10000"}
 
 
-def wait_passively() -> bool:
-    """Make torch's OpenMP threads wait passively in this process, unless the user set
-    ``OMP_WAIT_POLICY`` or torch is already loaded (then it is too late); True when set.
-    Spinning threads of two processes on shared cores wait for each other: measured in
-    benchmarks/concurrency.py (results in benchmarks/results/concurrency_cpu.md)."""
+def spin_briefly() -> bool:
+    """Make torch's OpenMP threads spin briefly, then sleep, while they wait (see
+    :data:`SPIN_ENV`), unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` or
+    torch is already loaded (then it is too late); True when set."""
     import sys
 
-    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+    if "torch" in sys.modules or {"OMP_WAIT_POLICY", *SPIN_ENV} & set(os.environ):
         return False
-    os.environ.update(PASSIVE_ENV)
+    os.environ.update(SPIN_ENV)
     return True
 
 
@@ -128,24 +129,96 @@ def dask_share() -> tuple[int, int] | None:
     return max(1, here), max(1, int(getattr(worker, "nthreads", 1) or 1))
 
 
+# -- the other rockseg processes on this machine ------------------------------------------
+def registry() -> Path:
+    """The folder in which each working rockseg process of this user leaves a file named by
+    its process id (holding its start time, so that a reused id is not counted)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"rockseg-{os.getuid()}-processes"
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot; Linux), None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+_registered = False
+
+
+def register_process() -> None:
+    """Count this process among the machine's rockseg processes until it exits."""
+    global _registered
+    if _registered:
+        return
+    import atexit
+
+    entry = registry() / str(os.getpid())
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_text(_start_time(os.getpid()) or "")
+    except OSError:  # a read-only or full temporary folder: share as if alone
+        return
+    _registered = True
+    atexit.register(lambda: entry.unlink(missing_ok=True))
+
+
+def active_processes() -> int:
+    """Live rockseg processes of this user on this machine (at least 1: this one); the
+    entries of processes that are gone are removed."""
+    from .io.write import pid_alive
+
+    live = 0
+    try:
+        entries = list(registry().iterdir())
+    except OSError:
+        return 1
+    for entry in entries:
+        try:
+            pid, started = int(entry.name), entry.read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if pid_alive(pid) and (not started or _start_time(pid) in (started, None)):
+            live += 1
+        else:
+            entry.unlink(missing_ok=True)
+    return max(1, live)
+
+
 _applied: int | None = None
+_requested: int | None = None
+_checked = 0.0
+#: seconds between two looks at the other processes during long work (a listing of a folder)
+REFRESH_SECONDS = 5.0
 
 
 def configure_threads(requested: int | None = None) -> int:
     """Set torch's intra-op threads (and, once per process, its inter-op threads) from
-    :func:`choose_threads` with this process's affinity, quota and dask workers; returns
-    the number.  Called at the start of prediction and training; ``requested`` is
-    ``--threads``.  Outside dask an explicit ``OMP_NUM_THREADS`` counts as requested; in a
-    dask worker it does not (dask's nanny sets it to 1 in every worker, which would leave a
-    lone worker on a many-core machine one core)."""
-    global _applied
+    :func:`choose_threads` with this process's affinity, quota, and the processes beside it:
+    its dask workers on this machine and the other rockseg processes (two on two cores run
+    one thread each instead of four spinning ones); returns the number.  Called at the
+    start of prediction and training, and again by :func:`refresh_threads` while they run;
+    ``requested`` is ``--threads``.  Outside dask an explicit ``OMP_NUM_THREADS`` counts as
+    requested; in a dask worker it does not (dask's nanny sets it to 1 in every worker,
+    which would leave a lone worker on a many-core machine one core)."""
+    global _applied, _requested, _checked
+    import time
+
     import torch
 
+    _requested, _checked = requested, time.monotonic()
+    register_process()
     share = dask_share()
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if requested is None and share is None and env.isdigit():
         requested = int(env)
     workers, per_worker = share or (1, 1)
+    if requested is None:
+        workers = max(workers, active_processes())
     n = choose_threads(affinity_cores(), cgroup_quota(), workers, per_worker, requested)
     if n == _applied and torch.get_num_threads() == n:
         return n
@@ -157,3 +230,14 @@ def configure_threads(requested: int | None = None) -> int:
             pass
     _applied = n
     return n
+
+
+def refresh_threads() -> int | None:
+    """During long work (training steps, images of a batch, chunks of a volume): the threads
+    again, at most every :data:`REFRESH_SECONDS`, as processes start and end beside this
+    one.  Nothing before :func:`configure_threads` was called (the engine used as a library)."""
+    import time
+
+    if _applied is None or time.monotonic() - _checked < REFRESH_SECONDS:
+        return None
+    return configure_threads(_requested)

@@ -16,6 +16,7 @@ from ..analysis.rock import phase_fractions, rock_report
 from ..errors import InputError
 from ..events import Progress
 from ..io.write import dumps_json, json_safe, result_set
+from ..threads import refresh_threads
 from .segment import segment
 from .stream import segment_to_file
 from .window import BATCH, OVERLAP, TILE
@@ -206,6 +207,7 @@ def predict_file(
     ``pixel_size`` (nm) is the image's pixel size where its file does not record it (or
     records it wrongly)."""
     check_pixel_size(pixel_size)
+    refresh_threads()  # one image of many: processes may have started or ended beside this one
     path, out = Path(path), Path(out_dir)
     if stream is None:
         stream = megapixels(path) > STREAM_MEGAPIXELS

@@ -25,6 +25,7 @@ from ..events import Progress
 from ..fov import outside_view_volume, view_note
 from ..io import SEMImage, read_volume, write_text, write_volume
 from ..models.protocol import RAW_GREY, reads
+from ..threads import refresh_threads
 from .segment import region_probabilities
 from .window import BATCH, OVERLAP, TILE
 
@@ -229,6 +230,7 @@ def _slices(
         ahead = reader.submit(np.asarray, data[0:batch_slices])
         for a in range(0, n, batch_slices):
             chunk = ahead.result()  # one read per chunk of a lazy volume
+            refresh_threads()
             if a + batch_slices < n:
                 ahead = reader.submit(np.asarray, data[a + batch_slices : a + 2 * batch_slices])
             stack = yield from _plane_probs(model, chunk, voxel[2], bounds, opts)

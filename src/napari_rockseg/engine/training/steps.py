@@ -13,6 +13,7 @@ import torch
 from ..events import Progress
 from ..inference.device import autocast, autocast_dtype
 from ..io import atomic_path
+from ..threads import refresh_threads
 from .average import WeightAverage
 from .distributed import _agree, _rng_from_tensor, _rng_to_tensor, dist_info
 from .losses import binary_alpha, binary_focal_dice, multiclass_loss
@@ -136,6 +137,7 @@ class StageSteps:
     def _step(self, runner, opt, scaler, sampler, dev, lr) -> float:
         """One optimiser step on one batch; returns its loss."""
         c = self.config
+        refresh_threads()  # other processes started or ended beside this one: share the cores
         for g in opt.param_groups:
             g["lr"] = lr
         xb, yb = sampler.batch(c.batch_size)
