@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,10 +110,10 @@ def table(part: str, make_args, processes, work: Path, say) -> list[dict]:
 def dask_table(n_images: int, work: Path, say) -> list[dict]:
     folder = work / "images"
     folder.mkdir(exist_ok=True)
-    for i in range(n_images):
-        link = folder / f"sample_{i}.tif"
-        if not link.exists():
-            link.symlink_to(SAMPLE)
+    for i in range(n_images):  # copies: rockseg segments a file named twice (links) once
+        copy = folder / f"sample_{i}.tif"
+        if not copy.exists():
+            shutil.copyfile(SAMPLE, copy)
     rows, one = [], None
     for workers in (1, 2):
         out = work / f"dask{workers}"

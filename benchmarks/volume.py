@@ -2,6 +2,7 @@
 rock analysis, throughput (voxels/s) and peak memory for cubes of N^3 voxels.
 
     python benchmarks/volume.py [--sizes 128 256 512] [--threads N] [--no-network]
+                                [--parts segment analyze]
                                 [--json benchmarks/results/volume_cpu.json]
 
 Each measurement runs in its own subprocess, so its peak RSS (``resource.getrusage``,
@@ -131,6 +132,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="leave the pore network and permeability out of the analysis",
     )
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["segment", "analyze"],
+        default=["segment", "analyze"],
+        help="what to measure (analyze segments the volume first, untimed)",
+    )
     p.add_argument("--json", type=Path, default=HERE.parent / "results" / "volume_cpu.json")
     p.add_argument("--case", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -143,7 +151,7 @@ def main(argv=None) -> int:
     rows = [
         _run_case(kind, n, args.threads, not args.no_network)
         for n in args.sizes
-        for kind in ("segment", "analyze")
+        for kind in args.parts
     ]
     print(
         f"{'case':<9} {'size':>6} {'seconds':>9} {'voxels/s':>11} {'peak RSS MB':>12} "

@@ -72,7 +72,8 @@ def cmd_predict(args):
     model = _load(model_path)
     from ..engine.threads import configure_threads
 
-    configure_threads(args.threads)
+    if not args.cluster or volumes:  # a cluster's workers take the cores, this one waits
+        configure_threads(args.threads)
     scheme = model.info.scheme
     out = Path(args.out)
     model_name = str(args.model) if args.model else "shipped default"

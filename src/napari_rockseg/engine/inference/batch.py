@@ -18,7 +18,7 @@ from ..events import Progress
 from ..io.write import dumps_json, json_safe, result_set
 from ..threads import refresh_threads
 from .segment import segment
-from .stream import segment_to_file
+from .stream import heap_for_arrays, segment_to_file
 from .window import BATCH, OVERLAP, TILE
 
 #: images above this size are segmented block by block from a lazy view of the file
@@ -290,6 +290,7 @@ def _predict_on_worker(
         os.environ["ROCKSEG_PRECISION"] = precision
     if model_path not in _WORKER_MODELS:
         configure_threads(None)  # this worker's share of the machine's cores
+        heap_for_arrays()  # the nanny's malloc settings halve the speed
         _WORKER_MODELS[model_path] = load_model(model_path)
     return drain(predict_file(_WORKER_MODELS[model_path], path, out_dir, **opts))
 
