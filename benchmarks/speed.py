@@ -645,14 +645,15 @@ def predict_table(args) -> dict:
     ours = run_case(["ours", mp, 0, "none"], args.threads, tmp / "default.npy")
     rows.append(
         (
-            f"ours: {ours.get('what', '')}, fused, {ours.get('precision', '')} (`segment`)",
+            f"ours: {ours.get('what', '')}, as shipped (fused on GPUs only), "
+            f"{ours.get('precision', '')} (`segment`)",
             ours,
             "default",
         )
     )
     rows.append(
         (
-            "ours, members one after another (unfused)",
+            "ours, members one after another (forced)",
             run_case(["ours", mp, 0, "loop"], args.threads, tmp / "loop.npy"),
             "loop",
         )
