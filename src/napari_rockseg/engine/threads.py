@@ -135,7 +135,8 @@ def registry() -> Path:
     its process id (holding its start time, so that a reused id is not counted)."""
     import tempfile
 
-    return Path(tempfile.gettempdir()) / f"rockseg-{os.getuid()}-processes"
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"rockseg-{user}-processes"
 
 
 def _start_time(pid: int) -> str | None:

@@ -31,6 +31,12 @@ _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[A-Za-z0-9_]{8}(?P<suffi
 
 
 def pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate the process there
+        try:
+            import psutil
+        except ImportError:
+            return True  # cannot tell: leave its files alone
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
