@@ -1,7 +1,6 @@
 """What prediction says about an image's scale: a lower magnification than the model's
 (pixels 1.5x the model's or more) is enlarged, with a note that says what that costs."""
 
-import numpy as np
 import pytest
 
 from napari_rockseg.engine import io
@@ -22,7 +21,7 @@ def shipped():
     [(25.0, True), (16.8, True), (16.0, False), (13.96, False), (11.16, False), (4.466, False)],
 )
 def test_coarser_pixels_than_the_models_get_a_note(shipped, pixel_nm, noted):
-    factor, note = scale_factor(shipped, io.SEMImage(np.zeros((8, 8), np.uint8), pixel_nm))
+    factor, note = scale_factor(shipped, pixel_nm)
     assert factor == pytest.approx(pixel_nm / 11.16)
     assert (note is not None) == noted
     if noted:

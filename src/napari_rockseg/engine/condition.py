@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .io import SEMImage
+    pass
 
 SAMPLE_PIXELS = 1_000_000
 
@@ -103,25 +103,28 @@ def check_resample_memory(
         )
 
 
-def scale_factor(model, image: SEMImage, rescale: bool = True) -> tuple[float, str | None]:
-    """How much to zoom the input to reach the model's pixel size, and a note.  A zoom beyond
-    :data:`MAX_FACTOR` either way is refused (InputError, before anything is allocated)."""
+def scale_factor(
+    model, pixel_size_nm: float | None, rescale: bool = True
+) -> tuple[float, str | None]:
+    """How much to zoom an image of ``pixel_size_nm`` (None: unknown) to reach the model's
+    pixel size, and a note.  A zoom beyond :data:`MAX_FACTOR` either way is refused
+    (InputError, before anything is allocated)."""
     if not rescale:
         return 1.0, None
     trained = model.info.pixel_size_nm
     if trained is None:
         return 1.0, None
-    check_factor(image.pixel_size_nm, trained)
-    if image.pixel_size_nm is None:
+    check_factor(pixel_size_nm, trained)
+    if pixel_size_nm is None:
         return 1.0, (
             f"the image's pixel size is unknown; it is segmented as is (the model was "
             f"trained at {trained:.3g} nm per pixel). Give the image's pixel size: segmented at "
             f"the wrong scale, an image loses much of its accuracy"
         )
-    factor = image.pixel_size_nm / trained
+    factor = pixel_size_nm / trained
     if factor >= COARSE_FACTOR:
         return factor, (
-            f"the image's pixels ({image.pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
+            f"the image's pixels ({pixel_size_nm:.3g} nm) are {factor:.2g}x the model's "
             f"({trained:.3g} nm): it is enlarged to the model's scale, but the fine detail the "
             f"model tells some phases by is not there at this magnification; for such images, "
             f"train a model at their pixel size"

@@ -75,7 +75,7 @@ def prepare(
         bar = detect_data_bar(tail, max_fraction=min(1.0, 0.25 * h / strip))
     else:
         bar = resolve_data_bar(data, data_bar)
-    factor, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), rescale)
+    factor, scale_note = scale_factor(model, pixel_size_nm, rescale)
     outside = view_note = None
     if isinstance(
         data, np.ndarray

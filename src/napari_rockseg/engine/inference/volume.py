@@ -23,7 +23,7 @@ from ..condition import SAMPLE_PIXELS, sample_grid, scale_factor
 from ..errors import InputError
 from ..events import Progress
 from ..fov import outside_view_volume, view_note
-from ..io import SEMImage, read_volume, write_text, write_volume
+from ..io import read_volume, write_text, write_volume
 from ..models.protocol import RAW_GREY, reads
 from ..threads import refresh_threads
 from .segment import region_probabilities
@@ -112,7 +112,7 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
 def _plane_probs(model, plane, pixel_size_nm, bounds, opts):
     """Generator: (K, h, w) probabilities of one grey plane as the 2-D path makes them, or
     (N, K, h, w) of a stack of N planes (their tiles batched through the network together)."""
-    factor, _ = scale_factor(model, SEMImage(np.zeros((1, 1)), pixel_size_nm), opts["rescale"])
+    factor, _ = scale_factor(model, pixel_size_nm, opts["rescale"])
     return (
         yield from region_probabilities(
             model,
@@ -172,7 +172,7 @@ def segment_volume(
     if bounds is None:
         bounds, contrast_note = volume_stats(model, data, view)
         notes += [contrast_note] if contrast_note else []
-    _, scale_note = scale_factor(model, SEMImage(np.zeros((1, 1)), voxel[2]), rescale)
+    _, scale_note = scale_factor(model, voxel[2], rescale)
     notes += [scale_note] if scale_note else []
     opts = {
         "tile": tile,
