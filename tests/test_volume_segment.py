@@ -228,11 +228,12 @@ def test_lazy_volume_is_segmented_with_flat_memory(volume_model, tmp_path):
 
 
 # -- field of view ----------------------------------------------------------------------
-def _in_a_cylinder(grey):
+def _in_a_cylinder(grey, radius=None):
     """The volume as a micro-CT reconstruction shows it: a cylinder of rock, 0 outside."""
     n, h, w = grey.shape
     yy, xx = np.mgrid[:h, :w]
-    outside = (yy - h / 2 + 0.5) ** 2 + (xx - w / 2 + 0.5) ** 2 > (h / 2 - 3) ** 2
+    r = h / 2 - 3 if radius is None else radius
+    outside = (yy - h / 2 + 0.5) ** 2 + (xx - w / 2 + 0.5) ** 2 > r**2
     ct = grey.copy()
     ct[:, outside] = 0
     return ct, outside
@@ -260,3 +261,20 @@ def test_no_field_of_view_is_found_in_an_ordinary_volume(volume_model, scene_vol
     res = drain(segment_volume(volume_model, scene_volume[0][:4], (VOXEL,) * 3, "slices"))
     assert (res.labels > 0).all()
     assert not any("field of view" in n for n in res.notes)
+
+
+def test_a_model_trained_on_a_ct_volume_leaves_the_outside_out(scene_volume):
+    # most of each slice outside a narrow cylinder: with the outside's zeros in the training
+    # statistics the model learned shifted grey values and called grain pore (66 % porosity
+    # against 27 % on a user's CT volume)
+    grey, truth = scene_volume
+    ct, outside = _in_a_cylinder(grey, radius=20)
+    assert outside.mean() > 0.6
+    painted = np.zeros_like(truth)
+    for z in PAINTED:
+        painted[z] = np.where(outside, 0, truth[z])
+    images, labels = training_slices(Volume(ct, (VOXEL,) * 3), painted)
+    model = drain(Trainer(tiny_config(method="rf", trees=10), images, labels, SCHEME).run())
+    res = drain(segment_volume(model, ct, (VOXEL,) * 3, "slices", device="cpu"))
+    view = np.broadcast_to(~outside, ct.shape)
+    assert per_class_iou(res.labels, truth, 3, view).mean() > 0.8

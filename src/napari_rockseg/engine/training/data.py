@@ -16,25 +16,35 @@ from .sampler import TrainImage
 def prepare_items(
     images: list[SEMImage], labels: list[np.ndarray], info: ModelInfo, data_bar: int | None = None
 ) -> list[TrainImage]:
-    """Normalise, drop the data bar and resample to ``info.pixel_size_nm``."""
+    """Normalise, drop the data bar and resample to ``info.pixel_size_nm``.  Pixels outside
+    an image's field of view (:func:`..fov.outside_view`: a CT disc's constant corners) are
+    left out of its intensity statistics and unlabelled, as prediction does."""
     from ..condition import resize
+    from ..fov import outside_view
 
     rows_above_bar = [img.data.shape[0] - resolve_data_bar(img.data, data_bar) for img in images]
-    if info.normalization == "median" and info.contrast is None and images:
-        from ..models.info import contrast_of
-
-        info.contrast = float(
-            np.mean([contrast_of(img.data[:rows]) for img, rows in zip(images, rows_above_bar)])
-        )
-    items = []
-    for img, lab, rows in zip(images, labels, rows_above_bar):
+    for img, lab in zip(images, labels):
         if img.data.shape != lab.shape:
             raise InputError(
                 f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size"
             )
+    outside = [outside_view(img.data[:rows]) for img, rows in zip(images, rows_above_bar)]
+    in_view = [
+        img.data[:rows] if out is None else img.data[:rows][~out][None]
+        for img, rows, out in zip(images, rows_above_bar, outside)
+    ]
+    if info.normalization == "median" and info.contrast is None and images:
+        from ..models.info import contrast_of
+
+        info.contrast = float(np.mean([contrast_of(view) for view in in_view]))
+    items = []
+    for img, lab, rows, out, view in zip(images, labels, rows_above_bar, outside, in_view):
         info.scheme.check_labels(lab, what=f"labels of {img.stem}")
-        x = info.normalize(img.data[:rows]).astype(np.float32)
+        stats = None if out is None else info.stats(view)
+        x = info.normalize(img.data[:rows], stats).astype(np.float32)
         y = lab[:rows].astype(np.uint8)
+        if out is not None:
+            y[out] = 0
         if info.pixel_size_nm and img.pixel_size_nm:
             f = img.pixel_size_nm / info.pixel_size_nm
             if abs(f - 1) > 0.02:
