@@ -81,3 +81,25 @@ def test_malformed_schemes_are_refused(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(SchemeError, match=message):
         load_scheme(path)
+
+
+def test_a_scheme_of_names_alone_reads_labels_1_to_k_with_0_unpainted():
+    # what a user writes for labels painted 1 = grain, 2 = pore, 0 elsewhere
+    s = ClassScheme.from_dict({"classes": [{"name": "grain"}, {"name": "pore"}]})
+    assert s.names == ("grain", "pore") and len(set(s.colors)) == 2
+    np.testing.assert_array_equal(s.decode_values(np.array([[0, 1, 2]])), [[0, 1, 2]])
+    assert ClassScheme.from_dict(s.to_dict()) == s
+    with pytest.raises(SchemeError, match="does not list: 3"):
+        s.decode_values(np.array([[0, 3]]))
+
+
+def test_a_value_scheme_can_name_the_value_of_unpainted_pixels():
+    entries = [{"name": "grain", "value": 1}, {"name": "pore", "value": 2}]
+    plain = ClassScheme.from_dict({"classes": entries, "rest": None})
+    with pytest.raises(SchemeError, match='"unlabelled": 0'):  # the message says how
+        plain.decode_values(np.array([[0, 1, 2]]))
+    s = ClassScheme.from_dict({"classes": entries, "rest": None, "unlabelled": [0, 99]})
+    np.testing.assert_array_equal(s.decode_values(np.array([[0, 1, 2, 99]])), [[0, 1, 2, 0]])
+    assert ClassScheme.from_dict(s.to_dict()) == s
+    with pytest.raises(SchemeError, match="both"):
+        ClassScheme.from_dict({"classes": entries, "unlabelled": 2})

@@ -473,3 +473,32 @@ def test_preprocess_exports_tiles(train_dir, tmp_path):
     assert images and len(images) == len(list((out / "labels").glob("*.tif")))
     lab = io.read_labels(out / "labels" / images[0].name, SHALE)
     assert lab.shape == (128, 128) and lab.max() <= 4
+
+
+def test_analyze_reads_the_classes_that_predict_saved_beside_the_labels(tmp_path, capsys):
+    from napari_rockseg.engine.classes import ClassScheme
+
+    scheme = ClassScheme.from_dict({"classes": [{"name": "grain"}, {"name": "pore"}]})
+    labels = np.ones((40, 50), np.uint8)
+    labels[10:20, 10:30] = 2  # 10 % pore
+    io.write_labels(tmp_path / "ct_labels.tif", labels)
+    (tmp_path / "ct.json").write_text(json.dumps({"scheme": scheme.to_dict()}))  # as predict
+    assert main(["analyze", str(tmp_path / "ct_labels.tif"), "--out", str(tmp_path / "r")]) == 0
+    assert "classes of ct_labels.tif from ct.json" in capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())[str(tmp_path / "ct_labels.tif")]
+    assert set(report["classes"]) == {"grain", "pore"}
+    assert report["porosity"] == pytest.approx(0.1)
+
+    io.write_labels(tmp_path / "other.tif", labels)  # nothing beside it: said, not silent
+    assert main(["analyze", str(tmp_path / "other.tif"), "--out", str(tmp_path / "s")]) == 0
+    assert "the shale scheme" in capsys.readouterr().err
+
+
+def test_predict_saves_the_models_classes_in_its_json(tmp_path):
+    out = tmp_path / "o"
+    img = tmp_path / "a.tif"
+    tifffile.imwrite(img, (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8))
+    lda = Path(__file__).resolve().parents[1] / "src/napari_rockseg/models/lda.safetensors"
+    assert main(["predict", str(img), "--out", str(out), "--model", str(lda), "--quiet"]) == 0
+    saved = json.loads((out / "a.json").read_text())["scheme"]
+    assert [c["name"] for c in saved["classes"]] == list(SHALE.names)

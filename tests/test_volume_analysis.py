@@ -307,3 +307,16 @@ def test_a_square_channel_without_throats_gives_no_network_and_says_why():
     assert report["permeability_mD"] == {"z": None, "y": None, "x": None}
     assert any("single region without throats" in n for n in report["notes"])
     assert report["connected_porosity_axes"]["z"] == pytest.approx(report["porosity"])
+
+
+def test_a_ct_cylinder_says_why_pores_cannot_cross_its_side_faces():
+    yy, xx = np.mgrid[:40, :40]
+    outside = (yy - 19.5) ** 2 + (xx - 19.5) ** 2 > 19**2
+    lab = np.ones((12, 40, 40), np.uint8)
+    lab[:, 18:22, :] = SHALE.find("pore")  # a slab of pore across y... cut by the cylinder
+    lab[:, outside] = 0
+    rep = volume_report(lab, SHALE, voxel_size_nm=10.0, tortuosity=False, network=False)
+    (note,) = [n for n in rep["notes"] if "unlabelled" in n]
+    assert "y, x" in note and "z" not in note.split("across")[1].split("are")[0]
+    plain = volume_report(np.where(lab == 0, 1, lab), SHALE, 10.0, tortuosity=False, network=False)
+    assert not [n for n in plain["notes"] if "unlabelled" in n]

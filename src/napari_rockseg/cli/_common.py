@@ -64,6 +64,37 @@ def _scheme(path):
     return load_scheme(path)
 
 
+def labels_scheme(labels_path, given=None):
+    """The class scheme of a labels file: ``given`` (``--classes``), else the one saved beside
+    it (``<name>.classes.json`` from napari, or the ``<stem>.json`` that ``rockseg predict``
+    wrote with ``<stem>_labels.tif``), else the shale scheme with a note that says so."""
+    import json
+    from pathlib import Path
+
+    from ..engine.classes import SHALE, ClassScheme, load_scheme
+
+    if given is not None:
+        return load_scheme(given), None
+    path = Path(labels_path)
+    side = path.with_name(path.name.split(".")[0] + ".classes.json")
+    if side.is_file():
+        return ClassScheme.from_json(side), f"classes of {path.name} from {side.name}"
+    stem = path.name.split(".")[0]
+    report = path.with_name(stem.removesuffix("_labels") + ".json")
+    if stem.endswith("_labels") and report.is_file():
+        try:
+            saved = json.loads(report.read_text()).get("scheme")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        if saved:
+            return ClassScheme.from_dict(saved), f"classes of {path.name} from {report.name}"
+    names = ", ".join(SHALE.names)
+    return SHALE, (
+        f"no class scheme given or saved beside {path.name}: the shale scheme ({names}) is "
+        "assumed; give the labels' classes with --classes"
+    )
+
+
 def _load(model_path):
     from ..engine.models.bundle import load_model
     from ..models import default_model_path

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..engine.errors import RockSegError
-from ._common import _bar, _print_report, _scheme
+from ._common import _bar, _clean, _print_report, labels_scheme
 
 
 def _label_context(path: Path, args):
@@ -137,7 +138,6 @@ def cmd_analyze(args):
     from ..engine.analysis.rock import rock_report, summary_row
     from ..engine.analysis.volume_export import summary_row_3d
 
-    scheme = _scheme(args.classes)
     out = Path(args.out)
     base = out.with_suffix("") if out.suffix.lower() in (".csv", ".json") else out
     targets = [base.with_suffix(".csv"), base.with_suffix(".json")]
@@ -150,6 +150,9 @@ def cmd_analyze(args):
     reports, rows = {}, []
     for path in args.labels:
         path = Path(path)
+        scheme, note = labels_scheme(path, args.classes)
+        if note:
+            print(f"note: {_clean(note)}", file=sys.stderr)
         if io.is_volume(path):
             report = _volume_report(path, scheme, args)
             rows.append({"labels": str(path), **summary_row_3d(report)})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from ._common import _iou_table, _scheme
+from ._common import _clean, _iou_table, labels_scheme
 
 
 def _eval_mask(pred, truth, data_bar):
@@ -19,7 +20,9 @@ def cmd_evaluate(args):
     from ..engine.analysis.metrics import evaluate
     from ..engine.io.write import dumps_json
 
-    scheme = _scheme(args.classes)
+    scheme, note = labels_scheme(args.prediction, args.classes)  # the prediction's classes
+    if note:
+        print(f"note: {_clean(note)}", file=sys.stderr)
     pred = io.read_labels(args.prediction, scheme)
     truth = io.read_labels(args.truth, scheme, pred.shape)
     if args.data_bar is not None and args.data_bar < 0:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..engine import options
 from ..engine.errors import InputError, RockSegError
-from ._common import _bar, _load, _scheme, add_arguments
+from ._common import _bar, _clean, _load, add_arguments, labels_scheme
 
 #: options of TRAIN that are not TrainConfig fields of the same name (converted in _config)
 _CONVERTED = ("pixel_size", "threads", "half", "alpha", "noise", "device")
@@ -86,7 +86,6 @@ def _config(args, values, out, device):
 
 def cmd_train(args):
     values = _values(args)
-    scheme = _scheme(args.classes)
     from ..engine.training.data import pairs_in_dir
 
     if args.data_dir:
@@ -97,6 +96,10 @@ def cmd_train(args):
         source = ", ".join(map(str, image_paths))
     else:
         raise RockSegError("give --data-dir DIR, or --images A.tif ... with --labels A.tif ...")
+    # --classes, else the scheme saved beside the labels (napari), else shale with a note
+    scheme, note = labels_scheme(label_paths[0] if label_paths else "", args.classes)
+    if note:
+        print(f"note: {_clean(note)}", file=sys.stderr)
     out = Path(args.out)
     _check_out(out, [*image_paths, *label_paths], args.overwrite)
     import shlex

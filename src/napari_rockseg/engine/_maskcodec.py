@@ -147,14 +147,15 @@ def decode_values(scheme, mask: np.ndarray, what: str = "the mask") -> np.ndarra
     listed = {v: i + 1 for i, v in enumerate(scheme.values)}
     for i, v in enumerate(found):
         lut[i] = listed.get(int(v), 0)
-    missing = lut == 0
+    missing = (lut == 0) & ~np.isin(found, scheme.unlabelled)  # "unlabelled" values stay 0
     if missing.any():
         if scheme.rest is None:
             wants = ", ".join(f"{v} = {n}" for n, v in zip(scheme.names, scheme.values))
             raise SchemeError(
                 f"{what} holds values the class scheme does not list: "
                 f"{_counts(found[missing], counts[missing], lambda v: str(int(v)))} (the scheme "
-                f'lists {wants}); add them to the scheme or set "rest" to a class name'
+                f'lists {wants}); add them to the scheme, set "rest" to a class name, or '
+                'list the values of unpainted pixels in "unlabelled" (e.g. "unlabelled": 0)'
             )
         lut[missing] = scheme.rest + 1
     return lut[inverse.reshape(mask.shape)]

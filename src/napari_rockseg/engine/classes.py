@@ -115,6 +115,8 @@ class ClassScheme:
     rest: int | None = None
     values: tuple[int, ...] | None = None
     rest_grey_only: bool = field(default=False)
+    #: mask values that mean "unpainted" in a value scheme (decoded to 0)
+    unlabelled: tuple[int, ...] = ()
 
     def __post_init__(self):
         if len(self.names) == 0:
@@ -183,6 +185,8 @@ class ClassScheme:
         out = {"classes": classes, "rest": None if self.rest is None else self.names[self.rest]}
         if self.rest_grey_only:
             out["rest_grey_only"] = True
+        if self.unlabelled:
+            out["unlabelled"] = list(self.unlabelled)
         return out
 
     @classmethod
@@ -191,9 +195,11 @@ class ClassScheme:
             raise SchemeError('a class scheme must be a JSON object with a "classes" list')
         entries = data["classes"]
         by_value = any(isinstance(e, dict) and "value" in e for e in entries)
+        # names alone: labels 1..K in the scheme's order, 0 unpainted, colours chosen
+        names_only = not by_value and not any(isinstance(e, dict) and "color" in e for e in entries)
         names, colors, values = [], [], []
         for i, entry in enumerate(entries):
-            key = "value" if by_value else "color"
+            key = "value" if by_value else "name" if names_only else "color"
             if not isinstance(entry, dict) or "name" not in entry or key not in entry:
                 raise SchemeError(
                     f'class {i + 1} needs a "name" and a "{key}" (give every class '
@@ -216,12 +222,22 @@ class ClassScheme:
                     f'"rest" names {clean_name(rest)!r}, which is not one of the classes'
                 )
             rest_index = names.index(clean_name(rest))
+        unlabelled = data.get("unlabelled", [])
+        unlabelled = [unlabelled] if not isinstance(unlabelled, list) else unlabelled
+        unlabelled = tuple(parse_value(v, i) for i, v in enumerate(unlabelled))
+        if names_only:
+            values, unlabelled = list(range(1, len(names) + 1)), unlabelled or (0,)
+        if unlabelled and not (by_value or names_only):
+            raise SchemeError('"unlabelled" needs a scheme whose classes have "value" entries')
+        if set(unlabelled) & set(values):
+            raise SchemeError('a value is both a class\'s and "unlabelled"')
         return cls(
             tuple(names),
             tuple(colors),
             rest_index,
-            tuple(values) if by_value else None,
+            tuple(values) if by_value or names_only else None,
             bool(data.get("rest_grey_only", False)),
+            unlabelled,
         )
 
     @classmethod

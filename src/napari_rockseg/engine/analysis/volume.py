@@ -247,6 +247,23 @@ def surface_area(pore, spacing=(1.0, 1.0, 1.0), slab=32):
 
 
 # -- the report ------------------------------------------------------------------------
+def _unlabelled_faces(labels: np.ndarray) -> list[str]:
+    """A note when unlabelled voxels (a CT cylinder's outside, say) cover most of a face of
+    the box: pores cannot reach that face, so connectivity across it reads 0."""
+    axes = []
+    for axis, name in enumerate(AXES):
+        faces = (np.take(labels, 0, axis), np.take(labels, -1, axis))
+        if any((f == 0).mean() > 0.5 for f in faces):
+            axes.append(name)
+    if not axes:
+        return []
+    return [
+        f"most of the faces across {', '.join(axes)} are unlabelled (e.g. outside a field of "
+        "view): connected porosity, tortuosity and permeability along those axes count pores "
+        "that reach both faces of the box, which they cannot there"
+    ]
+
+
 def volume_report_steps(
     labels,
     scheme,
@@ -282,7 +299,7 @@ def volume_report_steps(
         "voxel_size_nm": None if spacing is None else list(spacing),
         "unit": "nm" if spacing else "voxel",
         **_phases(labels, scheme, spacing),
-        "notes": [],
+        "notes": _unlabelled_faces(labels),
     }
     organic = scheme.find("organic")
     if organic is not None:

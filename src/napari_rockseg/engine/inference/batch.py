@@ -251,6 +251,7 @@ def predict_file(
             "data_bar_rows": bar,
             "scale": scale,
             "classes": list(scheme.names),
+            "scheme": scheme.to_dict(),  # read back by `rockseg analyze` / `evaluate`
             "streamed": bool(stream),
             "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
             "notes": notes,

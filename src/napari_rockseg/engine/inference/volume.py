@@ -378,6 +378,7 @@ def predict_volume_file(
         "mode": seg.mode,
         "lazy": vol.lazy,
         "classes": list(scheme.names),
+        "scheme": scheme.to_dict(),  # read back by `rockseg analyze` / `evaluate`
         "phase_fractions": {n: float(f) for n, f in zip(scheme.names, fractions)},
         "labels": str(paths["labels"]),
         "uncertainty": str(paths["uncertainty"]) if uncertainty else None,
