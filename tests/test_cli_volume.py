@@ -151,3 +151,16 @@ def test_analyze_a_0_255_mask_volume_with_a_value_scheme(tmp_path, capsys):
     assert main(argv) == 0, capsys.readouterr().err
     rep = json.loads((tmp_path / "r.json").read_text())[str(src)]
     assert rep["porosity"] == pytest.approx(pores.mean())
+
+
+def test_analyze_prints_micro_ct_sizes_in_micrometres(tmp_path, capsys):
+    src = write_volume(tmp_path / "mct_labels.tif", closed_spheres())
+    scheme = tmp_path / "s.json"
+    scheme.write_text(json.dumps(SHALE.to_dict()))
+    argv = ["analyze", str(src), "--classes", str(scheme), "--out", str(tmp_path / "r")]
+    argv += ["--voxel-size", "2200", "2200", "2200", "--no-network", "--no-tortuosity"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "voxel size 2.2 x 2.2 x 2.2 µm" in printed and "d10/d50/d90 (µm)" in printed
+    rep = json.loads((tmp_path / "r.json").read_text())[str(src)]
+    assert rep["voxel_size_nm"] == [2200.0, 2200.0, 2200.0]  # the JSON keeps nanometres

@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     debug = args.debug or os.environ.get("ROCKSEG_DEBUG", "") not in ("", "0")
     if not debug:  # tifffile logs its repairs of odd headers; the error line says what matters
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+        # PoreSpy and OpenPNM log their internal choices (on stdout, amid the report's table)
+        for name in ("porespy", "openpnm"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -94,8 +94,10 @@ def _fmt(value, scale=1.0, unit="", digits=4) -> str:
 def _print_volume_report(path, report):
     print(f"{path}: {' x '.join(map(str, report['shape']))} voxels (z, y, x)")
     vs = report["voxel_size_nm"]
+    um = bool(vs) and min(vs) >= 1000  # micro-CT: micrometres read better
     print(
-        f"  voxel size {' x '.join(f'{v:.4g}' for v in vs)} nm"
+        f"  voxel size {' x '.join(f'{v / (1000 if um else 1):.4g}' for v in vs)} "
+        f"{'µm' if um else 'nm'}"
         if vs
         else "  voxel size unknown (sizes in voxels)"
     )
@@ -113,10 +115,13 @@ def _print_volume_report(path, report):
     ]
     sizes = report.get("pore_sizes")
     if sizes:
+        unit, scale = sizes["unit"], 1.0
+        if unit == "nm" and (sizes["d50"] or 0) >= 1000:
+            unit, scale = "µm", 1e-3
         rows.append(
             (
-                f"pore diameter d10/d50/d90 ({sizes['unit']})",
-                "/".join(_fmt(sizes[k]) for k in ("d10", "d50", "d90")),
+                f"pore diameter d10/d50/d90 ({unit})",
+                "/".join(_fmt(sizes[k], scale) for k in ("d10", "d50", "d90")),
             )
         )
     rows += [(f"tortuosity {a}", _fmt(report["tortuosity"][a])) for a in axes]
