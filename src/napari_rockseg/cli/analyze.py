@@ -152,12 +152,11 @@ def cmd_analyze(args):
             f"{' and '.join(taken)} already exist; pass --overwrite to replace "
             "them or give another --out"
         )
-    reports, rows = {}, []
+    reports, rows, scheme_notes = {}, [], []
     for path in args.labels:
         path = Path(path)
         scheme, note = labels_scheme(path, args.classes)
-        if note:
-            print(f"note: {_clean(note)}", file=sys.stderr)
+        scheme_notes += [note] if note else []
         if io.is_volume(path):
             report = _volume_report(path, scheme, args)
             rows.append({"labels": str(path), **summary_row_3d(report)})
@@ -184,6 +183,8 @@ def cmd_analyze(args):
     io.write_text(targets[0], buf.getvalue())
     io.write_text(targets[1], json.dumps(reports, indent=2))
     print(f"wrote {targets[0]} and {targets[1]}")
+    for note in scheme_notes:  # after the results: an error stays one line
+        print(f"note: {_clean(note)}", file=sys.stderr)
     return 0
 
 

@@ -21,8 +21,6 @@ def cmd_evaluate(args):
     from ..engine.io.write import dumps_json
 
     scheme, note = labels_scheme(args.prediction, args.classes)  # the prediction's classes
-    if note:
-        print(f"note: {_clean(note)}", file=sys.stderr)
     pred = io.read_labels(args.prediction, scheme)
     truth = io.read_labels(args.truth, scheme, pred.shape)
     if args.data_bar is not None and args.data_bar < 0:
@@ -34,6 +32,8 @@ def cmd_evaluate(args):
         print(dumps_json({"classes": list(scheme.names), **result}))
     else:
         print(_iou_table(scheme.names, result))
+    if note:  # after the result: an error stays one line
+        print(f"note: {_clean(note)}", file=sys.stderr)
     return 0
 
 

@@ -97,9 +97,7 @@ def cmd_train(args):
     else:
         raise RockSegError("give --data-dir DIR, or --images A.tif ... with --labels A.tif ...")
     # --classes, else the scheme saved beside the labels (napari), else shale with a note
-    scheme, note = labels_scheme(label_paths[0] if label_paths else "", args.classes)
-    if note:
-        print(f"note: {_clean(note)}", file=sys.stderr)
+    scheme, scheme_note = labels_scheme(label_paths[0] if label_paths else "", args.classes)
     out = Path(args.out)
     _check_out(out, [*image_paths, *label_paths], args.overwrite)
     import shlex
@@ -126,8 +124,8 @@ def cmd_train(args):
         data_source=source,
         command=shlex.join(["rockseg", *args.argv]),
     )
-    for note in trainer.notes:
-        print(f"note: {note}", file=sys.stderr)
+    for note in ([_clean(scheme_note)] if scheme_note else []) + trainer.notes:
+        print(f"note: {note}", file=sys.stderr)  # after the data were checked: an error is one line
     return _run(trainer, args, cfg, out, rank, values["half"])
 
 
