@@ -115,6 +115,20 @@ def _o(name, default, type_, help_, **kw) -> Option:
     return Option(name, default, type_, help_, **kw)
 
 
+#: options that training and prediction share, word for word
+DEVICE = _o("device", "auto", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+THREADS = _o("threads", None, int, "CPU threads for torch", min=1, max=1024)
+DATA_BAR = _o(
+    "data_bar",
+    None,
+    int,
+    "rows of data bar at the bottom (not given: detect; 0: none)",
+    unit="rows",
+    min=0,
+    max=1_000_000,
+)
+
+
 TRAIN: dict[str, Option] = _opts(
     _o(
         "method",
@@ -333,8 +347,8 @@ TRAIN: dict[str, Option] = _opts(
         "range)",
         choices=NORMALIZATIONS,
     ),
-    _o("device", "auto", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"),
-    _o("threads", None, int, "CPU threads for torch", min=1, max=1024),
+    DEVICE,
+    THREADS,
     _o(
         "precision",
         "auto",
@@ -345,15 +359,7 @@ TRAIN: dict[str, Option] = _opts(
     ),
     _o("seed", 0, int, "seed of every random choice", min=0, max=2**32 - 1),
     _o("checkpoint_every", 100, int, "steps between checkpoints", min=1, max=100_000_000),
-    _o(
-        "data_bar",
-        None,
-        int,
-        "rows of data bar at the bottom (not given: detect; 0: none)",
-        unit="rows",
-        min=0,
-        max=1_000_000,
-    ),
+    DATA_BAR,
     _o("half", False, bool, "store the weights as float16 (half the file size)"),
 )
 
@@ -369,7 +375,7 @@ PREDICT: dict[str, Option] = _opts(
     ),
     _o("overlap", 64, int, "overlap of neighbouring tiles", unit="pixels", min=0, max=2048),
     _o("batch_size", 2, int, "tiles per network call", min=1, max=256),
-    _o("device", "auto", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"),
+    DEVICE,
     _o(
         "precision",
         None,
@@ -394,18 +400,10 @@ PREDICT: dict[str, Option] = _opts(
         min=PIXEL_SIZE_RANGE[0],
         max=PIXEL_SIZE_RANGE[1],
     ),
-    _o(
-        "data_bar",
-        None,
-        int,
-        "rows of data bar at the bottom (not given: detect; 0: none)",
-        unit="rows",
-        min=0,
-        max=1_000_000,
-    ),
+    DATA_BAR,
     _o("probabilities", False, bool, "also write class probabilities"),
     _o("uncertainty", False, bool, "also write a per-pixel entropy map"),
-    _o("threads", None, int, "CPU threads for torch", min=1, max=1024),
+    THREADS,
 )
 
 
