@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from helpers import synthetic_scene
+from helpers import synthetic_scene, tiny_config
 
 from napari_rockseg.engine import condition, io
 from napari_rockseg.engine.classes import ClassScheme
@@ -16,7 +16,6 @@ from napari_rockseg.engine.inference.segment import prepare, segment
 from napari_rockseg.engine.inference.stream import lazy_labels, segment_to_file
 from napari_rockseg.engine.io import SEMImage
 from napari_rockseg.engine.models import bundle
-from napari_rockseg.engine.training.config import TrainConfig
 from napari_rockseg.engine.training.trainer import Trainer
 
 SCHEME = ClassScheme(
@@ -28,22 +27,7 @@ SCHEME = ClassScheme(
 def model():
     torch.set_num_threads(2)
     image, labels = synthetic_scene(96, seed=5)
-    cfg = TrainConfig(
-        method="unet",
-        tile=32,
-        batch_size=8,
-        width=8,
-        depth=2,
-        steps=120,
-        lr=1e-2,
-        val_fraction=0.0,
-        patience=None,
-        device="cpu",
-        scale_jitter=0.0,
-        noise=0.0,
-        data_bar=0,
-        pixel_size_nm=10.0,
-    )
+    cfg = tiny_config(steps=120, pixel_size_nm=10.0)
     return drain(Trainer(cfg, [SEMImage(image, 10.0)], [labels], SCHEME).run())
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from helpers import synthetic_scene
+from helpers import synthetic_scene, tiny_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
@@ -169,20 +169,7 @@ def _scheme_file(tmp_path):
 # -- images --------------------------------------------------------------------------
 def test_sixteen_bit_narrow_range_and_tiny_images(tmp_path):
     image, labels = synthetic_scene(64, seed=3)
-    cfg = TrainConfig(
-        method="unet",
-        tile=32,
-        batch_size=8,
-        width=8,
-        depth=2,
-        steps=120,
-        lr=1e-2,
-        val_fraction=0.0,
-        patience=None,
-        device="cpu",
-        data_bar=0,
-        scale_jitter=0.0,
-    )
+    cfg = tiny_config(steps=120, noise=TrainConfig.noise)  # the default noise augmentation
     model = drain(Trainer(cfg, [SEMImage(image)], [labels], SCHEME3).run())
     from napari_rockseg.engine.inference.segment import segment
 
