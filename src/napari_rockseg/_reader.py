@@ -50,7 +50,7 @@ def colour_mask(path, scheme: ClassScheme) -> np.ndarray | None:
 def scheme_for(path) -> ClassScheme:
     """The scheme saved beside the file, else the session's active scheme."""
     from ._widgets._state import STORE
-    from ._writer import scheme_path
+    from .engine.classes import scheme_path
 
     side = scheme_path(path)
     return ClassScheme.from_json(side) if side.exists() else STORE.scheme

@@ -5,16 +5,11 @@ scheme beside it as ``<name>.classes.json`` (the reader restores it)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from .engine import io
-
-
-def scheme_path(path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name.split(".")[0] + ".classes.json")
+from .engine.classes import scheme_path
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:

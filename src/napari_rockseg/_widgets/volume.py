@@ -386,7 +386,7 @@ def volume_csv(report: dict) -> str:
 
 def export_volume_results(folder, layer, report: dict) -> list[str]:
     """Labels volume TIFF (with voxel size) and its classes JSON, report CSV and JSON."""
-    from .._writer import scheme_path
+    from ..engine.classes import scheme_path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

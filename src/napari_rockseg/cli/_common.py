@@ -71,12 +71,12 @@ def labels_scheme(labels_path, given=None):
     import json
     from pathlib import Path
 
-    from ..engine.classes import SHALE, ClassScheme, load_scheme
+    from ..engine.classes import SHALE, ClassScheme, load_scheme, scheme_path
 
     if given is not None:
         return load_scheme(given), None
     path = Path(labels_path)
-    side = path.with_name(path.name.split(".")[0] + ".classes.json")
+    side = scheme_path(path)
     if side.is_file():
         return ClassScheme.from_json(side), f"classes of {path.name} from {side.name}"
     stem = path.name.split(".")[0]

@@ -305,5 +305,11 @@ SHALE = ClassScheme(
 )
 
 
+def scheme_path(labels_path) -> Path:
+    """Where a labels file's class scheme is saved beside it: ``<name>.classes.json``."""
+    labels_path = Path(labels_path)
+    return labels_path.with_name(labels_path.name.split(".")[0] + ".classes.json")
+
+
 def load_scheme(path=None) -> ClassScheme:
     return SHALE if path is None else ClassScheme.from_json(path)

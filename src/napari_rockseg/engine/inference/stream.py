@@ -86,9 +86,9 @@ def heap_for_arrays() -> None:
     fixed trim threshold also pins glibc's mmap threshold at 128 KiB, so every image-sized
     array is mapped and unmapped again, and a worker segmented the sample 1.6 s an image
     instead of 0.8 s.  Buffers up to 32 MiB go back on the heap, trimmed above 32 MiB."""
+    _large_buffers_to_os()
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 32 * 1024 * 1024)  # M_TRIM_THRESHOLD
 
 
