@@ -185,6 +185,12 @@ def outside_view(grey: np.ndarray) -> np.ndarray | None:
     return outside
 
 
+def in_view(grey: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The pixels of ``grey`` inside its field of view, as a (1, N) image for the intensity
+    statistics (training and prediction take them alike); ``grey`` itself without a mask."""
+    return grey if mask is None else grey[~mask][None]
+
+
 def outside_values(grey: np.ndarray, mask: np.ndarray) -> tuple:
     """The constants found outside the view: Python numbers, NaN last."""
     found = np.asarray(grey)[mask]

@@ -17,7 +17,7 @@ from ..condition import (
     smooth_texture,
 )
 from ..events import Progress
-from ..fov import outside_view
+from ..fov import in_view, outside_view
 from ..fov import view_note as fov_note
 from ..io import SEMImage, detect_data_bar, resolve_data_bar, to_grey
 from ..models.protocol import RAW_GREY, WHOLE_IMAGE, reads
@@ -87,7 +87,7 @@ def prepare(
         if outside is None:
             bounds, contrast_note = model.info.stats_and_note(data, h - bar)
         else:  # the view's own statistics: the constant outside would move the median
-            bounds, contrast_note = model.info.stats_and_note(data[: h - bar][~outside][None])
+            bounds, contrast_note = model.info.stats_and_note(in_view(data[: h - bar], outside))
     notes = [n for n in (scale_note, view_note, contrast_note) if n]
     return Preparation(bar, h - bar, factor, bounds, notes, outside)
 

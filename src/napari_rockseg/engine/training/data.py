@@ -20,7 +20,7 @@ def prepare_items(
     an image's field of view (:func:`..fov.outside_view`: a CT disc's constant corners) are
     left out of its intensity statistics and unlabelled, as prediction does."""
     from ..condition import resize
-    from ..fov import outside_view
+    from ..fov import in_view, outside_view
 
     rows_above_bar = [img.data.shape[0] - resolve_data_bar(img.data, data_bar) for img in images]
     for img, lab in zip(images, labels):
@@ -29,16 +29,15 @@ def prepare_items(
                 f"{img.path}: image {img.data.shape} and labels {lab.shape} differ in size"
             )
     outside = [outside_view(img.data[:rows]) for img, rows in zip(images, rows_above_bar)]
-    in_view = [
-        img.data[:rows] if out is None else img.data[:rows][~out][None]
-        for img, rows, out in zip(images, rows_above_bar, outside)
+    views = [
+        in_view(img.data[:rows], out) for img, rows, out in zip(images, rows_above_bar, outside)
     ]
     if info.normalization == "median" and info.contrast is None and images:
         from ..models.info import contrast_of
 
-        info.contrast = float(np.mean([contrast_of(view) for view in in_view]))
+        info.contrast = float(np.mean([contrast_of(view) for view in views]))
     items = []
-    for img, lab, rows, out, view in zip(images, labels, rows_above_bar, outside, in_view):
+    for img, lab, rows, out, view in zip(images, labels, rows_above_bar, outside, views):
         info.scheme.check_labels(lab, what=f"labels of {img.stem}")
         stats = None if out is None else info.stats(view)
         x = info.normalize(img.data[:rows], stats).astype(np.float32)
