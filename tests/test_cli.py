@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -502,3 +503,72 @@ def test_predict_saves_the_models_classes_in_its_json(tmp_path):
     assert main(["predict", str(img), "--out", str(out), "--model", str(lda), "--quiet"]) == 0
     saved = json.loads((out / "a.json").read_text())["scheme"]
     assert [c["name"] for c in saved["classes"]] == list(SHALE.names)
+
+
+def test_console_entry_point_exits_with_mains_code_after_the_exit_handlers(tmp_path):
+    """``run`` leaves without the interpreter's teardown (objects still alive at exit are not
+    finalised), once every exit handler registered during the command has run and the output
+    is flushed, with main's exit code."""
+    script = (
+        "import atexit, sys\n"
+        "import napari_rockseg.cli as cli\n"
+        "class Witness:\n"
+        "    def __del__(self):\n"
+        "        print('torn down', flush=True)\n"
+        "w = Witness()\n"
+        "def fake_main():\n"
+        "    atexit.register(lambda: print('handler ran'))\n"
+        "    print('result', end='')\n"  # unflushed: the exit must flush it
+        "    return 3\n"
+        "cli.main = fake_main\n"
+        "cli.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert proc.stdout == "resulthandler ran\n"  # no 'torn down': the teardown was skipped
+
+
+def test_console_predict_output_exit_codes_and_process_registry(test_pair, tmp_path):
+    """The whole command through the console entry point: its table printed in full into a
+    pipe, its process registry entry removed at the exit, 0 on success and 2 on an error."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "napari_rockseg.cli", "predict", str(test_pair[0])]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out), "-q"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("clay")  # the last row of the table
+    assert (out / f"{test_pair[0].stem}_labels.tif").is_file()
+    registry = tmp_path / f"rockseg-{os.getuid()}-processes"
+    assert registry.is_dir() and not list(registry.iterdir())
+    proc = subprocess.run(
+        [*cmd, "--out", str(out), "-q"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 2 and "add --overwrite" in proc.stderr
+
+
+def test_predict_resumes_garbage_collection_with_its_start_frozen(test_pair, tmp_path):
+    """The console entry point starts a command with garbage collection off; predict turns it
+    back on once its imports and model are in, with them frozen out of later collections,
+    and every other command turns it on before it starts."""
+    import gc
+
+    from napari_rockseg.cli import _common
+
+    lda = Path(__file__).resolve().parents[1] / "src/napari_rockseg/models/lda.safetensors"
+    try:
+        for argv in (
+            ["predict", str(test_pair[0]), "--out", str(tmp_path / "o"), "--model", str(lda)],
+            ["evaluate", str(test_pair[1]), str(test_pair[1])],
+        ):
+            gc.disable()
+            _common.collection_deferred = True
+            assert main([*argv, "--quiet"] if argv[0] == "predict" else argv) == 0
+            assert gc.isenabled() and not _common.collection_deferred
+            assert argv[0] != "predict" or gc.get_freeze_count() > 0
+            gc.unfreeze()
+    finally:
+        _common.collection_deferred = False
+        gc.unfreeze()
+        gc.enable()

@@ -1,7 +1,5 @@
 """``python -m napari_rockseg.cli`` (e.g. under torchrun)."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()

@@ -9,6 +9,24 @@ import sys
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f]")
 
 
+#: set by the console entry point (``run``), which starts a command with garbage collection off
+collection_deferred = False
+
+
+def resume_collection() -> None:
+    """Garbage collection back on once a command has imported what it needs and loaded its
+    model, with every object made so far (modules, the model) frozen out of later collections
+    (``gc.freeze``); nothing where the console entry point did not defer it (``main`` called
+    in-process)."""
+    import gc
+
+    global collection_deferred
+    if collection_deferred:
+        collection_deferred = False
+        gc.freeze()
+        gc.enable()
+
+
 def _clean(text) -> str:
     """``text`` safe for the terminal and on one line: control characters and ANSI escape
     sequences (from file names or a model file's class names) become ``?``."""

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from ..engine.options import PREDICT, check_all
-from ._common import _bar, _clean, _fractions_table, _load, _print_report, add_arguments
+from ._common import (
+    _bar,
+    _clean,
+    _fractions_table,
+    _load,
+    _print_report,
+    add_arguments,
+    resume_collection,
+)
 
 
 def _check_inputs(args):
@@ -74,6 +82,7 @@ def cmd_predict(args):
 
     if not args.cluster or volumes:  # a cluster's workers take the cores, this one waits
         configure_threads(args.threads)
+    resume_collection()
     scheme = model.info.scheme
     out = Path(args.out)
     model_name = str(args.model) if args.model else "shipped default"
@@ -208,4 +217,4 @@ def add_parser(sub) -> None:
         help="volumes: the slice spacing in nm, for files that do not record it",
     )
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    pr.set_defaults(func=cmd_predict)
+    pr.set_defaults(func=cmd_predict, defer_collection=True)
