@@ -3,12 +3,7 @@ model's pixel size, and the pixel-scale texture levels the networks were trained
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    pass
 
 SAMPLE_PIXELS = 1_000_000
 
@@ -52,15 +47,11 @@ def normalize(
 
 
 def resize(arr: np.ndarray, shape, order: int) -> np.ndarray:
-    from skimage.transform import resize
+    """A 2-D image resized to ``shape`` in its own dtype: linear (order 1, anti-aliased where
+    it shrinks) or nearest (order 0), as scikit-image's ``resize`` (:mod:`.filters`)."""
+    from .filters import resize
 
-    return resize(
-        arr,
-        shape,
-        order=order,
-        preserve_range=True,
-        anti_aliasing=order > 0 and shape[-1] < arr.shape[-1],
-    ).astype(arr.dtype)
+    return resize(arr, shape, order)
 
 
 #: images whose pixels are this many times the model's (a lower magnification) get a note
@@ -178,7 +169,7 @@ TEXTURE_CEILING = 9 * 4.0 / 255
 def texture(x: np.ndarray) -> float:
     """Pixel-scale texture of an image: the robust standard deviation (1.4826 x the
     median absolute deviation) of the image minus its Gaussian blur of 1 pixel."""
-    from scipy.ndimage import gaussian_filter
+    from .filters import gaussian_filter
 
     g = np.asarray(x, np.float32)
     hp = g - gaussian_filter(g, 1.0)
@@ -199,7 +190,7 @@ def restore_texture(x: np.ndarray, target: float = TEXTURE_TARGET, seed: int = 0
 def smooth_texture(x: np.ndarray, target: float = TEXTURE_CEILING) -> np.ndarray:
     """``x`` smoothed with the Gaussian whose sigma (bisection in 0-2 pixels) brings its
     pixel-scale texture down to ``target``; ``x`` itself if it has no more than that."""
-    from scipy.ndimage import gaussian_filter
+    from .filters import gaussian_filter
 
     if texture(x) <= target:
         return x
