@@ -121,9 +121,10 @@ def test_bundle_round_trip_gives_identical_predictions(tmp_path, scene, monkeypa
     big = bundle.load_model(bundle.save_model(model, tmp_path / "big.safetensors", half=True))
     assert torch.equal(big.state_dict()[name], model.state_dict()[name])
     # a bundle whose weights are not finite is refused, not silently used
-    model.state_dict()[name].fill_(float("inf"))
-    with pytest.raises(BundleError, match="non-finite weights"):
-        bundle.load_model(bundle.save_model(model, tmp_path / "inf.safetensors"))
+    for bad in (float("inf"), float("nan")):
+        model.state_dict()[name].fill_(bad)
+        with pytest.raises(BundleError, match=f"non-finite weights in {name}"):
+            bundle.load_model(bundle.save_model(model, tmp_path / "inf.safetensors"))
 
 
 def test_sparse_scribbles_train_a_usable_model(scene):

@@ -165,14 +165,9 @@ def load_model(path):
     builders = {"unet": NetModel, "ensemble": Ensemble, "bag": Bag}
     if kind not in builders:
         raise BundleError(f"{path}: unknown model kind {kind!r}")
-    _check_architecture(path, builders[kind], meta.get("config") or {}, info, tensors)
-    try:
-        # built without initialising weights that the file's replace (meta tensors, then
-        # the file's tensors assigned): a quarter of a second less for the shipped default
-        with torch.device("meta"):
-            model = builders[kind].build(meta.get("config") or {}, info)
-    except Exception as exc:
-        raise BundleError(f"{path}: cannot build a {kind} from its metadata: {exc}") from None
+    # built on the meta device (no memory, no initialised weights; the file's tensors are
+    # assigned to it below), checked against the file's tensors
+    model = _check_architecture(path, builders[kind], meta.get("config") or {}, info, tensors)
     n_out = model.net.config["n_classes"] if kind == "unet" else model.n_classes
     if n_out != info.scheme.n_classes:
         raise BundleError(
@@ -181,8 +176,9 @@ def load_model(path):
         )
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     floats = [v.reshape(-1) for v in tensors.values() if v.is_floating_point()]
-    broken = []  # one check over all weights; per tensor (600 calls) only to name the culprits
-    if floats and not torch.isfinite(torch.cat(floats)).all():
+    broken = []  # one check over all weights (a NaN or an infinity makes their float64 sum
+    # non-finite); per tensor (600 calls) only to name the culprits
+    if floats and not torch.isfinite(torch.cat(floats).sum(dtype=torch.float64)):
         broken = [
             k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()
         ]
@@ -240,10 +236,11 @@ def _check_net_config(cfg) -> None:
         raise ValueError(f"a network's upsampling is {cfg.get('up')!r}, not one of {UPSAMPLING}")
 
 
-def _check_architecture(path, builder, config: dict, info: ModelInfo, tensors: dict) -> None:
+def _check_architecture(path, builder, config: dict, info: ModelInfo, tensors: dict):
     """The metadata's networks, checked against limits and then built without memory (on
     torch's meta device) and compared with the file's tensors, before any real network is
-    built: a file cannot make rockseg allocate more than the weights it holds."""
+    built: a file cannot make rockseg allocate more than the weights it holds.  Returns the
+    model built on the meta device."""
     kind = builder.kind
     try:
         for cfg in _net_configs(kind, config):
@@ -262,6 +259,7 @@ def _check_architecture(path, builder, config: dict, info: ModelInfo, tensors: d
             f"{kind} of {need / 1e6:.3g} MB that differs from its weights (first: "
             f"{odd[0]}); the file is corrupt or was edited"
         )
+    return built
 
 
 def _forest(path, tensors: dict, info: ModelInfo, config: dict) -> PixelForest:
