@@ -315,3 +315,23 @@ def test_float32_raw_and_normalised_values_kept_nan_noted(tmp_path):
     tifffile.imwrite(tmp_path / "n.tif", norm)
     got = io.read_image(tmp_path / "n.tif")
     assert np.isfinite(got.data).all() and "200 NaN / Inf pixels" in got.notes[0]
+
+
+def test_overlay_blends_each_class_colour_and_keeps_the_grey_in_range():
+    """The overlay PNG's pixels: unlabelled ones the normalised grey, labelled ones 45 % of
+    their class colour; grey beyond the 99.5th percentile stays white (it once wrapped
+    around to black in the 8-bit cast) and below the 0.5th black."""
+    from napari_rockseg.engine.io.write import overlay
+
+    grey = np.tile(np.linspace(0, 1000, 400, dtype=np.float32), (50, 1))
+    grey[:, -1] = 1500  # the brightest 0.25 %: half the range above the 99.5th percentile
+    labels = np.zeros(grey.shape, np.uint8)
+    labels[25:] = 2
+    rgb = overlay(grey, labels, SHALE)
+    assert rgb.shape == (50, 400, 3) and rgb.dtype == np.uint8
+    assert (rgb[:25, -1] == 255).all() and (rgb[:25, 0] == 0).all()
+    assert (rgb[:25, :, 0] == rgb[:25, :, 1]).all()  # unlabelled: grey
+    assert np.diff(rgb[:25, :, 0].astype(int), axis=1).min() >= 0  # monotone in the grey
+    colour = np.array(SHALE.colors[1], np.float32)
+    want = np.clip(0.55 * 255 + 0.45 * colour, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(rgb[30, -1], want)

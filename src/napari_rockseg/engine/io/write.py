@@ -187,12 +187,17 @@ def write_text(path, text: str) -> Path:
 def overlay(
     grey: np.ndarray, labels: np.ndarray, scheme: ClassScheme, alpha: float = 0.45
 ) -> np.ndarray:
-    """The labels in the scheme's colours blended over the grey image (RGB uint8)."""
-    g = normalize(grey)
-    base = np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=-1).astype(np.float32)
-    colors = scheme.encode_colors(labels).astype(np.float32)
-    mixed = np.where((labels > 0)[..., None], (1 - alpha) * base + alpha * colors, base)
-    return np.clip(mixed, 0, 255).astype(np.uint8)
+    """The labels in the scheme's colours blended over the grey image (RGB uint8): the grey
+    normalised to 0-255 (its 0.5 and 99.5 percentiles; beyond them black and white), each
+    (label, grey level) pair looked up in a table of the blended colours."""
+    grey8 = (np.clip(normalize(grey), 0.0, 1.0) * 255).astype(np.uint8)
+    levels = np.arange(256, dtype=np.float32)[None, :, None]
+    colors = scheme.encode_colors(np.arange(256)).astype(np.float32)[:, None, :]
+    table = np.broadcast_to(levels, (256, 256, 3)).copy()
+    table[1:] = (1 - alpha) * levels + alpha * colors[1:]  # label 0 (unlabelled): the grey
+    table = np.clip(table, 0, 255).astype(np.uint8).reshape(-1, 3)
+    codes = np.clip(labels, 0, 255).astype(np.intp) * 256 + grey8
+    return table[codes]
 
 
 # -- JSON ------------------------------------------------------------------
