@@ -21,6 +21,7 @@ from ..fov import in_view, outside_view
 from ..fov import view_note as fov_note
 from ..io import SEMImage, detect_data_bar, resolve_data_bar, to_grey
 from ..models.protocol import RAW_GREY, WHOLE_IMAGE, reads
+from .blend import blend_to_shape
 from .device import resolve_device
 from .window import BATCH, OVERLAP, TILE, predict_proba
 
@@ -102,11 +103,13 @@ def region_probabilities(
     batch_size: int = BATCH,
     device="auto",
     tta: bool = False,
+    labels_only: bool = False,
 ):
     """Generator: (K, h, w) probabilities of a grey ``region`` (no data bar), zoomed by
     ``factor`` for the model and back; ``bounds`` are whole-image intensity bounds.  A
     stack of planes (N, h, w) gives (N, K, h, w): each plane is conditioned alone, and
-    their tiles share the network's batches."""
+    their tiles share the network's batches.  ``labels_only``: only their argmax is used
+    (a bag's forest then walks only where it can change a label, :mod:`.blend`)."""
     planes = region if region.ndim == 3 else region[None]
     if reads(model) == RAW_GREY:  # the original baseline: no normalisation, no resampling
         probs = np.stack([model.probabilities(p) for p in planes])
@@ -122,7 +125,10 @@ def region_probabilities(
         probs = yield from predict_proba(model, x, tile, overlap, batch_size, dev, tta)
         if getattr(model, "forest", None) is not None:
             yield Progress("forest", 0, 1, message="pixel features and forest")
-            probs = np.stack([model.blend(p, xi, dev) for p, xi in zip(probs, x)])
+            shape = planes.shape[1:]
+            probs = np.stack(
+                [blend_to_shape(model, p, xi, shape, dev, labels_only) for p, xi in zip(probs, x)]
+            )
             yield Progress("forest", 1, 1, message="pixel features and forest")
     if probs.shape[2:] != planes.shape[1:]:
         probs = np.stack([[resize(c, planes.shape[1:], order=1) for c in p] for p in probs])
@@ -170,7 +176,16 @@ def segment(
         "segment it block by block (--stream) or as it is (--no-rescale)",
     )
     probs = yield from region_probabilities(
-        model, region, prep.factor, prep.bounds, tile, overlap, batch_size, device, tta
+        model,
+        region,
+        prep.factor,
+        prep.bounds,
+        tile,
+        overlap,
+        batch_size,
+        device,
+        tta,
+        labels_only=not (probabilities or uncertainty),
     )
     labels = np.zeros(grey.shape, np.uint8)
     labels[: region.shape[0]] = np.argmax(probs, axis=0) + 1

@@ -53,7 +53,7 @@ def block_labels(
     rx0, rx1 = max(0, x0 - halo), min(w, x1 + halo)
     region = to_grey(np.asarray(data[ry0:ry1, rx0:rx1]))
     probs = yield from region_probabilities(
-        model, region, factor, bounds, tile, overlap, batch_size, device, tta
+        model, region, factor, bounds, tile, overlap, batch_size, device, tta, labels_only=True
     )
     labels = (np.argmax(probs, axis=0) + 1).astype(np.uint8)
     rows = min(y1, valid_rows) - y0

@@ -109,9 +109,10 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
     return (-(p * np.log(p)).sum(axis=0) / np.log(len(probs))).astype(np.float32)
 
 
-def _plane_probs(model, plane, pixel_size_nm, bounds, opts):
+def _plane_probs(model, plane, pixel_size_nm, bounds, opts, labels_only=False):
     """Generator: (K, h, w) probabilities of one grey plane as the 2-D path makes them, or
-    (N, K, h, w) of a stack of N planes (their tiles batched through the network together)."""
+    (N, K, h, w) of a stack of N planes (their tiles batched through the network together);
+    ``labels_only``: only their argmax is used."""
     factor, _ = scale_factor(model, pixel_size_nm, opts["rescale"])
     return (
         yield from region_probabilities(
@@ -124,6 +125,7 @@ def _plane_probs(model, plane, pixel_size_nm, bounds, opts):
             opts["batch_size"],
             opts["device"],
             opts["tta"],
+            labels_only=labels_only,
         )
     )
 
@@ -233,7 +235,9 @@ def _slices(
             refresh_threads()
             if a + batch_slices < n:
                 ahead = reader.submit(np.asarray, data[a + batch_slices : a + 2 * batch_slices])
-            stack = yield from _plane_probs(model, chunk, voxel[2], bounds, opts)
+            stack = yield from _plane_probs(
+                model, chunk, voxel[2], bounds, opts, not (uncertainty or probabilities)
+            )
             for j, probs in enumerate(stack):
                 i = a + j
                 lab = (np.argmax(probs, axis=0) + 1).astype(np.uint8)

@@ -74,13 +74,6 @@ def check_forest(a: dict, n_classes: int, sigma_max) -> float:
     return float(sigma_max)
 
 
-def _gaussian_taps(sigma: float) -> np.ndarray:
-    """scipy.ndimage's Gaussian kernel: radius int(4 sigma + 0.5), weights summing to 1."""
-    r = int(4.0 * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    return k / k.sum()
-
-
 def torch_taps(taps, dtype):
     import torch
 
@@ -129,6 +122,8 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
     import torch
     import torch.nn.functional as F
 
+    from ..filters import gaussian_kernel
+
     t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)[None, None]
     if min(t.shape[2:]) < 3:  # numpy-style gradients need three pixels
         return torch.from_numpy(pixel_features(x, sigma_max)).to(device)
@@ -136,7 +131,7 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
     feats = []
     with torch.inference_mode():
         for sigma in np.logspace(0, np.log2(sigma_max), num=n_scales, base=2):
-            taps = _gaussian_taps(sigma)
+            taps = gaussian_kernel(sigma)
             r = (len(taps) - 1) // 2
             g = _correlate(F.pad(t, (r, r, 0, 0), mode="replicate"), taps, 3)
             g = _correlate(F.pad(g, (0, 0, r, r), mode="replicate"), taps, 2)
@@ -160,6 +155,13 @@ def features(x: np.ndarray, sigma_max: float = 16.0, device=None):
 
     out = pixel_features_torch(x, sigma_max, device or "cpu")
     return out.numpy() if out.device.type == "cpu" else out
+
+
+def _index(pick: np.ndarray, feats):
+    """``pick`` as an index of the tensor ``feats`` (on its device)."""
+    import torch
+
+    return torch.from_numpy(pick).to(feats.device)
 
 
 def _is_gpu(device) -> bool:
@@ -362,30 +364,42 @@ class PixelForest:
             "depth": np.array([max(e.tree_.max_depth for e in rf.estimators_)], np.int32),
         }
 
-    def probabilities(self, x: np.ndarray, rows: int = 256, device=None) -> np.ndarray:
+    def probabilities(
+        self, x: np.ndarray, rows: int = 256, device=None, where: np.ndarray | None = None
+    ) -> np.ndarray:
         """(K, H, W) class probabilities of the normalised image ``x``, computed in strips
         of ``rows`` rows whose features see 4 sigma_max + 2 rows of context on each side
         (the Gaussians' reach): the same result as the whole image at once, while the
         feature stack (20 floats per pixel) never holds more than one strip.  On a GPU
         ``device`` the features and the tree walk (the same, to the last division's
-        rounding) run there; on the CPU the features with torch, the walk with numpy."""
+        rounding) run there; on the CPU the features with torch, the walk with numpy.
+        ``where`` (H, W) bool: the trees walk those pixels only (the same values there),
+        the others are 0."""
         gpu = _is_gpu(device)
         x = np.asarray(x, np.float32)
         h, w = x.shape
         k = self.arrays["value"].shape[1]
         halo = int(np.ceil(4 * self.sigma_max)) + 2
-        out = np.empty((k, h, w), np.float32)
+        out = np.zeros((k, h, w), np.float32)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
+            pick = None if where is None else np.flatnonzero(where[y0:y1])
+            if pick is not None and not pick.size:
+                continue
             a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
             feats = features(x[a0:a1], self.sigma_max, device if gpu else None)[y0 - a0 : y1 - a0]
+            feats = feats.reshape(-1, feats.shape[-1])
+            if pick is not None:
+                feats = feats[pick if not gpu else _index(pick, feats)]
             if gpu:
-                p = forest_probabilities_torch(
-                    self.on_device(device), feats.reshape(-1, feats.shape[-1])
-                )
+                p = forest_probabilities_torch(self.on_device(device), feats)
             else:
-                p = forest_probabilities(self.arrays, feats.reshape(-1, feats.shape[-1]))
-            out[:, y0:y1] = p.T.reshape(k, y1 - y0, w)
+                p = forest_probabilities(self.arrays, feats)
+            if pick is None:
+                out[:, y0:y1] = p.T.reshape(k, y1 - y0, w)
+            else:
+                ys, xs = np.divmod(pick, w)
+                out[:, y0 + ys, xs] = p.T
         return out
 
     def tensors(self) -> dict:
