@@ -20,7 +20,7 @@ if [ "$DRY" = 1 ]; then
   # every case the GPU run uses, each once on the CPU and small, so that a lent GPU's minutes
   # are not spent finding a typo
   for c in "nets 0.02" "ours 0.02 0 none" "ours 0.02 0 loop" "ours 0.02 0 tiled" "first_pixel" \
-           "original 0.02" "train_steps 1"; do
+           "original 0.02" "train_steps 1" "cli"; do
     $PY benchmarks/speed.py --device cpu --case $c > "$OUT/case.json" || { echo "case $c failed"; exit 1; }
     echo "ok: $c -> $(tail -c 200 "$OUT/case.json")"
   done
