@@ -572,3 +572,25 @@ def test_predict_resumes_garbage_collection_with_its_start_frozen(test_pair, tmp
         _common.collection_deferred = False
         gc.unfreeze()
         gc.enable()
+
+
+def test_predict_refuses_a_bad_input_before_torch_loads(tmp_path):
+    """Inputs, options and outputs are checked before torch is imported (a second): a
+    missing file, an existing result or a bad option is refused at once."""
+    (tmp_path / "a_labels.tif").write_bytes(b"x")
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
+    code = (
+        "import sys\n"
+        "from napari_rockseg.cli import main\n"
+        "codes = [main(a) for a in sys.argv[1:]]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
+    cases = [
+        f"predict {tmp_path / 'missing.tif'} --out {tmp_path}",
+        f"predict {tmp_path / 'a.tif'} --out {tmp_path}",  # its result exists
+        f"predict {tmp_path / 'a.tif'} --out {tmp_path / 'o'} --tile 64 --overlap 64",
+    ]
+    args = [sys.executable, "-c", code.replace("main(a)", "main(a.split())"), *cases]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[2, 2, 2] False", proc.stdout + proc.stderr
+    assert "no such file" in proc.stderr and "add --overwrite" in proc.stderr

@@ -156,7 +156,7 @@ def test_tiff_headers_that_lie_are_refused_before_reading(tmp_path_factory, tag,
     """A TIFF whose header claims other sizes than its data: predict's input check and the
     reader either accept it (and read its real size) or refuse it, within the bound."""
     from napari_rockseg.engine import io
-    from napari_rockseg.engine.inference.batch import check_input_file
+    from napari_rockseg.engine.inference.inputs import check_input_file
 
     d = tmp_path_factory.mktemp("t")
     path = d / "x.tif"

@@ -12,6 +12,7 @@ from napari_rockseg.engine import condition, io
 from napari_rockseg.engine.classes import ClassScheme
 from napari_rockseg.engine.events import drain
 from napari_rockseg.engine.inference import batch
+from napari_rockseg.engine.inference.inputs import expand_inputs
 from napari_rockseg.engine.inference.segment import prepare, segment
 from napari_rockseg.engine.inference.stream import lazy_labels, segment_to_file
 from napari_rockseg.engine.io import SEMImage
@@ -138,7 +139,7 @@ def test_batch_on_local_dask_cluster(model, big, tmp_path, test_pair):
     small.mkdir()
     for i in range(3):
         tifffile.imwrite(small / f"s{i}.tif", img[: 200 + 50 * i, :300])
-    paths = batch.expand_inputs([small])
+    paths = expand_inputs([small])
     reports = drain(
         batch.predict_many(
             paths, tmp_path / "out", model_path, n_workers=2, tile=64, overlap=16, data_bar=0

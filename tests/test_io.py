@@ -248,7 +248,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 def test_folders_pick_up_every_image_format(tmp_path):
     """Batch prediction folders and training folders take PNG / JPEG / BMP beside TIFF;
     a training image finds its label file by stem whatever the label's format."""
-    from napari_rockseg.engine.inference import batch
+    from napari_rockseg.engine.inference import inputs
     from napari_rockseg.engine.training.data import pairs_in_dir
 
     (tmp_path / "images").mkdir()
@@ -257,7 +257,7 @@ def test_folders_pick_up_every_image_format(tmp_path):
         (tmp_path / "images" / name).write_bytes(b"x")
     for name in ("a.tif", "b.png", "c.png", "d.tif"):
         (tmp_path / "labels" / name).write_bytes(b"x")
-    names = [p.name for p in batch.expand_inputs([tmp_path / "images"])]
+    names = [p.name for p in inputs.expand_inputs([tmp_path / "images"])]
     assert names == ["a.tif", "b.png", "c.jpg", "d.bmp"]
     images, labels = pairs_in_dir(tmp_path)
     assert [p.name for p in images] == names

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._layers import labels_kwargs
-from ..engine.inference.batch import STREAM_MEGAPIXELS
+from ..engine.inference.inputs import STREAM_MEGAPIXELS
 from ..engine.io import SEMImage, sidecar_pixel_size
 from .legend import bind_class_keys
 

@@ -23,7 +23,7 @@ def _check_inputs(args):
     """Everything about the command line that can be checked before a model is loaded
     or a folder made: options, inputs (exist, readable, sizes), the output folder and
     collisions of the result sets with the inputs, each other and earlier results."""
-    from ..engine.inference import batch
+    from ..engine.inference import inputs
     from ..engine.io import is_volume
     from ..engine.io.write import check_output_folder
 
@@ -37,13 +37,13 @@ def _check_inputs(args):
     if args.overlap >= args.tile:
         raise _input_error(f"--overlap {args.overlap} must be smaller than --tile {args.tile}")
     volumes, items = _volumes_first(args)
-    paths = batch.expand_inputs(items) if items else []
+    paths = inputs.expand_inputs(items) if items else []
     volumes += [p for p in paths if is_volume(p)]  # multi-page stacks matched by a pattern
     paths = [p for p in paths if p not in volumes]
     for p in paths:
-        batch.check_input_file(p)
+        inputs.check_input_file(p)
     check_output_folder(args.out)
-    batch.check_outputs(paths, args.out, args.overwrite)
+    inputs.check_outputs(paths, args.out, args.overwrite)
     return paths, volumes
 
 
@@ -70,10 +70,10 @@ def _input_error(message):
 
 
 def cmd_predict(args):
+    paths, volumes = _check_inputs(args)  # before torch loads: a bad input is refused at once
     from ..engine.inference import batch
     from ..models import default_model_path
 
-    paths, volumes = _check_inputs(args)
     if args.precision:  # an environment variable, so that dask workers started from here inherit it
         os.environ["ROCKSEG_PRECISION"] = args.precision
     model_path = args.model or default_model_path()
