@@ -200,6 +200,27 @@ def test_evaluate_refuses_a_layer_compared_with_itself(viewer):
     assert w.run() is None and "same layer" in errors()[n:][0]
 
 
+def test_evaluate_compares_the_model_segment_shows(viewer):
+    """The model box of Evaluate follows Segment's choice and a newly trained model, and
+    keeps a model picked in it until the current model changes again."""
+    from napari_rockseg._widgets._state import SHIPPED_DEFAULT, SHIPPED_LDA, STORE
+    from napari_rockseg._widgets.evaluate import EvaluateWidget
+    from napari_rockseg._widgets.segment import SegmentWidget
+
+    seg, ev = SegmentWidget(viewer), EvaluateWidget(viewer)
+    assert ev.model.value == SHIPPED_DEFAULT
+    seg.model.value = SHIPPED_LDA
+    assert STORE.current == SHIPPED_LDA and ev.model.value == SHIPPED_LDA
+    ev.model.value = SHIPPED_DEFAULT  # picked here: Segment keeps its own
+    assert seg.model.value == SHIPPED_LDA and ev.model.value == SHIPPED_DEFAULT
+    trained = list(STORE.trained)
+    try:
+        name = STORE.add(STORE.get(SHIPPED_LDA), "trained here")
+        assert ev.model.value == name == seg.model.value
+    finally:
+        STORE.trained[:] = trained
+
+
 def test_phase_report_follows_undo_and_formats_areas(viewer, qtbot):
     from napari_rockseg._widgets.report import PhaseReportWidget, format_area
 

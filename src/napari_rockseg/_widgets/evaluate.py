@@ -87,9 +87,15 @@ class EvaluateWidget(Container):
             fit_table(t)
         self.evaluate_button.changed.connect(self.run)
         self.compare_panel.run_button.changed.connect(self.compare)
-        STORE.subscribe(self, self.model.reset_choices)
+        STORE.subscribe(self, self._follow_current)
         self.result = None
         self.comparison = None
+
+    def _follow_current(self, *_):
+        """The model list changed or Segment (or Train) made another model current: it is
+        the one compared here too, until another is picked in this box."""
+        self.model.reset_choices()
+        self.model.value = STORE.current
 
     def run(self, *_):
         pred, truth = self.prediction.value, self.truth.value
