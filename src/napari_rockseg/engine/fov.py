@@ -167,9 +167,7 @@ def outside_view(grey: np.ndarray) -> np.ndarray | None:
     values = [v for v in _corner_values(g) if not (isinstance(v, float) and np.isnan(v))]
     outside = None
     if values:
-        candidate = np.zeros(g.shape, dtype=bool)
-        for value in values:
-            candidate |= _same(g, value)
+        candidate = _is_outside(g, values)
         if nan_out is not None:
             candidate |= nan_out
         if np.count_nonzero(candidate) >= MIN_SHARE * g.size and not candidate.all():
