@@ -46,7 +46,7 @@ def gaussian_filter(x: np.ndarray, sigma, mode: str = "reflect") -> np.ndarray:
         if len(k) <= SHORT_KERNEL:
             out = _correlate(padded, k, axis).astype(out.dtype, copy=False)
         else:
-            out = _conv(padded, k.astype(out.dtype), axis)
+            out = _conv(padded, k, axis)
     return out
 
 
@@ -59,23 +59,45 @@ SHORT_KERNEL = 15
 def _correlate(padded: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
     """Sums in float64, as scipy.ndimage does (the same float32 result but for rounding ties)."""
     n = padded.shape[axis] - len(k) + 1
-    out = np.take(padded, range(n), axis=axis) * k[0]
+
+    def shifted(i: int) -> np.ndarray:
+        return padded[i : i + n] if axis == 0 else padded[:, i : i + n]
+
+    out = shifted(0) * k[0]
     for i in range(1, len(k)):
-        out += padded[i : i + n] * k[i] if axis == 0 else padded[:, i : i + n] * k[i]
+        out += shifted(i) * k[i]
     return out
 
 
 def _conv(padded: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
     import torch
-    import torch.nn.functional as F
 
-    weight = torch.from_numpy(k).reshape((1, 1, -1, 1) if axis == 0 else (1, 1, 1, -1))
     with torch.inference_mode():
         t = torch.from_numpy(np.ascontiguousarray(padded))[None, None]
-        return F.conv2d(t, weight)[0, 0].numpy()
+        return correlate_torch(t, k, 2 if axis == 0 else 3)[0, 0].numpy()
 
 
-def _axis_coordinates(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+def correlate_torch(t, taps: np.ndarray, dim: int):
+    """A (N, C, H, W) tensor, padded by the taps' radius along ``dim`` (2: rows, 3: columns),
+    correlated with the 1-D ``taps``: on the CPU as one convolution in ``t``'s dtype (a sum
+    of 129 shifted slices is 129 parallel regions, which crawl when other processes hold the
+    cores), elsewhere as that sum in plain float32 arithmetic (a GPU convolution may run in
+    TF32)."""
+    import torch
+
+    if t.device.type == "cpu":
+        import torch.nn.functional as F
+
+        k = torch.from_numpy(np.asarray(taps, np.float64)).to(t.dtype)
+        return F.conv2d(t, k.view(1, 1, *((-1, 1) if dim == 2 else (1, -1))))
+    n = t.shape[dim] - len(taps) + 1
+    out = t.narrow(dim, 0, n) * float(taps[0])
+    for i in range(1, len(taps)):
+        out = out + t.narrow(dim, i, n) * float(taps[i])
+    return out
+
+
+def axis_coordinates(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """For each of ``n_out`` output samples along an axis of ``n_in`` input samples: the lower
     input index and the weight of the upper one.  Pixel centres map to pixel centres (the
     output's pixel k covers the input's (k, k + 1) * n_in / n_out); coordinates beyond the
@@ -91,9 +113,9 @@ def _axis_coordinates(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _interpolate(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    lower, w = _axis_coordinates(x.shape[axis], n_out)
     if x.shape[axis] == 1:
         return np.repeat(x, n_out, axis=axis)
+    lower, w = axis_coordinates(x.shape[axis], n_out)
     shape = [1, 1]
     shape[axis] = n_out
     w = w.astype(x.dtype).reshape(shape)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..filters import correlate_torch, gaussian_kernel
 from .info import ModelInfo
 from .protocol import WHOLE_IMAGE
 
@@ -74,12 +75,6 @@ def check_forest(a: dict, n_classes: int, sigma_max) -> float:
     return float(sigma_max)
 
 
-def torch_taps(taps, dtype):
-    import torch
-
-    return torch.from_numpy(np.asarray(taps, np.float32)).to(dtype)
-
-
 def _np_gradient(a, dim: int):
     """numpy.gradient along ``dim`` of a torch tensor: central differences inside,
     one-sided at the two ends."""
@@ -90,23 +85,6 @@ def _np_gradient(a, dim: int):
     first = a.narrow(dim, 1, 1) - a.narrow(dim, 0, 1)
     last = a.narrow(dim, n - 1, 1) - a.narrow(dim, n - 2, 1)
     return torch.cat([first, inner, last], dim)
-
-
-def _correlate(t, taps, dim: int):
-    """``t`` (padded by the taps' radius along ``dim``) correlated with ``taps``: on a GPU as
-    a sum of shifted slices (plain float32 arithmetic, where a convolution may run in TF32),
-    on the CPU as one float32 convolution (a sum of 129 slices is 129 parallel regions,
-    which crawl when other processes hold the cores)."""
-    if t.device.type == "cpu":
-        import torch.nn.functional as F
-
-        k = torch_taps(taps, t.dtype).view(1, 1, *((-1, 1) if dim == 2 else (1, -1)))
-        return F.conv2d(t, k)
-    n = t.shape[dim] - len(taps) + 1
-    out = t.narrow(dim, 0, n) * float(taps[0])
-    for i in range(1, len(taps)):
-        out = out + t.narrow(dim, i, n) * float(taps[i])
-    return out
 
 
 def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
@@ -122,8 +100,6 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
     import torch
     import torch.nn.functional as F
 
-    from ..filters import gaussian_kernel
-
     t = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)[None, None]
     if min(t.shape[2:]) < 3:  # numpy-style gradients need three pixels
         return torch.from_numpy(pixel_features(x, sigma_max)).to(device)
@@ -133,8 +109,8 @@ def pixel_features_torch(x: np.ndarray, sigma_max: float = 16.0, device="cpu"):
         for sigma in np.logspace(0, np.log2(sigma_max), num=n_scales, base=2):
             taps = gaussian_kernel(sigma)
             r = (len(taps) - 1) // 2
-            g = _correlate(F.pad(t, (r, r, 0, 0), mode="replicate"), taps, 3)
-            g = _correlate(F.pad(g, (0, 0, r, r), mode="replicate"), taps, 2)
+            g = correlate_torch(F.pad(t, (r, r, 0, 0), mode="replicate"), taps, 3)
+            g = correlate_torch(F.pad(g, (0, 0, r, r), mode="replicate"), taps, 2)
             p = F.pad(g, (1, 1, 1, 1), mode="replicate")  # scipy's "reflect" for one pixel
             d0 = p[..., 2:, :] - p[..., :-2, :]
             d0 = (d0[..., :-2] + 2 * d0[..., 1:-1] + d0[..., 2:]) / 4
