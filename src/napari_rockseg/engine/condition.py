@@ -54,6 +54,11 @@ def resize(arr: np.ndarray, shape, order: int) -> np.ndarray:
     return resize(arr, shape, order)
 
 
+def resize_maps(maps: np.ndarray, shape) -> np.ndarray:
+    """(K, h, w) maps (class probabilities) each resized linearly to ``shape``: (K, H, W)."""
+    return np.stack([resize(m, shape, order=1) for m in maps])
+
+
 #: images whose pixels are this many times the model's (a lower magnification) get a note
 COARSE_FACTOR = 1.5
 #: the zooms to a model's pixel size that prediction makes (issue #32): beyond 16x either way an

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..condition import resize
-from ..filters import _axis_coordinates
+from ..condition import resize_maps
+from ..filters import axis_coordinates
 
 #: room for float32 rounding in the comparisons of margins
 SLACK = 1e-4
@@ -31,13 +31,13 @@ def blend_to_shape(model, nets: np.ndarray, x: np.ndarray, shape, device, labels
     shape = tuple(shape)
     same = shape == nets.shape[1:]
     if forest is None or w == 0:
-        return nets if same else _resized(nets, shape)
+        return nets if same else resize_maps(nets, shape)
     h, wd = nets.shape[1:]
     # sparse only where each output pixel reads a 2 x 2 cell (no anti-aliasing Gaussian)
     linear = same or (shape[-1] >= wd and min(h, wd) >= 2)
     if not labels_only or not linear or len(nets) < 2:
         probs = model.blend(nets, x, device)
-        return probs if same else _resized(probs, shape)
+        return probs if same else resize_maps(probs, shape)
     top = np.partition(nets, -2, axis=0)
     sure = top[-1] - top[-2] > w / (1 - w) + SLACK
     walk = ~sure
@@ -48,8 +48,8 @@ def blend_to_shape(model, nets: np.ndarray, x: np.ndarray, shape, device, labels
         read = np.zeros_like(bad)
         read[
             np.ix_(
-                np.unique(_axis_coordinates(h, shape[0])[0]),
-                np.unique(_axis_coordinates(wd, shape[1])[0]),
+                np.unique(axis_coordinates(h, shape[0])[0]),
+                np.unique(axis_coordinates(wd, shape[1])[0]),
             )
         ] = True
         bad &= read
@@ -63,8 +63,4 @@ def blend_to_shape(model, nets: np.ndarray, x: np.ndarray, shape, device, labels
         f *= w  # as model.blend computes it: the same float32 operations
         f += (1 - w) * nets[:, walk]
         blended[:, walk] = f
-    return blended if same else _resized(blended, shape)
-
-
-def _resized(probs: np.ndarray, shape) -> np.ndarray:
-    return np.stack([resize(c, shape, order=1) for c in probs])
+    return blended if same else resize_maps(blended, shape)

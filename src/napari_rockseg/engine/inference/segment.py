@@ -12,6 +12,7 @@ from ..condition import (
     _texture_target,
     check_resample_memory,
     resize,
+    resize_maps,
     restore_texture,
     scale_factor,
     smooth_texture,
@@ -131,7 +132,7 @@ def region_probabilities(
             )
             yield Progress("forest", 1, 1, message="pixel features and forest")
     if probs.shape[2:] != planes.shape[1:]:
-        probs = np.stack([[resize(c, planes.shape[1:], order=1) for c in p] for p in probs])
+        probs = np.stack([resize_maps(p, planes.shape[1:]) for p in probs])
     return probs if region.ndim == 3 else probs[0]
 
 
