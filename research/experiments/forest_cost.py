@@ -35,19 +35,16 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SETS = {"battery": DATA / "battery-nanoct", "shale": DATA / "shale-sem"}
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "src/napari_rockseg/data/shale_test.tif"
-VARIANTS = [
-    (trees, depth, sigma)
-    for trees, depth, sigma in [
-        (60, 14, 16.0),  # `rf` default
-        (20, 14, 16.0),  # the bag's forest
-        (10, 14, 16.0),
-        (5, 14, 16.0),
-        (20, 10, 16.0),
-        (20, 8, 16.0),
-        (20, 14, 8.0),
-        (20, 14, 4.0),
-        (10, 10, 8.0),
-    ]
+VARIANTS = [  # (trees, depth, largest sigma)
+    (60, 14, 16.0),  # `rf` default
+    (20, 14, 16.0),  # the bag's forest
+    (10, 14, 16.0),
+    (5, 14, 16.0),
+    (20, 10, 16.0),
+    (20, 8, 16.0),
+    (20, 14, 8.0),
+    (20, 14, 4.0),
+    (10, 10, 8.0),
 ]
 
 
@@ -67,20 +64,15 @@ def cost(forest, grey) -> float:
     return time.perf_counter() - t0
 
 
-def standalone(root: Path, sample) -> list[dict]:
-    scheme_file = root / "classes.json"
-    scheme = load_scheme(scheme_file if scheme_file.exists() else None)
-    train = load_training_pairs(*pairs_in_dir(root / "train"), scheme)
-    test = load_training_pairs(*pairs_in_dir(root / "test"), scheme)
-    px = [i.pixel_size_nm for i in train[0] if i.pixel_size_nm]
-    info = ModelInfo(scheme=scheme, pixel_size_nm=float(np.median(px)) if px else None)
-    items = prepare_items(train[0], train[1], info)
+def sweep(name: str, info, items, test, n_classes: int, sample, scored) -> list[dict]:
+    """Each variant's forest fitted on ``items``, scored on ``test`` as ``scored(forest)``
+    (the forest alone, or a bag holding it) and timed on the sample."""
     rows = []
     for trees, depth, sigma in VARIANTS:
         forest = PixelForest(info, sigma_max=sigma).fit(
             [it.image for it in items], [it.labels for it in items], n_trees=trees, max_depth=depth
         )
-        miou = score(forest, *test, scheme.n_classes)
+        miou = score(scored(forest), *test, n_classes)
         rows.append(
             {
                 "trees": trees,
@@ -90,8 +82,19 @@ def standalone(root: Path, sample) -> list[dict]:
                 "s": cost(forest, sample),
             }
         )
-        print(f"  {root.name} {trees} {depth} {sigma:g}: {miou:.3f}", file=sys.stderr)
+        print(f"  {name} {trees} {depth} {sigma:g}: {miou:.3f}", file=sys.stderr)
     return rows
+
+
+def standalone(root: Path, sample) -> list[dict]:
+    scheme_file = root / "classes.json"
+    scheme = load_scheme(scheme_file if scheme_file.exists() else None)
+    train = load_training_pairs(*pairs_in_dir(root / "train"), scheme)
+    test = load_training_pairs(*pairs_in_dir(root / "test"), scheme)
+    px = [i.pixel_size_nm for i in train[0] if i.pixel_size_nm]
+    info = ModelInfo(scheme=scheme, pixel_size_nm=float(np.median(px)) if px else None)
+    items = prepare_items(train[0], train[1], info)
+    return sweep(root.name, info, items, test, scheme.n_classes, sample, lambda forest: forest)
 
 
 def bag(sample) -> list[dict]:
@@ -100,23 +103,12 @@ def bag(sample) -> list[dict]:
     train = load_training_pairs(*pairs_in_dir(SETS["shale"] / "train"), scheme)
     test = load_training_pairs(*pairs_in_dir(SETS["shale"] / "test"), scheme)
     items = prepare_items(train[0], train[1], model.info)
-    rows = []
-    for trees, depth, sigma in VARIANTS:
-        model.forest = PixelForest(model.info, sigma_max=sigma).fit(
-            [it.image for it in items], [it.labels for it in items], n_trees=trees, max_depth=depth
-        )
-        miou = score(model, *test, scheme.n_classes)
-        rows.append(
-            {
-                "trees": trees,
-                "depth": depth,
-                "sigma": sigma,
-                "miou": miou,
-                "s": cost(model.forest, sample),
-            }
-        )
-        print(f"  bag {trees} {depth} {sigma:g}: {miou:.3f}", file=sys.stderr)
-    return rows
+
+    def with_forest(forest):
+        model.forest = forest
+        return model
+
+    return sweep("bag", model.info, items, test, scheme.n_classes, sample, with_forest)
 
 
 def main() -> int:
